@@ -1,0 +1,138 @@
+import * as pulumi from "@pulumi/pulumi";
+import * as tls from "@pulumi/tls";
+
+/** One server certificate to issue: its resource name and the names and IPs it must be valid for. */
+export interface ServerIdentity {
+    readonly name: string;
+    readonly dnsNames: readonly string[];
+    readonly ipAddresses: readonly string[];
+}
+
+export interface ConsulPkiArgs {
+    readonly datacenter: string;
+    readonly domain: string;
+    readonly caValidityHours: number;
+    readonly certValidityHours: number;
+    readonly earlyRenewalHours: number;
+    /** Each gets its own key and certificate; the common server names are added to all. */
+    readonly servers: readonly ServerIdentity[];
+}
+
+export interface IssuedCert {
+    readonly certPem: pulumi.Output<string>;
+    /** A secret. */
+    readonly privateKeyPem: pulumi.Output<string>;
+}
+
+// The private key fields the tls provider returns; marked secret here too so that a provider (or
+// a mock) that forgets cannot leak them into plain state or outputs.
+const KEY_SECRETS = ["privateKeyPem", "privateKeyOpenssh", "privateKeyPemPkcs8"];
+
+/** The names every Consul server certificate carries, whatever the topology. */
+export function commonServerNames(datacenter: string, domain: string): { dnsNames: string[]; ipAddresses: string[] } {
+    return {
+        dnsNames: [`server.${datacenter}.${domain}`, "localhost"],
+        ipAddresses: ["127.0.0.1", "::1"],
+    };
+}
+
+/** Sorted, de-duplicated: the same identities always give the same CSR inputs. */
+function unique(values: readonly string[]): string[] {
+    return [...new Set(values)].sort();
+}
+
+/**
+ * The cluster CA and the certificates signed by it, as `consul tls ca create` / `consul tls cert
+ * create` would make them: ECDSA P-256 keys, server certificates for `server.<dc>.<domain>`.
+ * The CA private key is only an input of the signing resources, so it never leaves the state.
+ */
+export class ConsulPki extends pulumi.ComponentResource {
+    public readonly caCertPem: pulumi.Output<string>;
+    public readonly serverCerts: Record<string, IssuedCert>;
+    /** The operator CLI certificate (clientAuth only). */
+    public readonly cliCert: IssuedCert;
+
+    constructor(name: string, args: ConsulPkiArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("consul:index:ConsulPki", name, {}, opts);
+        const parent = { parent: this };
+        const newKey = (keyName: string) =>
+            new tls.PrivateKey(
+                keyName,
+                { algorithm: "ECDSA", ecdsaCurve: "P256" },
+                { ...parent, additionalSecretOutputs: KEY_SECRETS },
+            );
+
+        const caKey = newKey(`${name}-ca-key`);
+        const ca = new tls.SelfSignedCert(
+            `${name}-ca`,
+            {
+                privateKeyPem: caKey.privateKeyPem,
+                isCaCertificate: true,
+                setSubjectKeyId: true,
+                validityPeriodHours: args.caValidityHours,
+                allowedUses: ["cert_signing", "crl_signing", "digital_signature"],
+                subject: {
+                    commonName: `Consul Agent CA ${args.datacenter}.${args.domain}`,
+                    organization: "Consul",
+                },
+            },
+            parent,
+        );
+        this.caCertPem = ca.certPem;
+
+        const issue = (
+            certName: string,
+            commonName: string,
+            dnsNames: string[],
+            ipAddresses: string[],
+            allowedUses: string[],
+        ): IssuedCert => {
+            const key = newKey(`${certName}-key`);
+            const request = new tls.CertRequest(
+                `${certName}-csr`,
+                {
+                    privateKeyPem: key.privateKeyPem,
+                    subject: { commonName },
+                    dnsNames,
+                    ipAddresses,
+                },
+                parent,
+            );
+            const cert = new tls.LocallySignedCert(
+                certName,
+                {
+                    certRequestPem: request.certRequestPem,
+                    caPrivateKeyPem: caKey.privateKeyPem,
+                    caCertPem: ca.certPem,
+                    validityPeriodHours: args.certValidityHours,
+                    earlyRenewalHours: args.earlyRenewalHours,
+                    allowedUses,
+                },
+                parent,
+            );
+            return { certPem: cert.certPem, privateKeyPem: pulumi.secret(key.privateKeyPem) };
+        };
+
+        const common = commonServerNames(args.datacenter, args.domain);
+        const serverTlsName = common.dnsNames[0];
+        this.serverCerts = {};
+        for (const server of args.servers) {
+            this.serverCerts[server.name] = issue(
+                `${name}-${server.name}`,
+                serverTlsName,
+                unique([...common.dnsNames, ...server.dnsNames]),
+                unique([...common.ipAddresses, ...server.ipAddresses]),
+                ["digital_signature", "key_encipherment", "server_auth", "client_auth"],
+            );
+        }
+        this.cliCert = issue(
+            `${name}-cli`,
+            `cli.${args.datacenter}.${args.domain}`,
+            [],
+            [],
+            ["digital_signature", "key_encipherment", "client_auth"],
+        );
+
+        this.registerOutputs({ caCertPem: this.caCertPem });
+    }
+}

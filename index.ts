@@ -1,0 +1,19 @@
+import * as pulumi from "@pulumi/pulumi";
+import { loadSettings } from "./components/config";
+import * as consul from "./components/consul-cluster";
+
+// Every setting is validated here, before any resource is registered.
+const settings = loadSettings();
+const cluster = new consul.ConsulCluster("consul", settings);
+
+export const topology = settings.topology;
+export const datacenter = settings.datacenter;
+export const domain = settings.domain;
+/** Put this in CONSUL_HTTP_ADDR (on Kubernetes, after a HOST_IP downward-API variable). */
+export const consulHttpAddr = consul.consulHttpAddr(settings);
+export const caCertPem = cluster.pki.caCertPem;
+export const serverAddresses = consul.serverAddresses(settings);
+export const gossipKey = cluster.gossipKey.key;
+export const aclManagementToken = cluster.aclTokens ? cluster.aclTokens.managementToken : pulumi.secret("");
+export const cliCertPem = pulumi.secret(cluster.pki.cliCert.certPem);
+export const cliKeyPem = cluster.pki.cliCert.privateKeyPem;
