@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs the Debian tools the tests call (openssl, ssh-keygen, shellcheck, systemd-analyze) when
+# they are missing, so `npm cit` is the whole set-up on a fresh machine. Needs root for apt-get;
+# otherwise it names what to install.
+set -euo pipefail
+
+declare -A package_of=(
+    [openssl]=openssl
+    [ssh-keygen]=openssh-client
+    [shellcheck]=shellcheck
+    [systemd-analyze]=systemd
+)
+
+missing=()
+for tool in "${!package_of[@]}"; do
+    command -v "$tool" >/dev/null 2>&1 || missing+=("${package_of[$tool]}")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+    echo "The tests need these packages: ${missing[*]}. Install them (e.g. sudo apt-get install ${missing[*]}) and run again." >&2
+    exit 1
+fi
+echo "Installing ${missing[*]} for the tests" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq >/dev/null
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
