@@ -11,6 +11,12 @@ export interface AgentTlsFiles {
     readonly caFile: string;
     readonly certFile?: string;
     readonly keyFile?: string;
+    /**
+     * Clients: a certificate for the HTTPS listener only. It takes precedence over the
+     * auto_encrypt certificate on HTTPS; internal RPC and gRPC keep using auto_encrypt.
+     */
+    readonly httpsCertFile?: string;
+    readonly httpsKeyFile?: string;
 }
 
 export interface AgentOptions {
@@ -155,7 +161,12 @@ export function clientAgentConfig(settings: SharedSettings, options: AgentOption
                 tls_min_version: "TLSv1_2",
             },
             internal_rpc: { verify_server_hostname: true },
-            https: { verify_incoming: false },
+            https: {
+                verify_incoming: false,
+                ...(options.tls.httpsCertFile && options.tls.httpsKeyFile
+                    ? { cert_file: options.tls.httpsCertFile, key_file: options.tls.httpsKeyFile }
+                    : {}),
+            },
             grpc: { verify_incoming: false },
         },
     };
