@@ -41,6 +41,8 @@ export interface AgentSecrets {
     /** Servers only: bootstraps the ACL system with a token we already know. */
     readonly managementToken?: string;
     readonly agentToken?: string;
+    /** Clients: registers the services defined in config files (acl.tokens.config_file_service_registration). */
+    readonly configFileRegistrationToken?: string;
 }
 
 type SharedSettings = Pick<
@@ -178,6 +180,9 @@ export function agentSecretConfig(role: AgentRole, secrets: AgentSecrets): Agent
     const tokens: Record<string, string> = {};
     if (role === "server" && secrets.managementToken) tokens.initial_management = secrets.managementToken;
     if (secrets.agentToken) tokens.agent = secrets.agentToken;
+    if (secrets.configFileRegistrationToken) {
+        tokens.config_file_service_registration = secrets.configFileRegistrationToken;
+    }
     if (Object.keys(tokens).length > 0) config.acl = { tokens };
     return config;
 }

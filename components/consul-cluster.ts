@@ -92,13 +92,21 @@ export class ConsulCluster extends pulumi.ComponentResource {
     }
 
     /** The rendered secret fragment (gossip key, ACL tokens) of one agent role; a secret. */
-    secretConfig(role: AgentRole): pulumi.Output<string> {
+    secretConfig(role: AgentRole, selfRegister = false): pulumi.Output<string> {
         const tokens = this.aclTokens;
         return pulumi.secret(
             pulumi
                 .all([this.gossipKey.key, tokens?.managementToken, tokens?.agentToken])
                 .apply(([gossipKey, managementToken, agentToken]) =>
-                    renderJson(agentSecretConfig(role, { gossipKey, managementToken, agentToken })),
+                    renderJson(
+                        agentSecretConfig(role, {
+                            gossipKey,
+                            managementToken,
+                            agentToken,
+                            // The self-registration service in the client config needs a token.
+                            configFileRegistrationToken: selfRegister ? agentToken : undefined,
+                        }),
+                    ),
                 ),
         );
     }
@@ -134,21 +142,9 @@ export class ConsulCluster extends pulumi.ComponentResource {
                 after,
             );
         }
-        if (kube.clientsEnabled) {
-            clients = new ConsulClients(
-                `${name}-clients`,
-                {
-                    ...common,
-                    caCertPem: this.pki.caCertPem,
-                    caConfigMapName: base.caConfigMapName,
-                    httpsCert: this.pki.clientHttpsCert as NonNullable<ConsulPki["clientHttpsCert"]>,
-                    secretConfig: this.secretConfig("client"),
-                },
-                after,
-            );
-        }
+        let aclJob: ConsulAclAgentToken | undefined;
         if (this.aclTokens) {
-            new ConsulAclAgentToken(
+            aclJob = new ConsulAclAgentToken(
                 `${name}-acl-agent-token`,
                 {
                     ...common,
@@ -157,6 +153,20 @@ export class ConsulCluster extends pulumi.ComponentResource {
                     agentToken: this.aclTokens.agentToken,
                 },
                 { parent: this, dependsOn: servers ? [base, servers] : [base] },
+            );
+        }
+        if (kube.clientsEnabled) {
+            clients = new ConsulClients(
+                `${name}-clients`,
+                {
+                    ...common,
+                    caCertPem: this.pki.caCertPem,
+                    caConfigMapName: base.caConfigMapName,
+                    httpsCert: this.pki.clientHttpsCert as NonNullable<ConsulPki["clientHttpsCert"]>,
+                    secretConfig: this.secretConfig("client", kube.clientSelfRegister),
+                },
+                // The agents' auto_encrypt request needs the agent token to exist.
+                { parent: this, dependsOn: aclJob ? [base, aclJob] : [base] },
             );
         }
         return { base, servers, clients };

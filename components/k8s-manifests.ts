@@ -137,8 +137,8 @@ export function kubernetesServerConfig(settings: Settings): AgentConfig {
 /** The service a client agent registers for itself (seed 003's postStart script, declaratively). */
 export function clientSelfService(settings: Settings): Record<string, unknown> {
     return {
-        id: "consul-client",
-        name: "consul-client",
+        id: CLIENT_SELF_SERVICE,
+        name: CLIENT_SELF_SERVICE,
         tags: ["consul-client", "prometheus"],
         port: settings.ports.https,
         meta: { metrics_path: "/v1/agent/metrics", metrics_format: "prometheus", scheme: "https" },
@@ -178,9 +178,20 @@ export function clientHttpsNames(settings: Pick<Settings, "datacenter" | "domain
     return { dnsNames: [clientTlsName(settings), "localhost"], ipAddresses: ["127.0.0.1", "::1"] };
 }
 
-/** ACL rules of the agent token: register its node, read the catalog's services. */
+/** The service name client agents register themselves under (clientSelfService). */
+export const CLIENT_SELF_SERVICE = "consul-client";
+
+/**
+ * ACL rules of the agent token: register its node, read the catalog's services, and write its own
+ * self-registration service (registered from the config file with this token, see
+ * acl.tokens.config_file_service_registration).
+ */
 export function agentPolicyRules(): Record<string, unknown> {
-    return { node_prefix: { "": { policy: "write" } }, service_prefix: { "": { policy: "read" } } };
+    return {
+        node_prefix: { "": { policy: "write" } },
+        service_prefix: { "": { policy: "read" } },
+        service: { [CLIENT_SELF_SERVICE]: { policy: "write" } },
+    };
 }
 
 export function agentPolicyBody(): string {
@@ -566,7 +577,8 @@ export function aclJobSpec(settings: Settings, names: AclJobNames): k8s.types.in
     return {
         backoffLimit: 6,
         template: {
-            metadata: { labels: labels("acl-init") },
+            // A changed policy changes the pod template, so the Job is replaced and runs again.
+            metadata: { labels: labels("acl-init"), annotations: { [CHECKSUM_ANNOTATION]: sha256(agentPolicyBody()) } },
             spec: {
                 restartPolicy: "OnFailure",
                 securityContext: podSecurityContext(),

@@ -81,9 +81,9 @@ export interface AclAgentTokenScriptOptions {
 }
 
 /**
- * Creates the agent policy and the agent token (with the SecretID the agents are already
- * configured with) once, and does nothing if the token already exists: re-running the Job, a
- * second Job, or the VM side having done it first are all harmless. Server addresses come in
+ * Creates or updates the agent policy, then creates the agent token (with the SecretID the agents
+ * are already configured with) unless it exists: re-running the Job, a second Job, or the VM side
+ * having done it first are all harmless. Needs curl and jq (both in the hashicorp/consul image). Server addresses come in
  * $CONSUL_ADDRS (space separated https://host:port, not secret); tokens only from files.
  */
 export function aclAgentTokenScript(o: AclAgentTokenScriptOptions): string {
@@ -112,13 +112,18 @@ export function aclAgentTokenScript(o: AclAgentTokenScriptOptions): string {
         "    fi",
         "done",
         'echo "leader found via $leader"',
-        `if api -o /dev/null -H @${q(o.agentHeaderFile)} "$leader/v1/acl/token/self" 2>/dev/null; then`,
-        '    echo "the agent token exists already; nothing to do"',
-        "    exit 0",
-        "fi",
-        `if ! api -o /dev/null -H @${q(o.managementHeaderFile)} "$leader/v1/acl/policy/name/"${q(o.policyName)} 2>/dev/null; then`,
+        // The policy is upserted on every run, so a changed policy reaches an existing token.
+        `policy_id=$(api -H @${q(o.managementHeaderFile)} "$leader/v1/acl/policy/name/"${q(o.policyName)} 2>/dev/null | jq -r '.ID // empty' || true)`,
+        'if [ -n "$policy_id" ]; then',
+        `    api -o /dev/null -X PUT -H @${q(o.managementHeaderFile)} --data-binary @${q(o.policyFile)} "$leader/v1/acl/policy/$policy_id"`,
+        `    echo "updated policy "${q(o.policyName)}`,
+        "else",
         `    api -o /dev/null -X PUT -H @${q(o.managementHeaderFile)} --data-binary @${q(o.policyFile)} "$leader/v1/acl/policy"`,
         `    echo "created policy "${q(o.policyName)}`,
+        "fi",
+        `if api -o /dev/null -H @${q(o.agentHeaderFile)} "$leader/v1/acl/token/self" 2>/dev/null; then`,
+        '    echo "the agent token exists already"',
+        "    exit 0",
         "fi",
         `api -o /dev/null -X PUT -H @${q(o.managementHeaderFile)} --data-binary @${q(o.tokenFile)} "$leader/v1/acl/token"`,
         'echo "created the agent token"',
