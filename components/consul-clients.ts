@@ -1,5 +1,13 @@
 // Consul client agents on Kubernetes: a DaemonSet, one agent per node, as seed 003 runs them in
 // production (host network, node ID on a hostPath), joining in-cluster or VM servers.
+//
+// How apps trust their node-local agent: with auto_encrypt alone the agent's HTTPS certificate
+// comes from Consul's Connect CA, which apps cannot know in advance (the Helm chart fetches it
+// with an init container). Instead the agents' HTTPS listener gets a certificate from our CA for
+// client.<dc>.<domain> (+ localhost, 127.0.0.1); Consul prefers it over the auto_encrypt one on
+// HTTPS only, so internal RPC and gRPC keep auto_encrypt. Apps set CONSUL_HTTP_ADDR=
+// https://$(HOST_IP):8501, CONSUL_CACERT=<consul-ca ConfigMap>/ca.crt and
+// CONSUL_TLS_SERVER_NAME=client.<dc>.<domain>. Checked against a real 1.16.2 agent on loopback.
 
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
