@@ -1,6 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { loadSettings } from "./components/config";
 import * as consul from "./components/consul-cluster";
+import { clientTlsName } from "./components/names";
 
 // Every setting is validated here, before any resource is registered.
 const settings = loadSettings();
@@ -11,6 +12,8 @@ export const datacenter = settings.datacenter;
 export const domain = settings.domain;
 /** Put this in CONSUL_HTTP_ADDR (on Kubernetes, after a HOST_IP downward-API variable). */
 export const consulHttpAddr = consul.consulHttpAddr(settings);
+/** Kubernetes apps: CONSUL_TLS_SERVER_NAME, the name on the node-local agents' HTTPS certificate. */
+export const consulTlsServerName = settings.kubernetes ? clientTlsName(settings) : "";
 export const caCertPem = cluster.pki.caCertPem;
 export const serverAddresses = consul.serverAddresses(settings);
 export const gossipKey = cluster.gossipKey.key;

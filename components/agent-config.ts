@@ -11,6 +11,12 @@ export interface AgentTlsFiles {
     readonly caFile: string;
     readonly certFile?: string;
     readonly keyFile?: string;
+    /**
+     * Clients: a certificate for the HTTPS listener only. It takes precedence over the
+     * auto_encrypt certificate on HTTPS; internal RPC and gRPC keep using auto_encrypt.
+     */
+    readonly httpsCertFile?: string;
+    readonly httpsKeyFile?: string;
 }
 
 export interface AgentOptions {
@@ -35,6 +41,8 @@ export interface AgentSecrets {
     /** Servers only: bootstraps the ACL system with a token we already know. */
     readonly managementToken?: string;
     readonly agentToken?: string;
+    /** Clients: registers the services defined in config files (acl.tokens.config_file_service_registration). */
+    readonly configFileRegistrationToken?: string;
 }
 
 type SharedSettings = Pick<
@@ -155,7 +163,12 @@ export function clientAgentConfig(settings: SharedSettings, options: AgentOption
                 tls_min_version: "TLSv1_2",
             },
             internal_rpc: { verify_server_hostname: true },
-            https: { verify_incoming: false },
+            https: {
+                verify_incoming: false,
+                ...(options.tls.httpsCertFile && options.tls.httpsKeyFile
+                    ? { cert_file: options.tls.httpsCertFile, key_file: options.tls.httpsKeyFile }
+                    : {}),
+            },
             grpc: { verify_incoming: false },
         },
     };
@@ -167,6 +180,9 @@ export function agentSecretConfig(role: AgentRole, secrets: AgentSecrets): Agent
     const tokens: Record<string, string> = {};
     if (role === "server" && secrets.managementToken) tokens.initial_management = secrets.managementToken;
     if (secrets.agentToken) tokens.agent = secrets.agentToken;
+    if (secrets.configFileRegistrationToken) {
+        tokens.config_file_service_registration = secrets.configFileRegistrationToken;
+    }
     if (Object.keys(tokens).length > 0) config.acl = { tokens };
     return config;
 }

@@ -174,6 +174,12 @@ export const configSchema = {
         default: true,
         description: "Tolerate every taint so a client agent runs on every node.",
     },
+    k8sAppNamespaces: {
+        type: "array",
+        default: [],
+        description:
+            "Namespaces of applications that talk to Consul; each gets a consul-ca ConfigMap with the cluster CA (not a secret).",
+    },
     clientSelfRegister: {
         type: "boolean",
         default: true,

@@ -57,6 +57,8 @@ export interface KubernetesSettings {
     readonly clientDataHostPath: string;
     readonly clientTolerateAll: boolean;
     readonly clientSelfRegister: boolean;
+    /** Namespaces that get a consul-ca ConfigMap for their applications. */
+    readonly appNamespaces: readonly string[];
 }
 
 export interface Bastion {
@@ -316,7 +318,9 @@ export function parseSettings(raw: Record<string, string>, project: string, stac
         );
     }
 
-    const kubernetes = usesKubernetes ? readKubernetes(str, int, bool, oneOf, problems, key, consulVersion) : undefined;
+    const kubernetes = usesKubernetes
+        ? readKubernetes(str, int, bool, oneOf, problems, key, consulVersion, (name) => get<string[]>(name) ?? [])
+        : undefined;
     const vm = usesVms ? readVm(str, int, raw, problems, key, topology) : undefined;
 
     const serverCountValid = problems.list.every((p) => !p.startsWith(`${key("serverCount")} `));
@@ -461,6 +465,7 @@ function readKubernetes(
     problems: Problems,
     key: (k: string) => string,
     consulVersion: string,
+    list: (k: ConfigKey) => string[],
 ): KubernetesSettings {
     const namespace = str("k8sNamespace");
     if (namespace !== undefined && !DNS_LABEL.test(namespace)) {
@@ -553,6 +558,17 @@ function readKubernetes(
         );
     }
 
+    const appNamespaces = list("k8sAppNamespaces");
+    for (const ns of appNamespaces) {
+        if (!DNS_LABEL.test(ns)) {
+            problems.add(
+                key("k8sAppNamespaces"),
+                ns,
+                "each application namespace must be a DNS label (lower-case letters, digits, '-', at most 63 characters).",
+            );
+        }
+    }
+
     return {
         namespace,
         createNamespace: bool("k8sCreateNamespace"),
@@ -573,6 +589,7 @@ function readKubernetes(
         clientDataHostPath,
         clientTolerateAll: bool("clientTolerateAll"),
         clientSelfRegister: bool("clientSelfRegister"),
+        appNamespaces: [...new Set(appNamespaces)],
     };
 }
 

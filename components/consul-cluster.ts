@@ -1,8 +1,14 @@
 import * as pulumi from "@pulumi/pulumi";
 import { AclTokens } from "./acl-tokens";
+import { agentSecretConfig, AgentRole, renderJson } from "./agent-config";
 import { Host, Settings } from "./config";
+import { ConsulAclAgentToken } from "./consul-acl-job";
+import { ConsulClients } from "./consul-clients";
+import { ConsulServers } from "./consul-servers";
 import { GossipKey } from "./gossip";
-import { kubernetesServerDnsNames, kubernetesServerPodDnsName } from "./names";
+import { KubernetesBase } from "./k8s-base";
+import { clientHttpsNames } from "./k8s-manifests";
+import { kubernetesServerDnsNames, kubernetesServerPodDnsName, serverTlsName } from "./names";
 import { ConsulPki, ServerIdentity } from "./pki";
 
 /** What a VM server's certificate must be valid for: its node name and the address peers dial. */
@@ -18,7 +24,9 @@ export function vmServerIdentity(host: Host): ServerIdentity {
 export function serverIdentities(settings: Settings): ServerIdentity[] {
     if (settings.vm) return settings.vm.servers.map(vmServerIdentity);
     const namespace = (settings.kubernetes as NonNullable<Settings["kubernetes"]>).namespace;
-    return [{ name: "server", dnsNames: kubernetesServerDnsNames(namespace), ipAddresses: [] }];
+    // `*.server.<dc>.<domain>`: the per-node server name Consul uses as SNI (ServerSNI).
+    const dnsNames = [...kubernetesServerDnsNames(namespace), `*.${serverTlsName(settings)}`];
+    return [{ name: "server", dnsNames, ipAddresses: [] }];
 }
 
 /** Where the servers' HTTPS API is, as operators and the hybrid clients reach it. */
@@ -50,6 +58,10 @@ export class ConsulCluster extends pulumi.ComponentResource {
     public readonly pki: ConsulPki;
     public readonly gossipKey: GossipKey;
     public readonly aclTokens?: AclTokens;
+    /** Kubernetes topologies: provider, namespace, CA ConfigMaps. */
+    public readonly kubernetes?: KubernetesBase;
+    public readonly servers?: ConsulServers;
+    public readonly clients?: ConsulClients;
 
     constructor(name: string, settings: Settings, opts?: pulumi.ComponentResourceOptions) {
         super("consul:index:ConsulCluster", name, {}, opts);
@@ -63,11 +75,100 @@ export class ConsulCluster extends pulumi.ComponentResource {
                 certValidityHours: settings.tls.certValidityHours,
                 earlyRenewalHours: settings.tls.earlyRenewalHours,
                 servers: serverIdentities(settings),
+                clientHttps:
+                    settings.kubernetes && settings.kubernetes.clientsEnabled ? clientHttpsNames(settings) : undefined,
             },
             parent,
         );
         this.gossipKey = new GossipKey(`${name}-gossip`, { keeper: settings.gossipKeyKeeper }, parent);
         if (settings.acl.enabled) this.aclTokens = new AclTokens(`${name}-acl`, parent);
+        if (settings.kubernetes) {
+            const deployed = this.deployKubernetes(name, settings);
+            this.kubernetes = deployed.base;
+            this.servers = deployed.servers;
+            this.clients = deployed.clients;
+        }
         this.registerOutputs({});
+    }
+
+    /** The rendered secret fragment (gossip key, ACL tokens) of one agent role; a secret. */
+    secretConfig(role: AgentRole, selfRegister = false): pulumi.Output<string> {
+        const tokens = this.aclTokens;
+        return pulumi.secret(
+            pulumi
+                .all([this.gossipKey.key, tokens?.managementToken, tokens?.agentToken])
+                .apply(([gossipKey, managementToken, agentToken]) =>
+                    renderJson(
+                        agentSecretConfig(role, {
+                            gossipKey,
+                            managementToken,
+                            agentToken,
+                            // The self-registration service in the client config needs a token.
+                            configFileRegistrationToken: selfRegister ? agentToken : undefined,
+                        }),
+                    ),
+                ),
+        );
+    }
+
+    /**
+     * kubernetes: servers (StatefulSet) and client agents (DaemonSet). hybrid: only the client
+     * agents, joining settings.vm.servers; the VM servers themselves are the vm topology's
+     * components (seam: they must run with the same gossip key, CA and ACL tokens as here).
+     */
+    private deployKubernetes(
+        name: string,
+        settings: Settings,
+    ): { base: KubernetesBase; servers?: ConsulServers; clients?: ConsulClients } {
+        const kube = settings.kubernetes as NonNullable<Settings["kubernetes"]>;
+        const base = new KubernetesBase(
+            `${name}-k8s`,
+            { kubernetes: kube, caCertPem: this.pki.caCertPem },
+            { parent: this },
+        );
+        const common = { settings, namespace: base.namespace, provider: base.provider };
+        const after = { parent: this, dependsOn: [base] };
+        let servers: ConsulServers | undefined;
+        let clients: ConsulClients | undefined;
+        if (settings.topology === "kubernetes") {
+            servers = new ConsulServers(
+                `${name}-servers`,
+                {
+                    ...common,
+                    caCertPem: this.pki.caCertPem,
+                    serverCert: this.pki.serverCerts.server,
+                    secretConfig: this.secretConfig("server"),
+                },
+                after,
+            );
+        }
+        let aclJob: ConsulAclAgentToken | undefined;
+        if (this.aclTokens) {
+            aclJob = new ConsulAclAgentToken(
+                `${name}-acl-agent-token`,
+                {
+                    ...common,
+                    caConfigMapName: base.caConfigMapName,
+                    managementToken: this.aclTokens.managementToken,
+                    agentToken: this.aclTokens.agentToken,
+                },
+                { parent: this, dependsOn: servers ? [base, servers] : [base] },
+            );
+        }
+        if (kube.clientsEnabled) {
+            clients = new ConsulClients(
+                `${name}-clients`,
+                {
+                    ...common,
+                    caCertPem: this.pki.caCertPem,
+                    caConfigMapName: base.caConfigMapName,
+                    httpsCert: this.pki.clientHttpsCert as NonNullable<ConsulPki["clientHttpsCert"]>,
+                    secretConfig: this.secretConfig("client", kube.clientSelfRegister),
+                },
+                // The agents' auto_encrypt request needs the agent token to exist.
+                { parent: this, dependsOn: aclJob ? [base, aclJob] : [base] },
+            );
+        }
+        return { base, servers, clients };
     }
 }

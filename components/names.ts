@@ -7,10 +7,20 @@ export const SERVER_NAME = "consul-server";
 export const CLIENT_NAME = "consul-client";
 export const UI_SERVICE_NAME = "consul-ui";
 export const CLUSTER_DOMAIN = "cluster.local";
+/** ConfigMap holding the cluster CA certificate (public) for agents, Jobs and applications. */
+export const CA_CONFIGMAP_NAME = "consul-ca";
 
 /** The name every Consul server certificate must carry under verify_server_hostname. */
 export function serverTlsName(settings: Pick<Settings, "datacenter" | "domain">): string {
     return `server.${settings.datacenter}.${settings.domain}`;
+}
+
+/**
+ * The name on the client agents' HTTPS certificate (issued by our CA). Apps verify the node-local
+ * agent against it (CONSUL_TLS_SERVER_NAME); it can never pass for server.<dc>.<domain>.
+ */
+export function clientTlsName(settings: Pick<Settings, "datacenter" | "domain">): string {
+    return `client.${settings.datacenter}.${settings.domain}`;
 }
 
 /** Every DNS form a peer or client uses for an in-cluster server (as the Helm chart's SANs). */

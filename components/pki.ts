@@ -16,6 +16,11 @@ export interface ConsulPkiArgs {
     readonly earlyRenewalHours: number;
     /** Each gets its own key and certificate; the common server names are added to all. */
     readonly servers: readonly ServerIdentity[];
+    /**
+     * Optional certificate for the client agents' HTTPS listener (CN client.<dc>.<domain>, server
+     * auth only), so apps can verify their node-local agent with our CA instead of the Connect CA.
+     */
+    readonly clientHttps?: { readonly dnsNames: readonly string[]; readonly ipAddresses: readonly string[] };
 }
 
 export interface IssuedCert {
@@ -51,6 +56,8 @@ export class ConsulPki extends pulumi.ComponentResource {
     public readonly serverCerts: Record<string, IssuedCert>;
     /** The operator CLI certificate (clientAuth only). */
     public readonly cliCert: IssuedCert;
+    /** Set when `clientHttps` was asked for. */
+    public readonly clientHttpsCert?: IssuedCert;
 
     constructor(name: string, args: ConsulPkiArgs, opts?: pulumi.ComponentResourceOptions) {
         super("consul:index:ConsulPki", name, {}, opts);
@@ -132,6 +139,16 @@ export class ConsulPki extends pulumi.ComponentResource {
             [],
             ["digital_signature", "key_encipherment", "client_auth"],
         );
+
+        if (args.clientHttps) {
+            this.clientHttpsCert = issue(
+                `${name}-client-https`,
+                `client.${args.datacenter}.${args.domain}`,
+                unique(args.clientHttps.dnsNames),
+                unique(args.clientHttps.ipAddresses),
+                ["digital_signature", "key_encipherment", "server_auth"],
+            );
+        }
 
         this.registerOutputs({ caCertPem: this.caCertPem });
     }

@@ -179,6 +179,13 @@ const badCases: BadCase[] = [
         fix: /DNS label/,
     },
     {
+        what: "application namespace not a DNS label",
+        raw: { k8sAppNamespaces: JSON.stringify(["shop", "Apps_NS"]) },
+        key: "k8sAppNamespaces",
+        value: '"Apps_NS"',
+        fix: /application namespace must be a DNS label/,
+    },
+    {
         what: "requests above limits",
         raw: { serverMemoryRequest: "1Gi", serverMemoryLimit: "512Mi" },
         key: "serverMemoryRequest",

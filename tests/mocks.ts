@@ -27,6 +27,8 @@ export interface RecordedResource {
     /** Inputs as the SDK sent them, secret wrappers included. */
     readonly rawInputs: Record<string, unknown>;
     readonly state: Record<string, unknown>;
+    /** The explicit provider reference (`urn::id`), if the resource was given one. */
+    readonly provider?: string;
 }
 
 /** Removes the SDK's secret wrappers, recursively. */
@@ -282,6 +284,7 @@ export class ConsulMocks implements pulumi.runtime.Mocks {
             inputs,
             rawInputs: args.inputs as Record<string, unknown>,
             state,
+            provider: args.provider,
         });
         return { id: `${args.name}-id`, state };
     }
