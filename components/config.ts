@@ -320,7 +320,13 @@ export function parseSettings(raw: Record<string, string>, project: string, stac
     const vm = usesVms ? readVm(str, int, raw, problems, key, topology) : undefined;
 
     const serverCountValid = problems.list.every((p) => !p.startsWith(`${key("serverCount")} `));
-    if (vm && serverCountValid && serverCount !== undefined && vm.servers.length > 0 && vm.servers.length !== serverCount) {
+    if (
+        vm &&
+        serverCountValid &&
+        serverCount !== undefined &&
+        vm.servers.length > 0 &&
+        vm.servers.length !== serverCount
+    ) {
         problems.add(
             key("serverCount"),
             serverCount,

@@ -65,12 +65,14 @@ describe("stack files", () => {
 
             it("uses the CA private key only as an input of the certificate signers", () => {
                 const caKey = result.mocks.byName("consul-pki-ca-key").state.privateKeyPem as string;
-                const users = result.mocks.resources.filter((r) => JSON.stringify(r.inputs).includes(JSON.stringify(caKey)));
-                const types = new Set(users.map((r) => r.type));
-                assert.deepStrictEqual(
-                    [...types].sort(),
-                    ["tls:index/locallySignedCert:LocallySignedCert", "tls:index/selfSignedCert:SelfSignedCert"],
+                const users = result.mocks.resources.filter((r) =>
+                    JSON.stringify(r.inputs).includes(JSON.stringify(caKey)),
                 );
+                const types = new Set(users.map((r) => r.type));
+                assert.deepStrictEqual([...types].sort(), [
+                    "tls:index/locallySignedCert:LocallySignedCert",
+                    "tls:index/selfSignedCert:SelfSignedCert",
+                ]);
             });
         });
     }
@@ -81,7 +83,8 @@ describe("stack files", () => {
         await assert.rejects(
             evaluateProgram({ ...config, serverCount: "4" }, { stack: "prod", mocks }),
             // The program's modules are loaded afresh per evaluation, so compare by name, not class.
-            (err: unknown) => (err as Error).name === "ConfigError" && /consul:serverCount = 4/.test((err as Error).message),
+            (err: unknown) =>
+                (err as Error).name === "ConfigError" && /consul:serverCount = 4/.test((err as Error).message),
         );
         assert.strictEqual(mocks.resources.length, 0);
     });
