@@ -4,6 +4,7 @@ import { Host, Settings } from "./config";
 import { GossipKey } from "./gossip";
 import { kubernetesServerDnsNames, kubernetesServerPodDnsName } from "./names";
 import { ConsulPki, ServerIdentity } from "./pki";
+import { VmCluster } from "./vm-cluster";
 
 /** What a VM server's certificate must be valid for: its node name and the address peers dial. */
 export function vmServerIdentity(host: Host): ServerIdentity {
@@ -50,6 +51,8 @@ export class ConsulCluster extends pulumi.ComponentResource {
     public readonly pki: ConsulPki;
     public readonly gossipKey: GossipKey;
     public readonly aclTokens?: AclTokens;
+    /** The vm topology's hosts (servers and clients over SSH). */
+    public readonly vm?: VmCluster;
 
     constructor(name: string, settings: Settings, opts?: pulumi.ComponentResourceOptions) {
         super("consul:index:ConsulCluster", name, {}, opts);
@@ -68,6 +71,13 @@ export class ConsulCluster extends pulumi.ComponentResource {
         );
         this.gossipKey = new GossipKey(`${name}-gossip`, { keeper: settings.gossipKeyKeeper }, parent);
         if (settings.acl.enabled) this.aclTokens = new AclTokens(`${name}-acl`, parent);
+        if (settings.topology === "vm") {
+            this.vm = new VmCluster(
+                `${name}-vm`,
+                { settings, pki: this.pki, gossipKey: this.gossipKey, aclTokens: this.aclTokens },
+                parent,
+            );
+        }
         this.registerOutputs({});
     }
 }
