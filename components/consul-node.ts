@@ -52,6 +52,11 @@ export interface ConsulNodeArgs {
     readonly script: Omit<ApplyScriptParams, "bundleSha256" | "nodeName" | "role">;
     /** Rollout ids of the steps this node waits for (the caller passes the same as dependsOn). */
     readonly after?: readonly string[];
+    /**
+     * What the command waits for. Given to the command itself too, not only to this component, so
+     * the order holds whatever the engine does with a parent's dependencies.
+     */
+    readonly dependsOn?: pulumi.Resource[];
 }
 
 /**
@@ -99,7 +104,7 @@ export class ConsulNode extends pulumi.ComponentResource {
                 logging: "stdout",
                 addPreviousOutputInEnv: false,
             },
-            { parent: this, additionalSecretOutputs: ["stdin"] },
+            { parent: this, dependsOn: args.dependsOn, additionalSecretOutputs: ["stdin"] },
         );
         this.registerOutputs({ bundleSha256: this.bundleSha256 });
     }

@@ -91,7 +91,7 @@ export class VmCluster extends pulumi.ComponentResource {
                     role === "server" ? pki.serverCerts[step.host.name].privateKeyPem : "",
                     role === "server" ? pki.cliCert.certPem : "",
                     role === "server" ? pki.cliCert.privateKeyPem : "",
-                    args.aclTokens ? args.aclTokens.managementToken : "",
+                    args.aclTokens && role === "server" ? args.aclTokens.managementToken : "",
                     args.aclTokens ? args.aclTokens.agentToken : "",
                 ])
                 .apply(([ca, gossip, cert, key, cliCert, cliKey, management, agent]) => {
@@ -115,6 +115,7 @@ export class VmCluster extends pulumi.ComponentResource {
                     ssh,
                     files: pulumi.secret(files),
                     after: step.after,
+                    dependsOn,
                     script: {
                         consulVersion: settings.consulVersion,
                         installMode: vm.installMode,

@@ -276,13 +276,25 @@ export class ConsulMocks implements pulumi.runtime.Mocks {
     readonly resources: RecordedResource[] = [];
     private calls = 0;
 
+    /**
+     * With `previous` (the mocks of an earlier evaluation), a resource whose type, name and inputs
+     * are unchanged gets its earlier state back, as the engine keeps state when nothing changed;
+     * so keys, certificates and random values stay put across a "second pulumi up".
+     */
+    constructor(private readonly previous?: ConsulMocks) {}
+
     async newResource(args: pulumi.runtime.MockResourceArgs): Promise<{ id: string; state: Record<string, unknown> }> {
         const dependencies = pendingDependencies;
         pendingDependencies = [];
         const order = this.calls++;
         const inputs = unwrapSecrets(args.inputs) as Record<string, unknown>;
         let state: Record<string, unknown>;
-        switch (args.type) {
+        const before = this.previous?.resources.find((r) => r.type === args.type && r.name === args.name);
+        const unchanged = before !== undefined && JSON.stringify(before.inputs) === JSON.stringify(inputs);
+        switch (unchanged ? "unchanged" : args.type) {
+            case "unchanged":
+                state = (before as RecordedResource).state;
+                break;
             case "tls:index/privateKey:PrivateKey":
                 state = mintPrivateKey(inputs);
                 break;
