@@ -97,12 +97,20 @@ say() {
     printf '%s %s: %s\n' "$NODE" "$STEP" "$1"
 }
 
+REPORTED=0
 fail() {
+    REPORTED=1
     printf '%s %s: FAILED: %s\n' "$NODE" "$STEP" "$1" >&2
     exit 1
 }
 
+# Also on an unexpected exit (set -e): name the host and the step, never only an exit code.
 cleanup() {
+    status=$?
+    if [ "$status" -ne 0 ] && [ "$REPORTED" -eq 0 ]; then
+        printf '%s %s: FAILED: a command exited with status %s (its message is above); nothing after this step ran\n' \
+            "$NODE" "$STEP" "$status" >&2
+    fi
     if [ -n "$WORK" ]; then rm -rf "$WORK"; fi
     if [ -n "$STAGE" ]; then rm -rf "$STAGE"; fi
     return 0

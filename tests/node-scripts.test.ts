@@ -194,3 +194,30 @@ describe("node scripts", () => {
         });
     });
 });
+
+describe("node script failure reporting", () => {
+    const common = (body: string) => {
+        const script = removeScript({ nodeName: "host-a", role: "client", httpsPort: 8501 });
+        // The shared helpers without the remove body: header + COMMON up to the body's first step.
+        return script.slice(0, script.indexOf("STEP=leave")) + body;
+    };
+
+    it("fail() names the host, the step and the fix, and exits non-zero", () => {
+        const out = sh(common('STEP=stage\nfail "disk full; free space in /etc"\n'));
+        assert.strictEqual(out.status, 1);
+        assert.strictEqual(out.stderr, "host-a stage: FAILED: disk full; free space in /etc\n");
+    });
+
+    it("an unexpected failure under set -e still names the host and the step", () => {
+        const out = sh(common("STEP=swap\nfalse\necho not reached\n"));
+        assert.strictEqual(out.status, 1);
+        assert.match(out.stderr, /^host-a swap: FAILED: a command exited with status 1/);
+        assert.ok(!out.stdout.includes("not reached"));
+    });
+
+    it("progress lines are host, step, result", () => {
+        const out = sh(common('STEP=validate\nsay "consul validate ok"\n'));
+        assert.strictEqual(out.status, 0);
+        assert.strictEqual(out.stdout, "host-a validate: consul validate ok\n");
+    });
+});
