@@ -96,8 +96,9 @@ export class ConsulNode extends pulumi.ComponentResource {
             `${name}-agent`,
             {
                 connection: sshConnection(args.host, args.ssh),
+                // No separate `update`: the provider runs `create` again on an update, and the script is
+                // written to be re-run (it compares, then swaps only what changed).
                 create: script,
-                update: script,
                 delete: remove,
                 stdin: bundle,
                 // Our scripts print only progress lines; tools' stderr stays out of the engine log.

@@ -77,6 +77,17 @@ function header(params: ScriptParams): string {
         .join("");
 }
 
+/**
+ * Drops comment-only lines (the shebang stays): the comments are for readers of this file, and the
+ * script travels in every command's inputs and state, quoted once more for `sh -c`.
+ */
+function compact(script: string): string {
+    return script
+        .split("\n")
+        .filter((line, i) => i === 0 || !/^\s*#/.test(line))
+        .join("\n");
+}
+
 /** How the command provider should invoke a script: as root, through sudo when the user is not. */
 export function wrapForUser(script: string, sshUser: string): string {
     const run = `sh -c ${shellQuote(script)} consul-node`;
@@ -468,24 +479,24 @@ export interface ApplyScriptParams {
 /** Installs Consul, stages and validates the bundle from stdin, swaps it in, restarts/reloads, waits. */
 export function applyScript(p: ApplyScriptParams): string {
     if (!/^[0-9a-f]{64}$/.test(p.bundleSha256)) throw new Error("bundleSha256 must be a sha256 hex digest");
-    return (
+    return compact(
         "#!/bin/sh\n# consul-pulumi: apply the agent config on one host\n" +
-        header({
-            NODE: p.nodeName,
-            ROLE: p.role,
-            VERSION: p.consulVersion,
-            INSTALL_MODE: p.installMode,
-            MIRROR: p.releaseMirrorUrl,
-            BIN: PATHS.binary,
-            HTTPS_PORT: p.httpsPort,
-            SERVER_COUNT: p.serverCount,
-            IS_LAST_SERVER: p.isLastServer ? 1 : 0,
-            SERVER_API_URLS: p.serverApiUrls.join(" "),
-            WAIT_SECONDS: p.waitSeconds,
-            BUNDLE_SHA256: p.bundleSha256,
-        }) +
-        COMMON +
-        APPLY_BODY
+            header({
+                NODE: p.nodeName,
+                ROLE: p.role,
+                VERSION: p.consulVersion,
+                INSTALL_MODE: p.installMode,
+                MIRROR: p.releaseMirrorUrl,
+                BIN: PATHS.binary,
+                HTTPS_PORT: p.httpsPort,
+                SERVER_COUNT: p.serverCount,
+                IS_LAST_SERVER: p.isLastServer ? 1 : 0,
+                SERVER_API_URLS: p.serverApiUrls.join(" "),
+                WAIT_SECONDS: p.waitSeconds,
+                BUNDLE_SHA256: p.bundleSha256,
+            }) +
+            COMMON +
+            APPLY_BODY,
     );
 }
 
@@ -526,11 +537,11 @@ export interface RemoveScriptParams {
 
 /** The delete script: graceful leave, then the unit, config, keys and data go. */
 export function removeScript(p: RemoveScriptParams): string {
-    return (
+    return compact(
         "#!/bin/sh\n# consul-pulumi: remove the agent from one host\n" +
-        header({ NODE: p.nodeName, ROLE: p.role, BIN: PATHS.binary, HTTPS_PORT: p.httpsPort }) +
-        COMMON +
-        REMOVE_BODY
+            header({ NODE: p.nodeName, ROLE: p.role, BIN: PATHS.binary, HTTPS_PORT: p.httpsPort }) +
+            COMMON +
+            REMOVE_BODY,
     );
 }
 
@@ -586,17 +597,17 @@ export interface AclScriptParams {
 
 /** Creates the agent policy and the agent token (with the SecretID from the host's token file) if absent. */
 export function aclScript(p: AclScriptParams): string {
-    return (
+    return compact(
         "#!/bin/sh\n# consul-pulumi: agent ACL policy and token, idempotent\n" +
-        header({
-            NODE: p.nodeName,
-            HTTPS_PORT: p.httpsPort,
-            POLICY_NAME: p.policyName,
-            POLICY_JSON: p.policyJson,
-            TOKEN_DESCRIPTION: "Consul agents (consul-pulumi)",
-            WAIT_SECONDS: p.waitSeconds,
-        }) +
-        COMMON +
-        ACL_BODY
+            header({
+                NODE: p.nodeName,
+                HTTPS_PORT: p.httpsPort,
+                POLICY_NAME: p.policyName,
+                POLICY_JSON: p.policyJson,
+                TOKEN_DESCRIPTION: "Consul agents (consul-pulumi)",
+                WAIT_SECONDS: p.waitSeconds,
+            }) +
+            COMMON +
+            ACL_BODY,
     );
 }
