@@ -1,6 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { remote, types } from "@pulumi/command";
 import { Bastion, Host } from "./config";
+import { ownerId } from "./vm-plan";
 import {
     applyScript,
     ApplyScriptParams,
@@ -89,7 +90,12 @@ export class ConsulNode extends pulumi.ComponentResource {
             ),
         );
         const remove = wrapForUser(
-            removeScript({ nodeName: args.host.name, role: args.role, httpsPort: args.script.httpsPort }),
+            removeScript({
+                nodeName: args.host.name,
+                ownerId: ownerId(args.role, args.host),
+                role: args.role,
+                httpsPort: args.script.httpsPort,
+            }),
             args.ssh.user,
         );
         this.command = new remote.Command(

@@ -25,6 +25,8 @@ export const PATHS = {
     dataDir: "/var/lib/consul",
     profile: "/etc/profile.d/consul-cli.sh",
     unit: "/etc/systemd/system/consul.service",
+    /** Which rollout step (resource) owns the agent on this host: `server-<name>` or `client-<name>`. */
+    owner: "/etc/consul.d/managed-by",
 } as const;
 
 /** One file the apply script writes. */
@@ -272,7 +274,7 @@ while IFS=' ' read -r path mode owner group data; do
         *..*) fail "refusing to write $path" ;;
         /etc/consul.d/consul.json | /etc/consul.d/secrets.json | /etc/consul.d/tls/*.pem) ;;
         /etc/consul.d/cli/*.pem | /etc/consul.d/tokens/management | /etc/consul.d/tokens/agent) ;;
-        /etc/profile.d/consul-cli.sh | /etc/systemd/system/consul.service) ;;
+        /etc/profile.d/consul-cli.sh | /etc/systemd/system/consul.service | /etc/consul.d/managed-by) ;;
         *) fail "refusing to write $path: not a file this program manages" ;;
     esac
     case "$mode" in
@@ -506,6 +508,12 @@ const REMOVE_BODY = String.raw`
 CA_FILE=/etc/consul.d/tls/ca.pem
 STEP=leave
 require_root
+# When a host moves between serverHosts and clientHosts, or is renamed, the new resource's create
+# runs before the old one's delete: leave the agent alone if another resource owns it now.
+if [ -r /etc/consul.d/managed-by ] && [ "$(cat /etc/consul.d/managed-by)" != "$OWNER_ID" ]; then
+    say "the agent here is now managed as $(cat /etc/consul.d/managed-by), not $OWNER_ID: left as is"
+    exit 0
+fi
 if systemctl is-active --quiet consul.service; then
     if [ "$ROLE" = server ]; then
         # Removal is permanent: leave so the Raft peer set shrinks cleanly instead of keeping a
@@ -531,6 +539,8 @@ say "unit, config, keys and data removed"
 
 export interface RemoveScriptParams {
     readonly nodeName: string;
+    /** The owner id the apply script wrote (`<role>-<node name>`). */
+    readonly ownerId: string;
     readonly role: "server" | "client";
     readonly httpsPort: number;
 }
@@ -539,7 +549,13 @@ export interface RemoveScriptParams {
 export function removeScript(p: RemoveScriptParams): string {
     return compact(
         "#!/bin/sh\n# consul-pulumi: remove the agent from one host\n" +
-            header({ NODE: p.nodeName, ROLE: p.role, BIN: PATHS.binary, HTTPS_PORT: p.httpsPort }) +
+            header({
+                NODE: p.nodeName,
+                OWNER_ID: p.ownerId,
+                ROLE: p.role,
+                BIN: PATHS.binary,
+                HTTPS_PORT: p.httpsPort,
+            }) +
             COMMON +
             REMOVE_BODY,
     );

@@ -37,7 +37,7 @@ export function planRollout(
     const steps: RolloutStep[] = [];
     let previous: string[] = [];
     servers.forEach((host, i) => {
-        const id = `server-${host.name}`;
+        const id = ownerId("server", host);
         steps.push({ id, kind: "server", host, after: previous, isLastServer: i === servers.length - 1 });
         previous = [id];
     });
@@ -48,7 +48,7 @@ export function planRollout(
     for (let start = 0, batch = 0; start < clients.length; start += clientBatchSize, batch++) {
         const ids: string[] = [];
         for (const host of clients.slice(start, start + clientBatchSize)) {
-            const id = `client-${host.name}`;
+            const id = ownerId("client", host);
             steps.push({ id, kind: "client", host, after: previous, batch });
             ids.push(id);
         }
@@ -165,6 +165,11 @@ export function vmAgentConfig(
     });
 }
 
+/** The id of the resource that owns a host's agent; the same as its rollout step id. */
+export function ownerId(role: AgentRole, host: Host): string {
+    return `${role}-${host.name}`;
+}
+
 /** Every file one host gets, with owner and mode. Pure: same inputs, same files. */
 export function nodeFiles(
     settings: VmShared,
@@ -206,6 +211,7 @@ export function nodeFiles(
             content: renderProfile(hostCliEnvironment(settings, role)),
         },
         { path: PATHS.unit, mode: "0644", owner: "root", group: "root", content: renderUnit(unit) },
+        { path: PATHS.owner, mode: "0644", owner: "root", group: "root", content: ownerId(role, host) + "\n" },
     ];
     if (role === "server") {
         const need = (value: string | undefined, what: string): string => {

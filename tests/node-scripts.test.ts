@@ -143,9 +143,13 @@ describe("node scripts", () => {
     });
 
     it("the remove script leaves (servers) or stops with leave_on_terminate (clients), then removes", () => {
-        const server = removeScript({ nodeName: "s1", role: "server", httpsPort: 8501 });
+        const server = removeScript({ nodeName: "s1", ownerId: "server-s1", role: "server", httpsPort: 8501 });
         assert.match(server, /"\$BIN" leave/);
         assert.ok(server.indexOf('"$BIN" leave') < server.indexOf("rm -f /etc/systemd/system/consul.service"));
+        // A host that moved to another resource (client <-> server, renamed) is left alone: the new
+        // resource's create ran before this delete.
+        assert.match(server, /OWNER_ID='server-s1'/);
+        assert.ok(server.indexOf('!= "$OWNER_ID"') < server.indexOf('"$BIN" leave'));
     });
 
     describe("shellcheck", function () {
@@ -165,8 +169,14 @@ describe("node scripts", () => {
                     }),
             ],
             ["apply, last server", () => applyScript({ ...applyBase, isLastServer: true, serverCount: 1 })],
-            ["remove, server", () => removeScript({ nodeName: "s1", role: "server", httpsPort: 8501 })],
-            ["remove, client", () => removeScript({ nodeName: "c1", role: "client", httpsPort: 8501 })],
+            [
+                "remove, server",
+                () => removeScript({ nodeName: "s1", ownerId: "server-s1", role: "server", httpsPort: 8501 }),
+            ],
+            [
+                "remove, client",
+                () => removeScript({ nodeName: "c1", ownerId: "client-c1", role: "client", httpsPort: 8501 }),
+            ],
             [
                 "acl",
                 () =>
@@ -197,7 +207,7 @@ describe("node scripts", () => {
 
 describe("node script failure reporting", () => {
     const common = (body: string) => {
-        const script = removeScript({ nodeName: "host-a", role: "client", httpsPort: 8501 });
+        const script = removeScript({ nodeName: "host-a", ownerId: "client-host-a", role: "client", httpsPort: 8501 });
         // The shared helpers without the remove body: header + COMMON up to the body's first step.
         return script.slice(0, script.indexOf("STEP=leave")) + body;
     };

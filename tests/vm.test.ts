@@ -149,19 +149,18 @@ describe("VM host files", () => {
                 `${PATHS.serverCert} 0644 root:consul`,
                 `${PATHS.profile} 0644 root:root`,
                 `${PATHS.unit} 0644 root:root`,
+                `${PATHS.owner} 0644 root:root`,
             ].sort(),
         );
     });
 
     it("gives a client only the CA, its config and the gossip key + agent token", () => {
         const files = byPath(client);
-        assert.deepStrictEqual(Object.keys(files).sort(), [
-            PATHS.mainConfig,
-            PATHS.secretConfig,
-            PATHS.caFile,
-            PATHS.profile,
-            PATHS.unit,
-        ]);
+        assert.deepStrictEqual(
+            Object.keys(files).sort(),
+            [PATHS.mainConfig, PATHS.secretConfig, PATHS.caFile, PATHS.profile, PATHS.unit, PATHS.owner].sort(),
+        );
+        assert.strictEqual(files[PATHS.owner].content, "client-c1\n");
         const secrets = JSON.parse(files[PATHS.secretConfig].content) as Record<string, unknown>;
         assert.deepStrictEqual(secrets, {
             encrypt: material.gossipKey,
