@@ -20,3 +20,5 @@ export const gossipKey = cluster.gossipKey.key;
 export const aclManagementToken = cluster.aclTokens ? cluster.aclTokens.managementToken : pulumi.secret("");
 export const cliCertPem = pulumi.secret(cluster.pki.cliCert.certPem);
 export const cliKeyPem = cluster.pki.cliCert.privateKeyPem;
+/** vm topology: the Consul CLI environment on server hosts, client hosts and an operator's machine. */
+export const cliEnvironment = cluster.vm?.cliEnvironment ?? {};

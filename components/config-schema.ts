@@ -213,6 +213,12 @@ export const configSchema = {
         default: "",
         description: "Optional bastion as [user@]host[:port]; the same key is used for it.",
     },
+    sshHostKeys: {
+        type: "array",
+        default: [],
+        description:
+            "Pinned SSH host keys, each <node-name>=<type> <base64> (as in known_hosts, without the host); hosts not listed are not verified.",
+    },
     installMode: {
         type: "string",
         default: "download",

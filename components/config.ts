@@ -77,6 +77,8 @@ export interface VmSettings {
     readonly installMode: "download" | "preinstalled";
     readonly releaseMirrorUrl: string;
     readonly clientBatchSize: number;
+    /** Pinned SSH host keys by node name ("<type> <base64>"). */
+    readonly hostKeys?: Readonly<Record<string, string>>;
 }
 
 export interface Settings {
@@ -123,6 +125,8 @@ type RawValue = string | number | boolean | string[];
 
 const DNS_LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const HOSTNAME = /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/i;
+const SSH_PUBLIC_KEY =
+    /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521) AAAA[A-Za-z0-9+/]+={0,3}( \S+)?$/;
 const SEMVER = /^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?(\+ent)?$/;
 // Kubernetes quantity grammar (resource.Quantity), without the signs we never want here.
 const QUANTITY = /^(\d+(\.\d+)?|\.\d+)(m|k|Ki|Mi|Gi|Ti|Pi|Ei|M|G|T|P|E|[eE]\d+)?$/;
@@ -777,6 +781,32 @@ function readVm(
         problems.add(key("installMode"), installMode, "must be download or preinstalled.");
     }
 
+    const hostKeys: Record<string, string> = {};
+    const hostKeyEntries =
+        (readTyped("sshHostKeys", raw.sshHostKeys, new Problems(), "") as string[] | undefined) ?? [];
+    for (const entry of hostKeyEntries) {
+        const eq = entry.indexOf("=");
+        const nodeName = eq < 0 ? "" : entry.slice(0, eq).trim();
+        const keyText = eq < 0 ? "" : entry.slice(eq + 1).trim();
+        if (!names.has(nodeName)) {
+            problems.add(
+                key("sshHostKeys"),
+                entry,
+                "must be <node-name>=<key-type> <base64> for a node listed in serverHosts or clientHosts.",
+            );
+        } else if (!SSH_PUBLIC_KEY.test(keyText)) {
+            problems.add(
+                key("sshHostKeys"),
+                entry,
+                "the key must look like 'ssh-ed25519 AAAA...' (from ssh-keyscan or /etc/ssh/ssh_host_*_key.pub on the host).",
+            );
+        } else if (hostKeys[nodeName] !== undefined) {
+            problems.add(key("sshHostKeys"), entry, `pins a second key for ${nodeName}; give one key per node.`);
+        } else {
+            hostKeys[nodeName] = keyText.split(/\s+/).slice(0, 2).join(" ");
+        }
+    }
+
     const clientBatchSize = int("clientBatchSize");
     if (clientBatchSize !== undefined && (clientBatchSize < 1 || clientBatchSize > 100)) {
         problems.add(key("clientBatchSize"), clientBatchSize, "must be between 1 and 100.");
@@ -791,6 +821,7 @@ function readVm(
         installMode: installMode as VmSettings["installMode"],
         releaseMirrorUrl: releaseMirrorUrl.replace(/\/+$/, ""),
         clientBatchSize,
+        hostKeys: Object.keys(hostKeys).length > 0 ? hostKeys : undefined,
     };
 }
 

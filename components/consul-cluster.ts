@@ -10,6 +10,7 @@ import { KubernetesBase } from "./k8s-base";
 import { clientHttpsNames } from "./k8s-manifests";
 import { kubernetesServerDnsNames, kubernetesServerPodDnsName, serverTlsName } from "./names";
 import { ConsulPki, ServerIdentity } from "./pki";
+import { VmCluster } from "./vm-cluster";
 
 /** What a VM server's certificate must be valid for: its node name and the address peers dial. */
 export function vmServerIdentity(host: Host): ServerIdentity {
@@ -62,6 +63,8 @@ export class ConsulCluster extends pulumi.ComponentResource {
     public readonly kubernetes?: KubernetesBase;
     public readonly servers?: ConsulServers;
     public readonly clients?: ConsulClients;
+    /** vm and hybrid topologies: the hosts reached over SSH (hybrid: servers only). */
+    public readonly vm?: VmCluster;
 
     constructor(name: string, settings: Settings, opts?: pulumi.ComponentResourceOptions) {
         super("consul:index:ConsulCluster", name, {}, opts);
@@ -82,6 +85,13 @@ export class ConsulCluster extends pulumi.ComponentResource {
         );
         this.gossipKey = new GossipKey(`${name}-gossip`, { keeper: settings.gossipKeyKeeper }, parent);
         if (settings.acl.enabled) this.aclTokens = new AclTokens(`${name}-acl`, parent);
+        if (settings.vm) {
+            this.vm = new VmCluster(
+                `${name}-vm`,
+                { settings, pki: this.pki, gossipKey: this.gossipKey, aclTokens: this.aclTokens },
+                parent,
+            );
+        }
         if (settings.kubernetes) {
             const deployed = this.deployKubernetes(name, settings);
             this.kubernetes = deployed.base;
@@ -113,8 +123,7 @@ export class ConsulCluster extends pulumi.ComponentResource {
 
     /**
      * kubernetes: servers (StatefulSet) and client agents (DaemonSet). hybrid: only the client
-     * agents, joining settings.vm.servers; the VM servers themselves are the vm topology's
-     * components (seam: they must run with the same gossip key, CA and ACL tokens as here).
+     * agents, joining settings.vm.servers, after the VM servers (this.vm) are up.
      */
     private deployKubernetes(
         name: string,
@@ -128,6 +137,8 @@ export class ConsulCluster extends pulumi.ComponentResource {
         );
         const common = { settings, namespace: base.namespace, provider: base.provider };
         const after = { parent: this, dependsOn: [base] };
+        // hybrid: the agent token Job and the agents talk to the VM servers, so those come first.
+        const vmServers: pulumi.Resource[] = this.vm ? [this.vm] : [];
         let servers: ConsulServers | undefined;
         let clients: ConsulClients | undefined;
         if (settings.topology === "kubernetes") {
@@ -152,7 +163,7 @@ export class ConsulCluster extends pulumi.ComponentResource {
                     managementToken: this.aclTokens.managementToken,
                     agentToken: this.aclTokens.agentToken,
                 },
-                { parent: this, dependsOn: servers ? [base, servers] : [base] },
+                { parent: this, dependsOn: [base, ...(servers ? [servers] : []), ...vmServers] },
             );
         }
         if (kube.clientsEnabled) {
@@ -166,7 +177,7 @@ export class ConsulCluster extends pulumi.ComponentResource {
                     secretConfig: this.secretConfig("client", kube.clientSelfRegister),
                 },
                 // The agents' auto_encrypt request needs the agent token to exist.
-                { parent: this, dependsOn: aclJob ? [base, aclJob] : [base] },
+                { parent: this, dependsOn: [base, ...(aclJob ? [aclJob] : []), ...vmServers] },
             );
         }
         return { base, servers, clients };

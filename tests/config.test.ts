@@ -355,6 +355,20 @@ const badCases: BadCase[] = [
         fix: /\[user@\]host\[:port\]/,
     },
     {
+        what: "host key for an unknown node",
+        raw: { ...vmBase, sshHostKeys: JSON.stringify(["s9=ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExample"]) },
+        key: "sshHostKeys",
+        value: '"s9=ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExample"',
+        fix: /node listed in serverHosts or clientHosts/,
+    },
+    {
+        what: "host key that is not a public key",
+        raw: { ...vmBase, sshHostKeys: JSON.stringify(["s1=SHA256:abcdef"]) },
+        key: "sshHostKeys",
+        value: '"s1=SHA256:abcdef"',
+        fix: /ssh-keyscan/,
+    },
+    {
         what: "release mirror not a URL",
         raw: { ...vmBase, releaseMirrorUrl: "releases.example.com" },
         key: "releaseMirrorUrl",
@@ -471,6 +485,17 @@ describe("config validation", () => {
         assert.deepStrictEqual(vm.bastion, { host: "bastion.example.com", port: 2200, user: "ops" });
         assert.strictEqual(settings.serverCount, 3);
         assert.strictEqual(settings.kubernetes, undefined);
+        assert.strictEqual(vm.hostKeys, undefined);
+    });
+
+    it("parses pinned SSH host keys by node name", () => {
+        const key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExample";
+        const settings = parseSettings(
+            { ...vmBase, sshHostKeys: JSON.stringify([`s1=${key} root@s1`, `c1=${key}`]) },
+            "consul",
+            "prod",
+        );
+        assert.deepStrictEqual(settings.vm!.hostKeys, { s1: key, c1: key });
     });
 
     it("accepts an allow-by-default ACL policy only in dev/test stacks", () => {

@@ -350,6 +350,31 @@ describe("ConsulClients variants", () => {
             assert.ok((r.mocks.byName("consul-pki-s1-csr").inputs as Json).ipAddresses.includes("10.20.0.11"));
             assert.ok((r.mocks.byName("consul-pki-s3-csr").inputs as Json).dnsNames.includes("consul-3.example.com"));
         });
+
+        it("deploys the VM servers over SSH, and only then the ACL Job and the DaemonSet", () => {
+            const serverCommands = r.mocks
+                .ofType("command:remote:Command")
+                .filter((c) => /^consul-vm-server-s\d-agent$/.test(c.name));
+            assert.deepStrictEqual(
+                serverCommands.map((c) => c.name),
+                ["consul-vm-server-s1-agent", "consul-vm-server-s2-agent", "consul-vm-server-s3-agent"],
+            );
+            // Children of a component register only once the component has, and the component
+            // waits for its dependsOn: so the components must wait, and their objects come later.
+            for (const [component, child] of [
+                ["consul-clients", "consul-clients-daemonset"],
+                ["consul-acl-agent-token", "consul-acl-agent-token-job"],
+            ]) {
+                const parent = r.mocks.byName(component);
+                for (const server of serverCommands) {
+                    assert.ok(
+                        parent.dependencies.some((urn) => urn.endsWith(`::${server.name}`)),
+                        `${component} does not wait for ${server.name}`,
+                    );
+                    assert.ok(r.mocks.byName(child).order > server.order, `${child} registered before ${server.name}`);
+                }
+            }
+        });
     });
 });
 

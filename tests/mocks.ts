@@ -29,6 +29,32 @@ export interface RecordedResource {
     readonly state: Record<string, unknown>;
     /** The explicit provider reference (`urn::id`), if the resource was given one. */
     readonly provider?: string;
+    /** URNs the engine would wait for (dependsOn and input dependencies), as the SDK sent them. */
+    readonly dependencies: readonly string[];
+    /** Order in which the program registered the resource (0-based). */
+    readonly order: number;
+}
+
+// The SDK's mock monitor drops a registration's dependency list before calling `newResource`. Keep
+// it: the request is seen here first, and `newResource` is called synchronously right after.
+interface DependencyRequest {
+    getDependenciesList(): string[];
+}
+type RegisterResource = (this: unknown, req: DependencyRequest, callback: unknown) => unknown;
+let pendingDependencies: string[] = [];
+{
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const monitor = require("@pulumi/pulumi/runtime/mocks") as { MockMonitor: { prototype: Record<string, unknown> } };
+    const proto = monitor.MockMonitor.prototype;
+    const original = proto.registerResource as RegisterResource;
+    if (!(original as { recordsDependencies?: boolean }).recordsDependencies) {
+        const wrapped: RegisterResource = function (this: unknown, req, callback) {
+            pendingDependencies = req.getDependenciesList();
+            return original.call(this, req, callback);
+        };
+        (wrapped as { recordsDependencies?: boolean }).recordsDependencies = true;
+        proto.registerResource = wrapped;
+    }
 }
 
 /** Removes the SDK's secret wrappers, recursively. */
@@ -250,11 +276,27 @@ async function mintLocallySignedCert(inputs: Record<string, unknown>): Promise<R
 /** Records every resource the program registers and answers like the real providers would. */
 export class ConsulMocks implements pulumi.runtime.Mocks {
     readonly resources: RecordedResource[] = [];
+    private calls = 0;
+
+    /**
+     * With `previous` (the mocks of an earlier evaluation), a resource whose type, name and inputs
+     * are unchanged gets its earlier state back, as the engine keeps state when nothing changed;
+     * so keys, certificates and random values stay put across a "second pulumi up".
+     */
+    constructor(private readonly previous?: ConsulMocks) {}
 
     async newResource(args: pulumi.runtime.MockResourceArgs): Promise<{ id: string; state: Record<string, unknown> }> {
+        const dependencies = pendingDependencies;
+        pendingDependencies = [];
+        const order = this.calls++;
         const inputs = unwrapSecrets(args.inputs) as Record<string, unknown>;
         let state: Record<string, unknown>;
-        switch (args.type) {
+        const before = this.previous?.resources.find((r) => r.type === args.type && r.name === args.name);
+        const unchanged = before !== undefined && JSON.stringify(before.inputs) === JSON.stringify(inputs);
+        switch (unchanged ? "unchanged" : args.type) {
+            case "unchanged":
+                state = (before as RecordedResource).state;
+                break;
             case "tls:index/privateKey:PrivateKey":
                 state = mintPrivateKey(inputs);
                 break;
@@ -285,6 +327,8 @@ export class ConsulMocks implements pulumi.runtime.Mocks {
             rawInputs: args.inputs as Record<string, unknown>,
             state,
             provider: args.provider,
+            dependencies,
+            order,
         });
         return { id: `${args.name}-id`, state };
     }

@@ -1,0 +1,118 @@
+import * as pulumi from "@pulumi/pulumi";
+import { remote, types } from "@pulumi/command";
+import { Bastion, Host } from "./config";
+import { ownerId } from "./vm-plan";
+import {
+    applyScript,
+    ApplyScriptParams,
+    NodeFile,
+    removeScript,
+    renderBundle,
+    sha256Hex,
+    wrapForUser,
+} from "./node-scripts";
+
+/** How to reach the hosts over SSH. */
+export interface SshAccess {
+    readonly user: string;
+    /** A Pulumi secret. */
+    readonly privateKey: pulumi.Output<string>;
+    readonly bastion?: Bastion;
+    /** Pinned host keys by node name ("<type> <base64>"); hosts without one are not verified. */
+    readonly hostKeys?: Readonly<Record<string, string>>;
+}
+
+/** The provider's connection for one host; the private key stays a secret. */
+export function sshConnection(host: Host, ssh: SshAccess): types.input.remote.ConnectionArgs {
+    return {
+        host: host.address,
+        port: host.sshPort,
+        user: ssh.user,
+        privateKey: pulumi.secret(ssh.privateKey),
+        hostKey: ssh.hostKeys?.[host.name],
+        dialErrorLimit: 5,
+        perDialTimeout: 15,
+        proxy: ssh.bastion
+            ? {
+                  host: ssh.bastion.host,
+                  port: ssh.bastion.port,
+                  user: ssh.bastion.user,
+                  privateKey: pulumi.secret(ssh.privateKey),
+              }
+            : undefined,
+    };
+}
+
+export interface ConsulNodeArgs {
+    readonly host: Host;
+    readonly role: "server" | "client";
+    readonly ssh: SshAccess;
+    /** Every file the host gets; resolved from secrets, so this Output is secret. */
+    readonly files: pulumi.Output<NodeFile[]>;
+    /** Everything the apply script needs except the bundle digest. */
+    readonly script: Omit<ApplyScriptParams, "bundleSha256" | "nodeName" | "role">;
+    /** Rollout ids of the steps this node waits for (the caller passes the same as dependsOn). */
+    readonly after?: readonly string[];
+    /**
+     * What the command waits for. Given to the command itself too, not only to this component, so
+     * the order holds whatever the engine does with a parent's dependencies.
+     */
+    readonly dependsOn?: pulumi.Resource[];
+}
+
+/**
+ * One Consul agent on one SSH host: a single remote.Command whose create/update script installs,
+ * stages, validates, swaps, restarts (or reloads) and waits, with the files on stdin (secret), and
+ * whose delete script leaves the cluster and removes the agent.
+ *
+ * Why no `triggers`: the provider (and its SDK, via replaceOnChanges) *replaces* a Command when a
+ * trigger changes, and replacement is create-before-delete, so the old resource's delete (leave,
+ * remove the unit and data) would run right after the new config was applied. Instead the bundle's
+ * sha256 is part of the script (which checks it) and the bundle is `stdin`; a change to either is a
+ * plain update, and unchanged inputs run nothing.
+ */
+export class ConsulNode extends pulumi.ComponentResource {
+    public readonly command: remote.Command;
+    /** sha256 of the file bundle: not secret (it reveals nothing about high-entropy contents). */
+    public readonly bundleSha256: pulumi.Output<string>;
+    /** Names of the nodes this one waited for (for tests and the benchmark; same as dependsOn). */
+    public readonly after: readonly string[];
+
+    constructor(name: string, args: ConsulNodeArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("consul:vm:ConsulNode", name, {}, opts);
+        this.after = args.after ?? [];
+        const bundle = pulumi.secret(args.files.apply(renderBundle));
+        this.bundleSha256 = pulumi.unsecret(bundle.apply(sha256Hex));
+        const script = this.bundleSha256.apply((digest) =>
+            wrapForUser(
+                applyScript({ ...args.script, nodeName: args.host.name, role: args.role, bundleSha256: digest }),
+                args.ssh.user,
+            ),
+        );
+        const remove = wrapForUser(
+            removeScript({
+                nodeName: args.host.name,
+                ownerId: ownerId(args.role, args.host),
+                role: args.role,
+                httpsPort: args.script.httpsPort,
+            }),
+            args.ssh.user,
+        );
+        this.command = new remote.Command(
+            `${name}-agent`,
+            {
+                connection: sshConnection(args.host, args.ssh),
+                // No separate `update`: the provider runs `create` again on an update, and the script is
+                // written to be re-run (it compares, then swaps only what changed).
+                create: script,
+                delete: remove,
+                stdin: bundle,
+                // Our scripts print only progress lines; tools' stderr stays out of the engine log.
+                logging: "stdout",
+                addPreviousOutputInEnv: false,
+            },
+            { parent: this, dependsOn: args.dependsOn, additionalSecretOutputs: ["stdin"] },
+        );
+        this.registerOutputs({ bundleSha256: this.bundleSha256 });
+    }
+}

@@ -1,0 +1,55 @@
+// A model of what the command provider (@pulumi/command 1.x) runs between two evaluations, from
+// the recorded inputs of remote.Command resources. Its rules, read in the provider source
+// (provider/pkg/provider/remote/command*.go, common/inputs.go) and the SDK (replaceOnChanges
+// "triggers[*]"): no input changed → nothing runs; `triggers` changed → replace, i.e. the new
+// create and then the old delete (create-before-delete); any other input changed → update (the
+// `update` script, else `create`); gone → delete; new → create. Every run is one SSH session.
+
+import { RecordedResource } from "./mocks";
+
+export const COMMAND_TYPE = "command:remote:Command";
+
+export type CommandOp = "create" | "update" | "replace" | "delete" | "none";
+
+export interface CommandRun {
+    readonly name: string;
+    /** The host the command runs on. */
+    readonly host: string;
+    readonly op: CommandOp;
+    /** SSH sessions (remote commands) this op costs. */
+    readonly sessions: number;
+}
+
+function hostOf(r: RecordedResource): string {
+    return String((r.inputs.connection as { host?: unknown } | undefined)?.host);
+}
+
+const SESSIONS: Record<CommandOp, number> = { create: 1, update: 1, replace: 2, delete: 1, none: 0 };
+
+export function diffCommands(before: readonly RecordedResource[], after: readonly RecordedResource[]): CommandRun[] {
+    const commands = (rs: readonly RecordedResource[]) =>
+        new Map(rs.filter((r) => r.type === COMMAND_TYPE).map((r) => [r.name, r]));
+    const old = commands(before);
+    const now = commands(after);
+    const runs: CommandRun[] = [];
+    for (const [name, r] of now) {
+        const prev = old.get(name);
+        let op: CommandOp;
+        if (!prev) op = "create";
+        else if (JSON.stringify(prev.inputs.triggers) !== JSON.stringify(r.inputs.triggers)) op = "replace";
+        else if (JSON.stringify(prev.inputs) !== JSON.stringify(r.inputs)) op = "update";
+        else op = "none";
+        runs.push({ name, host: hostOf(r), op, sessions: SESSIONS[op] });
+    }
+    for (const [name, r] of old) {
+        if (!now.has(name)) runs.push({ name, host: hostOf(r), op: "delete", sessions: 1 });
+    }
+    return runs;
+}
+
+/** SSH sessions per host. */
+export function sessionsPerHost(runs: readonly CommandRun[]): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const run of runs) out.set(run.host, (out.get(run.host) ?? 0) + run.sessions);
+    return out;
+}

@@ -1,0 +1,233 @@
+import * as assert from "assert";
+import { spawnSync } from "child_process";
+import {
+    aclScript,
+    applyScript,
+    ApplyScriptParams,
+    NodeFile,
+    removeScript,
+    renderBundle,
+    sha256Hex,
+    shellQuote,
+    wrapForUser,
+} from "../components/node-scripts";
+import { agentPolicyJson, AGENT_POLICY_NAME } from "../components/vm-plan";
+
+const applyBase: ApplyScriptParams = {
+    nodeName: "consul-server-1",
+    role: "server",
+    consulVersion: "1.16.2",
+    installMode: "download",
+    releaseMirrorUrl: "https://releases.hashicorp.com",
+    httpsPort: 8501,
+    serverCount: 3,
+    isLastServer: false,
+    serverApiUrls: [],
+    waitSeconds: 300,
+    bundleSha256: "0".repeat(64),
+};
+
+function sh(script: string, input = ""): { status: number | null; stdout: string; stderr: string } {
+    const result = spawnSync("sh", ["-c", script], { input, encoding: "utf8" });
+    return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+function shellcheck(script: string): { status: number | null; output: string } {
+    const result = spawnSync("shellcheck", ["--shell=sh", "--severity=style", "-"], {
+        input: script,
+        encoding: "utf8",
+    });
+    if (result.error) throw result.error;
+    return { status: result.status, output: result.stdout + result.stderr };
+}
+
+const hasShellcheck = spawnSync("shellcheck", ["--version"]).status === 0;
+
+describe("node scripts", () => {
+    it("shellQuote survives every awkward character through sh", () => {
+        for (const value of ["plain", "it's", "$(touch /tmp/x) `id` ${HOME}", 'a "b" \\ c', "", "a;b|c&d"]) {
+            const out = sh(`printf '%s' ${shellQuote(value)}`);
+            assert.strictEqual(out.stdout, value);
+        }
+    });
+
+    it("puts parameters in quoted assignments: a hostile value stays data", () => {
+        const script = applyScript({ ...applyBase, releaseMirrorUrl: "https://m.example/'; touch /tmp/pwned; '" });
+        const headerEnd = script.indexOf("set -eu");
+        const out = sh(script.slice(0, headerEnd) + 'printf "%s" "$MIRROR"');
+        assert.strictEqual(out.stdout, "https://m.example/'; touch /tmp/pwned; '");
+        assert.throws(() => applyScript({ ...applyBase, nodeName: "a\nb" }), /line break/);
+        assert.throws(() => applyScript({ ...applyBase, bundleSha256: "nope" }), /sha256/);
+    });
+
+    it("renders the bundle sorted and deterministic, and sh + base64 -d read it back byte for byte", () => {
+        const files: NodeFile[] = [
+            { path: "/etc/consul.d/tls/ca.pem", mode: "0644", owner: "root", group: "consul", content: "B\n" },
+            {
+                path: "/etc/consul.d/consul.json",
+                mode: "0640",
+                owner: "root",
+                group: "consul",
+                content: '{"x": "ü \' $y"}\n\nlast line without newline',
+            },
+        ];
+        const bundle = renderBundle(files);
+        assert.strictEqual(bundle, renderBundle([...files].reverse()));
+        assert.ok(bundle.startsWith("/etc/consul.d/consul.json 0640 root consul "));
+        const out = sh(
+            `while IFS=' ' read -r path mode owner group data; do printf '%s %s %s %s|' "$path" "$mode" "$owner" "$group"; printf '%s' "$data" | base64 -d; printf '|'; done`,
+            bundle,
+        );
+        assert.strictEqual(
+            out.stdout,
+            `/etc/consul.d/consul.json 0640 root consul|${files[1].content}|/etc/consul.d/tls/ca.pem 0644 root consul|B\n|`,
+        );
+        assert.strictEqual(sha256Hex(bundle), sha256Hex(renderBundle(files)));
+    });
+
+    it("refuses bundle entries outside the managed paths' grammar", () => {
+        const file: NodeFile = { path: "/etc/x", mode: "0644", owner: "root", group: "root", content: "" };
+        assert.throws(() => renderBundle([{ ...file, path: "/etc/../root/.ssh/authorized_keys" }]), /bad file path/);
+        assert.throws(() => renderBundle([{ ...file, path: "relative" }]), /bad file path/);
+        assert.throws(() => renderBundle([{ ...file, path: "/etc/a b" }]), /bad file path/);
+        assert.throws(() => renderBundle([{ ...file, mode: "644" }]), /bad mode/);
+        assert.throws(() => renderBundle([file, file]), /twice/);
+    });
+
+    it("runs as root directly and through sudo -n otherwise", () => {
+        assert.match(wrapForUser("echo hi", "root"), /^sh -c 'echo hi' consul-node$/);
+        assert.match(wrapForUser("echo hi", "ops"), /^sudo -n sh -c 'echo hi' consul-node$/);
+    });
+
+    it("names the host and the step in progress lines and failures, and never prints stdin", () => {
+        const script = applyScript(applyBase);
+        assert.match(script, /printf '%s %s: %s\\n' "\$NODE" "\$STEP"/);
+        assert.match(script, /printf '%s %s: FAILED: %s\\n' "\$NODE" "\$STEP" "\$1" >&2/);
+        // The bundle goes to a root-only temp file and through base64 -d into the staging dir only.
+        assert.match(script, /cat > "\$WORK\/bundle"/);
+        assert.ok(!/cat "\$WORK\/bundle"/.test(script));
+        for (const step of ["preflight", "install", "layout", "stage", "validate", "compare", "pre-restart", "swap"]) {
+            assert.ok(script.includes(`STEP=${step}\n`), step);
+        }
+    });
+
+    it("validates the staged set before anything is swapped in, then restarts without consul leave", () => {
+        const script = applyScript(applyBase);
+        const validate = script.indexOf('"$CONSUL" validate "$STAGE$MAIN" "$STAGE$SECRET"');
+        const swap = script.indexOf("STEP=swap");
+        const restart = script.indexOf("systemctl restart --no-block consul.service");
+        assert.ok(validate > 0 && swap > validate && restart > swap);
+        assert.ok(!/\bleave\b/.test(script.replace(/leave_on_terminate/g, "").replace(/left running/g, "")));
+        assert.match(script, /operator raft transfer-leader/);
+        assert.match(script, /\/v1\/operator\/autopilot\/health/);
+        // The SHA-256 check comes before install.
+        assert.ok(
+            script.indexOf('if [ "$have" != "$want" ]') < script.indexOf('install -m 0755 -o root -g root "$WORK'),
+        );
+    });
+
+    it("the ACL script creates the policy and the token from files, never from its own text", () => {
+        const script = aclScript({
+            nodeName: "consul-server-1",
+            httpsPort: 8501,
+            policyName: AGENT_POLICY_NAME,
+            policyJson: agentPolicyJson(),
+            waitSeconds: 300,
+        });
+        assert.match(script, /tr -d '\\n' < "\$AGENT_TOKEN"/);
+        const policy = JSON.parse(agentPolicyJson()) as { Name: string; Rules: string };
+        assert.deepStrictEqual(JSON.parse(policy.Rules), {
+            node_prefix: { "": { policy: "write" } },
+            service_prefix: { "": { policy: "read" } },
+        });
+    });
+
+    it("the remove script leaves (servers) or stops with leave_on_terminate (clients), then removes", () => {
+        const server = removeScript({ nodeName: "s1", ownerId: "server-s1", role: "server", httpsPort: 8501 });
+        assert.match(server, /"\$BIN" leave/);
+        assert.ok(server.indexOf('"$BIN" leave') < server.indexOf("rm -f /etc/systemd/system/consul.service"));
+        // A host that moved to another resource (client <-> server, renamed) is left alone: the new
+        // resource's create ran before this delete.
+        assert.match(server, /OWNER_ID='server-s1'/);
+        assert.ok(server.indexOf('!= "$OWNER_ID"') < server.indexOf('"$BIN" leave'));
+    });
+
+    describe("shellcheck", function () {
+        before(function () {
+            if (!hasShellcheck) this.skip();
+        });
+        const scripts: [string, () => string][] = [
+            ["apply, server, download", () => applyScript(applyBase)],
+            [
+                "apply, client, preinstalled",
+                () =>
+                    applyScript({
+                        ...applyBase,
+                        role: "client",
+                        installMode: "preinstalled",
+                        serverApiUrls: ["https://10.0.0.1:8501", "https://[fd00::1]:8501"],
+                    }),
+            ],
+            ["apply, last server", () => applyScript({ ...applyBase, isLastServer: true, serverCount: 1 })],
+            [
+                "remove, server",
+                () => removeScript({ nodeName: "s1", ownerId: "server-s1", role: "server", httpsPort: 8501 }),
+            ],
+            [
+                "remove, client",
+                () => removeScript({ nodeName: "c1", ownerId: "client-c1", role: "client", httpsPort: 8501 }),
+            ],
+            [
+                "acl",
+                () =>
+                    aclScript({
+                        nodeName: "s1",
+                        httpsPort: 8501,
+                        policyName: AGENT_POLICY_NAME,
+                        policyJson: agentPolicyJson(),
+                        waitSeconds: 300,
+                    }),
+            ],
+        ];
+        for (const [what, render] of scripts) {
+            it(`passes: ${what}`, () => {
+                const result = shellcheck(render());
+                assert.strictEqual(result.status, 0, result.output);
+            });
+            it(`parses with sh -n: ${what}`, () => {
+                const result = spawnSync("sh", ["-n"], { input: render(), encoding: "utf8" });
+                assert.strictEqual(result.status, 0, result.stderr);
+            });
+        }
+        it("is an honest check: it flags an unquoted expansion", () => {
+            assert.notStrictEqual(shellcheck('#!/bin/sh\nx="a b"\nrm $x\n').status, 0);
+        });
+    });
+});
+
+describe("node script failure reporting", () => {
+    const common = (body: string) => {
+        const script = removeScript({ nodeName: "host-a", ownerId: "client-host-a", role: "client", httpsPort: 8501 });
+        // The shared helpers without the remove body: header + COMMON up to the body's first step.
+        return script.slice(0, script.indexOf("STEP=leave")) + body;
+    };
+
+    it("fail() names the host, the step and the fix, and exits non-zero", () => {
+        const out = sh(common('STEP=stage\nfail "disk full; free space in /etc"\n'));
+        assert.strictEqual(out.status, 1);
+        assert.strictEqual(out.stderr, "host-a stage: FAILED: disk full; free space in /etc\n");
+    });
+
+    it("an unexpected failure under set -e still names the host and the step", () => {
+        const out = sh(common("STEP=swap\nfalse\necho not reached\n"));
+        assert.strictEqual(out.status, 1);
+        assert.match(out.stderr, /^host-a swap: FAILED: a command exited with status 1/);
+        assert.ok(!out.stdout.includes("not reached"));
+    });
+
+    it("progress lines are host, step, result", () => {
+        const out = sh(common('STEP=validate\nsay "consul validate ok"\n'));
+        assert.strictEqual(out.status, 0);
+        assert.strictEqual(out.stdout, "host-a validate: consul validate ok\n");
+    });
+});
