@@ -1,0 +1,2 @@
+// The module an application stack imports: `import * as consulApp from "<this repo>/app";`
+export * from "./consul-app";
