@@ -33,15 +33,19 @@ export interface RecordedResource {
     readonly dependencies: readonly string[];
     /** Order in which the program registered the resource (0-based). */
     readonly order: number;
+    /** The `deleteBeforeReplace` resource option, as the SDK sent it. */
+    readonly deleteBeforeReplace?: boolean;
 }
 
 // The SDK's mock monitor drops a registration's dependency list before calling `newResource`. Keep
 // it: the request is seen here first, and `newResource` is called synchronously right after.
 interface DependencyRequest {
     getDependenciesList(): string[];
+    getDeletebeforereplace(): boolean;
 }
 type RegisterResource = (this: unknown, req: DependencyRequest, callback: unknown) => unknown;
 let pendingDependencies: string[] = [];
+let pendingDeleteBeforeReplace = false;
 {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const monitor = require("@pulumi/pulumi/runtime/mocks") as { MockMonitor: { prototype: Record<string, unknown> } };
@@ -50,6 +54,7 @@ let pendingDependencies: string[] = [];
     if (!(original as { recordsDependencies?: boolean }).recordsDependencies) {
         const wrapped: RegisterResource = function (this: unknown, req, callback) {
             pendingDependencies = req.getDependenciesList();
+            pendingDeleteBeforeReplace = req.getDeletebeforereplace();
             return original.call(this, req, callback);
         };
         (wrapped as { recordsDependencies?: boolean }).recordsDependencies = true;
@@ -288,13 +293,15 @@ export class ConsulMocks implements pulumi.runtime.Mocks {
     async newResource(args: pulumi.runtime.MockResourceArgs): Promise<{ id: string; state: Record<string, unknown> }> {
         const dependencies = pendingDependencies;
         pendingDependencies = [];
+        const deleteBeforeReplace = pendingDeleteBeforeReplace;
+        pendingDeleteBeforeReplace = false;
         const order = this.calls++;
         const inputs = unwrapSecrets(args.inputs) as Record<string, unknown>;
         const before = this.previous?.resources.find((r) => r.type === args.type && r.name === args.name);
         const state =
             before !== undefined && this.keepsState(before, inputs)
                 ? before.state
-                : await this.stateFor(args.type, args.name, inputs, before);
+                : await this.stateFor(args.type, args.name, inputs, before, { deleteBeforeReplace });
         this.resources.push({
             type: args.type,
             name: args.name,
@@ -304,6 +311,7 @@ export class ConsulMocks implements pulumi.runtime.Mocks {
             provider: args.provider,
             dependencies,
             order,
+            deleteBeforeReplace,
         });
         return { id: `${args.name}-id`, state };
     }
@@ -319,6 +327,7 @@ export class ConsulMocks implements pulumi.runtime.Mocks {
         _name: string,
         inputs: Record<string, unknown>,
         _before?: RecordedResource,
+        _options: { deleteBeforeReplace: boolean } = { deleteBeforeReplace: false },
     ): Promise<Record<string, unknown>> {
         switch (type) {
             case "tls:index/privateKey:PrivateKey":

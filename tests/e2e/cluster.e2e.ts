@@ -486,6 +486,35 @@ describe("Consul on real hosts, deployed by the program's own commands over SSH"
         );
     });
 
+    it("9. a client host moves to a new machine (same node name, new address): the old one leaves and is cleaned", async () => {
+        // consul-host-4's entry now points at host 5's machine (which scenario 6 emptied).
+        const [oldI, newI] = CLIENTS;
+        const name = hosts.hosts[oldI - 1].name;
+        config = { ...stackConfig({ logLevel: "debug" }, []), clientHosts: JSON.stringify([`${name}=${addr(newI)}`]) };
+        const d = await deploy(config);
+        figure(
+            `9. client ${name} moved ${addr(oldI)} → ${addr(newI)}: sessions ${d.mocks.runs.map((r) => `${r.op}@${r.host}`).join(" ")}, failures ${d.failures.length}`,
+        );
+        assert.deepStrictEqual(
+            d.failures.map((f) => f.message.slice(-1500)),
+            [],
+        );
+        await waitFor(
+            `${name} alive at its new address`,
+            async () => {
+                const m = (await members()).filter((x) => x.Name === name);
+                return m.length === 1 && m[0].Status === 1 && (m[0] as unknown as { Addr: string }).Addr === addr(newI);
+            },
+            60_000,
+            500,
+        );
+        const old = await hosts.exec(oldI, "systemctl is-active consul; test -e /etc/consul.d && echo config-left");
+        assert.doesNotMatch(old.stdout, /^active/m, "the agent on the old machine still runs");
+        assert.doesNotMatch(old.stdout, /config-left/, "the old machine still holds the config, keys and tokens");
+        const catalog = await api(addr(1), `/v1/catalog/node/${name}`, asMgmt());
+        assert.match(catalog.body, new RegExp(`"Address":"${addr(newI).replace(/\./g, "\\.")}"`));
+    });
+
     // --- scenario 8: rogue agents on host 6 (not in the stack) -------------------------------------
 
     const ROGUE = HOST_COUNT;
@@ -692,7 +721,9 @@ describe("Consul on real hosts, deployed by the program's own commands over SSH"
     it("anchor: time to leader with our raft_multiplier (1) vs Consul's default 5, same cluster, cold start", async () => {
         // All agents stop; the servers' data dirs are emptied; all three servers start at once.
         async function coldStart(multiplier: number): Promise<number> {
-            await Promise.all([...SERVERS, CLIENTS[0]].map((i) => hosts.run(i, "systemctl stop consul")));
+            await Promise.all(
+                [...SERVERS, ...CLIENTS].map((i) => hosts.run(i, "systemctl stop consul 2>/dev/null || true")),
+            );
             await Promise.all(
                 SERVERS.map((i) =>
                     hosts.run(

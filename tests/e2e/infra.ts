@@ -236,7 +236,7 @@ export function api(address: string, pathAndQuery: string, opts: ApiOptions): Pr
                 cert: opts.cert,
                 key: opts.key,
                 headers: opts.token ? { "X-Consul-Token": opts.token } : {},
-                timeout: opts.timeoutMs ?? 2000,
+                timeout: opts.timeoutMs ?? 10_000,
                 agent: false,
             },
             (res) => {
@@ -246,8 +246,9 @@ export function api(address: string, pathAndQuery: string, opts: ApiOptions): Pr
                 res.on("error", reject);
             },
         );
-        req.on("timeout", () => req.destroy(new Error("timeout")));
-        req.on("error", reject);
+        const what = `${opts.method ?? "GET"} https://${address}:${opts.port ?? 8501}${pathAndQuery}`;
+        req.on("timeout", () => req.destroy(new Error(`${what}: no answer within ${opts.timeoutMs ?? 10_000} ms`)));
+        req.on("error", (err) => reject(new Error(`${what}: ${err.message}`)));
         req.end(opts.body);
     });
 }

@@ -7,7 +7,7 @@
 //
 // Between deploys the provider's diff rules apply (`diffOp` in ../command-diff.ts): no input
 // changed → nothing; `triggers` changed → replace (create the new one now, delete the old one at
-// the end); any other change (`connection` included) → update (`update`, else `create`); gone →
+// the end; with the deleteBeforeReplace option, delete the old one first); any other change (`connection` included) → update (`update`, else `create`); gone →
 // delete (at the end, newest first). A failed deploy keeps the previous state of the failed resource
 // and of everything that was not reached, and deletes nothing, as the engine does.
 
@@ -100,8 +100,9 @@ export class ReplayMocks extends ConsulMocks {
         name: string,
         inputs: Record<string, unknown>,
         before?: RecordedResource,
+        options: { deleteBeforeReplace: boolean } = { deleteBeforeReplace: false },
     ): Promise<Record<string, unknown>> {
-        if (type !== COMMAND_TYPE) return super.stateFor(type, name, inputs, before);
+        if (type !== COMMAND_TYPE) return super.stateFor(type, name, inputs, before, options);
         const op = diffOp(before?.inputs, inputs);
         let outputs: Record<string, unknown>;
         switch (op) {
@@ -110,10 +111,18 @@ export class ReplayMocks extends ConsulMocks {
             default:
                 outputs = await this.run(name, "create", inputs, inputs.create);
                 break;
-            case "replace":
-                outputs = await this.run(name, "create", inputs, inputs.create);
-                this.deferredDeletes.push(before as RecordedResource);
+            case "replace": {
+                const old = before as RecordedResource;
+                if (options.deleteBeforeReplace) {
+                    // The engine deletes the old resource first, then creates the new one.
+                    await this.run(name, "delete", old.inputs, old.inputs.delete, old.state);
+                    outputs = await this.run(name, "create", inputs, inputs.create);
+                } else {
+                    outputs = await this.run(name, "create", inputs, inputs.create);
+                    this.deferredDeletes.push(old);
+                }
                 break;
+            }
             case "update":
                 outputs = await this.run(
                     name,
