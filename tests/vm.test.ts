@@ -389,6 +389,12 @@ describe("VM topology under mocks", function () {
                     );
                 }
                 assert.ok(dependsOn("consul-vm-acl", serverNames[serverCount - 1]));
+                // Each server knows the servers changed before it (its leadership hand-over targets).
+                serverNames.forEach((name, i) => {
+                    const earlier = Array.from({ length: i }, (_, k) => `10.20.0.${11 + k}`).join(" ");
+                    const create = String((byName.get(name) as RecordedResource).inputs.create);
+                    assert.ok(create.includes(`\nUPDATED_SERVERS='"'"'${earlier}'"'"'\n`), `${name}: ${earlier}`);
+                });
                 const clientNames = commands(result)
                     .map((c) => c.name)
                     .filter((n) => n.startsWith("consul-vm-client-"));

@@ -286,6 +286,10 @@ describe("Consul on real hosts, deployed by the program's own commands over SSH"
             `3. longest leaderless gap during the rolling change: ${watch.longestGapMs} ms (${watch.ticks} polls of 3 servers)`,
         );
         assert.ok(watch.longestGapMs <= 2000, `leaderless for ${watch.longestGapMs} ms`);
+        // The leader hands over to a server the rollout already changed, so leadership moves once
+        // (twice only if the first server in the order was the leader: nothing was changed yet).
+        const maxMoves = leaderHost === hosts.hosts[SERVERS[0] - 1] ? 2 : 1;
+        assert.ok(transferred.length <= maxMoves, `leadership moved ${transferred.length} times`);
         // Every member is back and the new log level is in force.
         await waitFor(
             "5 alive members",
@@ -741,13 +745,18 @@ describe("Consul on real hosts, deployed by the program's own commands over SSH"
         }
         const ours: number[] = [];
         const reference: number[] = [];
-        for (let round = 0; round < 2; round++) {
+        // Election timeouts are randomised, so one start says little: three of each, medians compared.
+        for (let round = 0; round < 3; round++) {
             ours.push(await coldStart(1));
             reference.push(await coldStart(5));
         }
-        const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+        const median = (xs: number[]) => {
+            const sorted = [...xs].sort((a, b) => a - b);
+            const mid = Math.floor(sorted.length / 2);
+            return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+        };
         figure(
-            `anchor: time to leader, raft_multiplier 1 (ours): ${ours.join(", ")} ms; raft_multiplier 5 (Consul default): ${reference.join(", ")} ms; ratio 5/1 = ${(median(reference) / Math.max(1, median(ours))).toFixed(2)}`,
+            `anchor: time to leader, raft_multiplier 1 (ours): ${ours.join(", ")} ms; raft_multiplier 5 (Consul default): ${reference.join(", ")} ms; medians ${median(ours)} vs ${median(reference)} ms, ratio 5/1 = ${(median(reference) / Math.max(1, median(ours))).toFixed(2)}`,
         );
         assert.ok(median(ours) < median(reference));
     });
