@@ -43,6 +43,15 @@ export function sshConnection(host: Host, ssh: SshAccess): types.input.remote.Co
     };
 }
 
+/**
+ * What identifies the machine a node runs on: a change means another machine, so the command is
+ * replaced (old machine cleaned up, new one installed). The SSH user and key are not in it: a key
+ * rotation is an update on the same machine.
+ */
+export function machineTriggers(host: Host): string[] {
+    return [`${host.address}:${host.sshPort}`];
+}
+
 export interface ConsulNodeArgs {
     readonly host: Host;
     readonly role: "server" | "client";
@@ -65,11 +74,14 @@ export interface ConsulNodeArgs {
  * stages, validates, swaps, restarts (or reloads) and waits, with the files on stdin (secret), and
  * whose delete script leaves the cluster and removes the agent.
  *
- * Why no `triggers`: the provider (and its SDK, via replaceOnChanges) *replaces* a Command when a
- * trigger changes, and replacement is create-before-delete, so the old resource's delete (leave,
- * remove the unit and data) would run right after the new config was applied. Instead the bundle's
- * sha256 is part of the script (which checks it) and the bundle is `stdin`; a change to either is a
- * plain update, and unchanged inputs run nothing.
+ * Config changes are plain updates: the bundle's sha256 is part of the script (which checks it) and
+ * the bundle is `stdin`, so a change to either re-runs `create` in place and unchanged inputs run
+ * nothing. The only `triggers` are the machine's SSH address and port: the provider *replaces* a
+ * Command when a trigger changes, and a node that moved to another machine must be replaced, not
+ * updated. An update would only run on the new machine, leaving the old one running an agent with
+ * the same node name (so the new agent never becomes that member) and holding the gossip key and
+ * tokens (found by the e2e suite, scenario 9). `deleteBeforeReplace` makes the old machine leave
+ * and clean up before the new one joins under the same name.
  */
 export class ConsulNode extends pulumi.ComponentResource {
     public readonly command: remote.Command;
@@ -102,6 +114,7 @@ export class ConsulNode extends pulumi.ComponentResource {
             `${name}-agent`,
             {
                 connection: sshConnection(args.host, args.ssh),
+                triggers: machineTriggers(args.host),
                 // No separate `update`: the provider runs `create` again on an update, and the script is
                 // written to be re-run (it compares, then swaps only what changed).
                 create: script,
@@ -111,7 +124,12 @@ export class ConsulNode extends pulumi.ComponentResource {
                 logging: "stdout",
                 addPreviousOutputInEnv: false,
             },
-            { parent: this, dependsOn: args.dependsOn, additionalSecretOutputs: ["stdin"] },
+            {
+                parent: this,
+                dependsOn: args.dependsOn,
+                additionalSecretOutputs: ["stdin"],
+                deleteBeforeReplace: true,
+            },
         );
         this.registerOutputs({ bundleSha256: this.bundleSha256 });
     }

@@ -181,6 +181,22 @@ UNIT_FILE=/etc/systemd/system/consul.service
 BACKUP=/etc/.consul-previous
 NEW_BIN=""
 
+# transfer_target: the Raft ID of a voter among UPDATED_SERVERS (the servers this rollout has
+# already changed), so leadership moves once, to a server that will not restart again in this
+# rollout; empty if there is none (the first server in the order).
+transfer_target() {
+    raft=$(api /v1/operator/raft/configuration "$(token_file)" | tr '{' '\n') || raft=""
+    for addr in $UPDATED_SERVERS; do
+        id=$(printf '%s\n' "$raft" | grep -F -e "\"Address\":\"$addr:" -e "\"Address\":\"[$addr]:" |
+            grep -F '"Voter":true' | sed -n 's/.*"ID":"\([^"]*\)".*/\1/p' | head -n 1)
+        if [ -n "$id" ]; then
+            printf '%s' "$id"
+            return 0
+        fi
+    done
+    return 0
+}
+
 STEP=preflight
 require_root
 require_tools systemctl base64 sha256sum install cmp stat curl awk
@@ -341,9 +357,14 @@ had_leader=0
 if [ "$active" -eq 1 ] && [ -n "$(leader "$CA_FILE")" ]; then had_leader=1; fi
 if [ "$ROLE" = server ] && [ "$ACTION" = restart ] && [ "$had_leader" -eq 1 ] && [ "$SERVER_COUNT" -gt 1 ]; then
     if api /v1/agent/self "$(token_file)" | grep -q '"leader":"true"'; then
-        say "this node is the Raft leader, transferring leadership"
+        target=$(transfer_target)
+        if [ -n "$target" ]; then
+            say "this node is the Raft leader, transferring leadership to $target (already updated)"
+        else
+            say "this node is the Raft leader, transferring leadership"
+        fi
         if CONSUL_HTTP_ADDR="https://127.0.0.1:$HTTPS_PORT" CONSUL_CACERT="$CA_FILE" CONSUL_HTTP_TOKEN_FILE="$(token_file)" \
-            "$BIN" operator raft transfer-leader >/dev/null 2>&1; then
+            "$BIN" operator raft transfer-leader ${"$"}{target:+"-id=$target"} >/dev/null 2>&1; then
             deadline=$(($(now) + 60))
             while api /v1/agent/self "$(token_file)" | grep -q '"leader":"true"'; do
                 if [ "$(now)" -ge "$deadline" ]; then fail "leadership did not move away within 60s; nothing was changed, retry"; fi
@@ -473,6 +494,11 @@ export interface ApplyScriptParams {
     readonly isLastServer: boolean;
     /** Clients: servers' HTTPS base URLs to fetch the Connect CA roots from. */
     readonly serverApiUrls: readonly string[];
+    /**
+     * Servers: the addresses of the servers before this one in the rollout (already changed by it).
+     * A leader hands leadership to one of them, so it moves once rather than once per server.
+     */
+    readonly updatedServers: readonly string[];
     readonly waitSeconds: number;
     /** sha256 of the stdin bundle; also makes the command change whenever the files do. */
     readonly bundleSha256: string;
@@ -494,6 +520,7 @@ export function applyScript(p: ApplyScriptParams): string {
                 SERVER_COUNT: p.serverCount,
                 IS_LAST_SERVER: p.isLastServer ? 1 : 0,
                 SERVER_API_URLS: p.serverApiUrls.join(" "),
+                UPDATED_SERVERS: p.updatedServers.join(" "),
                 WAIT_SECONDS: p.waitSeconds,
                 BUNDLE_SHA256: p.bundleSha256,
             }) +

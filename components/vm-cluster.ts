@@ -124,6 +124,10 @@ export class VmCluster extends pulumi.ComponentResource {
                         serverCount: vm.servers.length,
                         isLastServer: step.isLastServer ?? false,
                         serverApiUrls: role === "client" ? urls : [],
+                        updatedServers:
+                            role === "server"
+                                ? vm.servers.slice(0, vm.servers.indexOf(step.host)).map((s) => s.address)
+                                : [],
                         waitSeconds: WAIT_SECONDS,
                     },
                 },

@@ -26,6 +26,17 @@ function hostOf(r: RecordedResource): string {
 
 const SESSIONS: Record<CommandOp, number> = { create: 1, update: 1, replace: 2, delete: 1, none: 0 };
 
+/**
+ * What the provider does with one Command between two deploys, from its previous inputs (undefined
+ * if it is new) and its inputs now. `connection` is not replace-on-change: it counts as any input.
+ */
+export function diffOp(prev: Record<string, unknown> | undefined, next: Record<string, unknown>): CommandOp {
+    if (!prev) return "create";
+    if (JSON.stringify(prev.triggers) !== JSON.stringify(next.triggers)) return "replace";
+    if (JSON.stringify(prev) !== JSON.stringify(next)) return "update";
+    return "none";
+}
+
 export function diffCommands(before: readonly RecordedResource[], after: readonly RecordedResource[]): CommandRun[] {
     const commands = (rs: readonly RecordedResource[]) =>
         new Map(rs.filter((r) => r.type === COMMAND_TYPE).map((r) => [r.name, r]));
@@ -34,11 +45,7 @@ export function diffCommands(before: readonly RecordedResource[], after: readonl
     const runs: CommandRun[] = [];
     for (const [name, r] of now) {
         const prev = old.get(name);
-        let op: CommandOp;
-        if (!prev) op = "create";
-        else if (JSON.stringify(prev.inputs.triggers) !== JSON.stringify(r.inputs.triggers)) op = "replace";
-        else if (JSON.stringify(prev.inputs) !== JSON.stringify(r.inputs)) op = "update";
-        else op = "none";
+        const op = diffOp(prev?.inputs, r.inputs);
         runs.push({ name, host: hostOf(r), op, sessions: SESSIONS[op] });
     }
     for (const [name, r] of old) {

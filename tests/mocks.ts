@@ -33,15 +33,19 @@ export interface RecordedResource {
     readonly dependencies: readonly string[];
     /** Order in which the program registered the resource (0-based). */
     readonly order: number;
+    /** The `deleteBeforeReplace` resource option, as the SDK sent it. */
+    readonly deleteBeforeReplace?: boolean;
 }
 
 // The SDK's mock monitor drops a registration's dependency list before calling `newResource`. Keep
 // it: the request is seen here first, and `newResource` is called synchronously right after.
 interface DependencyRequest {
     getDependenciesList(): string[];
+    getDeletebeforereplace(): boolean;
 }
 type RegisterResource = (this: unknown, req: DependencyRequest, callback: unknown) => unknown;
 let pendingDependencies: string[] = [];
+let pendingDeleteBeforeReplace = false;
 {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const monitor = require("@pulumi/pulumi/runtime/mocks") as { MockMonitor: { prototype: Record<string, unknown> } };
@@ -50,6 +54,7 @@ let pendingDependencies: string[] = [];
     if (!(original as { recordsDependencies?: boolean }).recordsDependencies) {
         const wrapped: RegisterResource = function (this: unknown, req, callback) {
             pendingDependencies = req.getDependenciesList();
+            pendingDeleteBeforeReplace = req.getDeletebeforereplace();
             return original.call(this, req, callback);
         };
         (wrapped as { recordsDependencies?: boolean }).recordsDependencies = true;
@@ -288,38 +293,15 @@ export class ConsulMocks implements pulumi.runtime.Mocks {
     async newResource(args: pulumi.runtime.MockResourceArgs): Promise<{ id: string; state: Record<string, unknown> }> {
         const dependencies = pendingDependencies;
         pendingDependencies = [];
+        const deleteBeforeReplace = pendingDeleteBeforeReplace;
+        pendingDeleteBeforeReplace = false;
         const order = this.calls++;
         const inputs = unwrapSecrets(args.inputs) as Record<string, unknown>;
-        let state: Record<string, unknown>;
         const before = this.previous?.resources.find((r) => r.type === args.type && r.name === args.name);
-        const unchanged = before !== undefined && JSON.stringify(before.inputs) === JSON.stringify(inputs);
-        switch (unchanged ? "unchanged" : args.type) {
-            case "unchanged":
-                state = (before as RecordedResource).state;
-                break;
-            case "tls:index/privateKey:PrivateKey":
-                state = mintPrivateKey(inputs);
-                break;
-            case "tls:index/selfSignedCert:SelfSignedCert":
-                state = await mintSelfSignedCert(inputs);
-                break;
-            case "tls:index/certRequest:CertRequest":
-                state = await mintCertRequest(inputs);
-                break;
-            case "tls:index/locallySignedCert:LocallySignedCert":
-                state = await mintLocallySignedCert(inputs);
-                break;
-            case "random:index/randomBytes:RandomBytes": {
-                const bytes = crypto.randomBytes(inputs.length as number);
-                state = { ...inputs, base64: bytes.toString("base64"), hex: bytes.toString("hex") };
-                break;
-            }
-            case "random:index/randomUuid:RandomUuid":
-                state = { ...inputs, result: crypto.randomUUID() };
-                break;
-            default:
-                state = { ...inputs };
-        }
+        const state =
+            before !== undefined && this.keepsState(before, inputs)
+                ? before.state
+                : await this.stateFor(args.type, args.name, inputs, before, { deleteBeforeReplace });
         this.resources.push({
             type: args.type,
             name: args.name,
@@ -329,8 +311,42 @@ export class ConsulMocks implements pulumi.runtime.Mocks {
             provider: args.provider,
             dependencies,
             order,
+            deleteBeforeReplace,
         });
         return { id: `${args.name}-id`, state };
+    }
+
+    /** Whether a resource registered again keeps its earlier state (the engine's "no change"). */
+    protected keepsState(before: RecordedResource, inputs: Record<string, unknown>): boolean {
+        return JSON.stringify(before.inputs) === JSON.stringify(inputs);
+    }
+
+    /** The state a provider returns for a new or changed resource (`before` is the earlier one, if any). */
+    protected async stateFor(
+        type: string,
+        _name: string,
+        inputs: Record<string, unknown>,
+        _before?: RecordedResource,
+        _options: { deleteBeforeReplace: boolean } = { deleteBeforeReplace: false },
+    ): Promise<Record<string, unknown>> {
+        switch (type) {
+            case "tls:index/privateKey:PrivateKey":
+                return mintPrivateKey(inputs);
+            case "tls:index/selfSignedCert:SelfSignedCert":
+                return await mintSelfSignedCert(inputs);
+            case "tls:index/certRequest:CertRequest":
+                return await mintCertRequest(inputs);
+            case "tls:index/locallySignedCert:LocallySignedCert":
+                return await mintLocallySignedCert(inputs);
+            case "random:index/randomBytes:RandomBytes": {
+                const bytes = crypto.randomBytes(inputs.length as number);
+                return { ...inputs, base64: bytes.toString("base64"), hex: bytes.toString("hex") };
+            }
+            case "random:index/randomUuid:RandomUuid":
+                return { ...inputs, result: crypto.randomUUID() };
+            default:
+                return { ...inputs };
+        }
     }
 
     call(args: pulumi.runtime.MockCallArgs): Record<string, unknown> {

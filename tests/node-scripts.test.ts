@@ -23,6 +23,7 @@ const applyBase: ApplyScriptParams = {
     serverCount: 3,
     isLastServer: false,
     serverApiUrls: [],
+    updatedServers: [],
     waitSeconds: 300,
     bundleSha256: "0".repeat(64),
 };
@@ -202,6 +203,48 @@ describe("node scripts", () => {
         it("is an honest check: it flags an unquoted expansion", () => {
             assert.notStrictEqual(shellcheck('#!/bin/sh\nx="a b"\nrm $x\n').status, 0);
         });
+    });
+});
+
+describe("leadership hand-over target", () => {
+    // The function as rendered, with the local API faked by a canned raft configuration.
+    const script = applyScript(applyBase);
+    const fn = script.slice(
+        script.indexOf("transfer_target() {"),
+        script.indexOf("\n}\n", script.indexOf("transfer_target() {")) + 3,
+    );
+    const raft = JSON.stringify({
+        Servers: [
+            { ID: "id-1", Node: "s1", Address: "10.0.0.11:8300", Leader: false, ProtocolVersion: "3", Voter: true },
+            { ID: "id-2", Node: "s2", Address: "10.0.0.12:8300", Leader: true, ProtocolVersion: "3", Voter: true },
+            { ID: "id-4", Node: "s4", Address: "10.0.0.14:8300", Leader: false, ProtocolVersion: "3", Voter: false },
+            { ID: "id-6", Node: "s6", Address: "[fd00::6]:8300", Leader: false, ProtocolVersion: "3", Voter: true },
+        ],
+        Index: 42,
+    });
+    const target = (updated: string) =>
+        sh(
+            `set -eu\nUPDATED_SERVERS='${updated}'\ntoken_file() { :; }\napi() { printf '%s' '${raft}'; }\n${fn}\ntransfer_target`,
+        );
+
+    it("picks a voter the rollout already changed, so leadership moves once", () => {
+        assert.deepStrictEqual(target("10.0.0.11"), { status: 0, stdout: "id-1", stderr: "" });
+        assert.strictEqual(target("10.0.0.1 10.0.0.11").stdout, "id-1", "10.0.0.1 must not match 10.0.0.11");
+        assert.strictEqual(target("fd00::6").stdout, "id-6");
+    });
+
+    it("is empty for the first server, a non-voter or an unknown address (then any server is taken)", () => {
+        assert.strictEqual(target("").stdout, "");
+        assert.strictEqual(target("10.0.0.14").stdout, "");
+        assert.strictEqual(target("10.9.9.9").stdout, "");
+    });
+
+    it("the apply script passes the target to transfer-leader", () => {
+        assert.match(script, /operator raft transfer-leader \$\{target:\+"-id=\$target"\}/);
+        assert.match(
+            applyScript({ ...applyBase, updatedServers: ["10.0.0.11", "10.0.0.12"] }),
+            /^UPDATED_SERVERS='10.0.0.11 10.0.0.12'$/m,
+        );
     });
 });
 

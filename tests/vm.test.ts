@@ -350,10 +350,16 @@ describe("VM topology under mocks", function () {
                         if (c.rawInputs[field] !== undefined)
                             assert.ok(!containsSecret(c.rawInputs[field]), `${c.name} ${field}`);
                     }
-                    assert.strictEqual(c.inputs.triggers, undefined, "triggers would make every change a replace");
                     assert.strictEqual(c.inputs.addPreviousOutputInEnv, false);
                     assert.strictEqual(c.inputs.logging, "stdout");
-                    if (c.name === "consul-vm-acl") continue;
+                    if (c.name === "consul-vm-acl") {
+                        assert.strictEqual(c.inputs.triggers, undefined);
+                        continue;
+                    }
+                    // Only the machine (address:port) triggers a replace, old machine first.
+                    const connection = c.inputs.connection as { host: string; port: number };
+                    assert.deepStrictEqual(c.inputs.triggers, [`${connection.host}:${connection.port}`]);
+                    assert.strictEqual(c.deleteBeforeReplace, true, `${c.name} deleteBeforeReplace`);
                     assert.ok(containsSecret(c.rawInputs.stdin), `${c.name} stdin is not secret`);
                     assert.strictEqual(c.inputs.update, undefined, "create is re-run on update");
                     const digest = crypto.createHash("sha256").update(String(c.inputs.stdin)).digest("hex");
@@ -383,6 +389,12 @@ describe("VM topology under mocks", function () {
                     );
                 }
                 assert.ok(dependsOn("consul-vm-acl", serverNames[serverCount - 1]));
+                // Each server knows the servers changed before it (its leadership hand-over targets).
+                serverNames.forEach((name, i) => {
+                    const earlier = Array.from({ length: i }, (_, k) => `10.20.0.${11 + k}`).join(" ");
+                    const create = String((byName.get(name) as RecordedResource).inputs.create);
+                    assert.ok(create.includes(`\nUPDATED_SERVERS='"'"'${earlier}'"'"'\n`), `${name}: ${earlier}`);
+                });
                 const clientNames = commands(result)
                     .map((c) => c.name)
                     .filter((n) => n.startsWith("consul-vm-client-"));
@@ -433,9 +445,29 @@ describe("VM topology under mocks", function () {
             mocks: new ConsulMocks(again.mocks),
         });
         const runs = diffCommands(again.mocks.resources, third.mocks.resources).filter((r) => r.op !== "none");
+        // A node on another machine is replaced (delete on the old machine, then create on the new
+        // one), not updated: an update would leave the old machine running the agent, keys and tokens.
         assert.deepStrictEqual(runs, [
-            { name: "consul-vm-client-app-4-agent", host: "10.20.1.99", op: "update", sessions: 1 },
+            { name: "consul-vm-client-app-4-agent", host: "10.20.1.99", op: "replace", sessions: 2 },
         ]);
-        assert.deepStrictEqual([...sessionsPerHost(runs).values()], [1]);
+        assert.deepStrictEqual([...sessionsPerHost(runs).values()], [2]);
+    });
+
+    it("config changes and an SSH key rotation are updates in place, never replacements", async () => {
+        const { secretKeys } = stackFileConfig("prod");
+        const base = hostsConfig(3, 2);
+        const first = await evaluateProgram(base, { stack: "prod", secretKeys });
+        const otherKey = path.join(operator.home, ".ssh", "rotated_ed25519");
+        fs.writeFileSync(
+            otherKey,
+            crypto.generateKeyPairSync("ed25519").privateKey.export({ type: "pkcs8", format: "pem" }),
+            { mode: 0o600 },
+        );
+        const changed = await evaluateProgram(
+            { ...base, logLevel: "debug", sshPrivateKeyPath: otherKey },
+            { stack: "prod", secretKeys, mocks: new ConsulMocks(first.mocks) },
+        );
+        const ops = diffCommands(first.mocks.resources, changed.mocks.resources).map((r) => r.op);
+        assert.deepStrictEqual([...new Set(ops)], ["update"]);
     });
 });

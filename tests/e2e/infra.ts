@@ -1,0 +1,324 @@
+// The real parts of the end-to-end tests, started from the test setup and cached between runs:
+// the Consul binary and its release-mirror files (scripts/e2e/build-consul.sh), the host image
+// (scripts/e2e/image.sh), systemd-nspawn hosts on a private bridge (scripts/e2e/hosts.sh), and an
+// HTTP release mirror on the bridge address. Everything here talks only to the bridge that
+// hosts.sh created (or loopback), and every wait is bounded.
+
+import { ChildProcess, spawn, spawnSync } from "child_process";
+import * as fs from "fs";
+import * as https from "https";
+import * as os from "os";
+import * as path from "path";
+import { REPO_ROOT } from "../mocks";
+
+const SCRIPTS = path.join(REPO_ROOT, "scripts", "e2e");
+
+export function log(line: string): void {
+    process.stderr.write(`[e2e ${new Date().toISOString().slice(11, 23)}] ${line}\n`);
+}
+
+/** Fails with a clear message: the e2e suite never skips because something is missing. */
+export function requirePrerequisites(): void {
+    const problems: string[] = [];
+    if (process.getuid?.() !== 0) problems.push("run as root (systemd-nspawn, bridges, overlay mounts)");
+    for (const tool of ["ssh", "ssh-keygen", "python3", "ip", "mount"]) {
+        if (spawnSync("sh", ["-c", `command -v ${tool}`]).status !== 0) problems.push(`${tool} is not installed`);
+    }
+    if (problems.length > 0) throw new Error(`e2e prerequisites missing: ${problems.join("; ")}`);
+}
+
+function runScript(script: string, args: string[], timeoutMs: number): Promise<string> {
+    return new Promise((resolve, reject) => {
+        const child = spawn("bash", [path.join(SCRIPTS, script), ...args], { stdio: ["ignore", "pipe", "pipe"] });
+        let stdout = "";
+        let stderr = "";
+        const timer = setTimeout(() => child.kill("SIGTERM"), timeoutMs);
+        child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+        child.stderr.on("data", (d: Buffer) => {
+            stderr += d.toString();
+            process.stderr.write(d);
+        });
+        child.on("close", (code) => {
+            clearTimeout(timer);
+            if (code === 0) resolve(stdout.trim().split("\n").pop() ?? "");
+            else reject(new Error(`${script} ${args.join(" ")} failed (exit ${code}):\n${stderr.slice(-3000)}`));
+        });
+    });
+}
+
+export interface Artifacts {
+    readonly consulBinary: string;
+    /** The cached release-mirror dir: consul_<v>_linux_amd64.zip + consul_<v>_SHA256SUMS. */
+    readonly mirrorDir: string;
+    readonly consulVersion: string;
+    readonly image: string;
+    readonly seconds: number;
+}
+
+/** Builds (or reuses the cached) Consul and host image, in parallel. */
+export async function ensureArtifacts(): Promise<Artifacts> {
+    const started = Date.now();
+    const [consulBinary, image] = await Promise.all([
+        runScript("build-consul.sh", [], 45 * 60_000),
+        runScript("image.sh", [], 20 * 60_000),
+    ]);
+    const out = spawnSync(consulBinary, ["version"], { encoding: "utf8" });
+    const version = /^Consul v(\S+)/.exec(out.stdout)?.[1];
+    if (!version) throw new Error(`${consulBinary} version printed ${out.stdout}${out.stderr}`);
+    return {
+        consulBinary,
+        mirrorDir: path.dirname(consulBinary),
+        consulVersion: version,
+        image,
+        seconds: (Date.now() - started) / 1000,
+    };
+}
+
+export interface TestHost {
+    readonly name: string;
+    readonly address: string;
+    readonly port: number;
+    readonly user: string;
+    readonly machine: string;
+    readonly veth: string;
+}
+
+export interface ExecResult {
+    readonly code: number;
+    readonly stdout: string;
+    readonly stderr: string;
+}
+
+/** n nspawn hosts from hosts.sh; `down()` must run in an after() hook. */
+export class Hosts {
+    hosts: TestHost[] = [];
+    sshKeyPath = "";
+    bridgeAddr = "";
+    private constructor(readonly workdir: string) {}
+
+    static async up(n: number): Promise<Hosts> {
+        const wd = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "consul-e2e-")), "hosts");
+        const h = new Hosts(wd);
+        try {
+            await runScript("hosts.sh", ["up", wd, String(n)], 5 * 60_000);
+        } catch (err) {
+            await h.down();
+            throw err;
+        }
+        h.hosts = JSON.parse(fs.readFileSync(path.join(wd, "hosts.json"), "utf8")) as TestHost[];
+        h.sshKeyPath = path.join(wd, "ssh_key");
+        h.bridgeAddr = fs.readFileSync(path.join(wd, "bridge_addr"), "utf8").trim();
+        return h;
+    }
+
+    async down(): Promise<void> {
+        await runScript("hosts.sh", ["down", this.workdir], 5 * 60_000).catch((err: Error) => log(err.message));
+        fs.rmSync(path.dirname(this.workdir), { recursive: true, force: true });
+    }
+
+    async netCut(i: number): Promise<void> {
+        await runScript("hosts.sh", ["net-cut", this.workdir, String(i)], 30_000);
+    }
+
+    async netRestore(i: number): Promise<void> {
+        await runScript("hosts.sh", ["net-restore", this.workdir, String(i)], 30_000);
+    }
+
+    /** Runs a command on host i (1-based) as root; never throws on a non-zero exit. */
+    exec(i: number, command: string, opts: { stdin?: string; timeoutMs?: number } = {}): Promise<ExecResult> {
+        const host = this.hosts[i - 1];
+        const args = [
+            ...["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"],
+            ...["-o", "BatchMode=yes", "-o", "ConnectTimeout=5", "-o", "IdentitiesOnly=yes", "-o", "ControlPath=none"],
+            ...["-i", this.sshKeyPath, `root@${host.address}`, "--", command],
+        ];
+        return new Promise((resolve) => {
+            const child = spawn("ssh", args, { stdio: ["pipe", "pipe", "pipe"] });
+            let stdout = "";
+            let stderr = "";
+            const timer = setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs ?? 60_000);
+            child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+            child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+            child.on("close", (code) => {
+                clearTimeout(timer);
+                resolve({ code: code ?? 255, stdout, stderr });
+            });
+            child.stdin.on("error", () => undefined);
+            child.stdin.end(opts.stdin ?? "");
+        });
+    }
+
+    /** Like exec, but throws with the output on a non-zero exit. */
+    async run(i: number, command: string, opts: { stdin?: string; timeoutMs?: number } = {}): Promise<string> {
+        const r = await this.exec(i, command, opts);
+        if (r.code !== 0) throw new Error(`host ${i}: '${command}' exited ${r.code}: ${r.stdout}${r.stderr}`);
+        return r.stdout;
+    }
+}
+
+/**
+ * The release mirror the program's install path downloads from: `<base>/consul/<v>/<files>`,
+ * served by python3 -m http.server on the bridge address (symlinks into the cached build dir).
+ */
+export class Mirror {
+    private constructor(
+        readonly url: string,
+        private readonly dir: string,
+        private readonly child: ChildProcess,
+    ) {}
+
+    static async start(artifacts: Artifacts, bindAddr: string, port = 8080): Promise<Mirror> {
+        const dir = fs.mkdtempSync(path.join(os.tmpdir(), "consul-mirror-"));
+        const versionDir = path.join(dir, "consul", artifacts.consulVersion);
+        fs.mkdirSync(versionDir, { recursive: true });
+        for (const file of [
+            `consul_${artifacts.consulVersion}_linux_amd64.zip`,
+            `consul_${artifacts.consulVersion}_SHA256SUMS`,
+        ]) {
+            const source = path.join(artifacts.mirrorDir, file);
+            if (!fs.existsSync(source)) throw new Error(`release mirror file ${source} is missing (build-consul.sh)`);
+            fs.symlinkSync(source, path.join(versionDir, file));
+        }
+        const child = spawn("python3", ["-m", "http.server", String(port), "--bind", bindAddr, "--directory", dir], {
+            stdio: ["ignore", "ignore", "pipe"],
+        });
+        let stderr = "";
+        child.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
+        const url = `http://${bindAddr}:${port}`;
+        const mirror = new Mirror(url, dir, child);
+        for (let i = 0; i < 50; i++) {
+            const r = spawnSync("curl", ["-fsS", "-o", "/dev/null", `${url}/consul/`], { timeout: 2000 });
+            if (r.status === 0) return mirror;
+            if (child.exitCode !== null) break;
+            await sleep(200);
+        }
+        mirror.stop();
+        throw new Error(`the release mirror did not come up at ${url}: ${stderr}`);
+    }
+
+    /** How many times each path was fetched (from the server's access log is not kept: count on stop). */
+    stop(): void {
+        if (this.child.exitCode === null) this.child.kill("SIGTERM");
+        fs.rmSync(this.dir, { recursive: true, force: true });
+    }
+}
+
+export function sleep(ms: number): Promise<void> {
+    return new Promise((r) => setTimeout(r, ms));
+}
+
+export interface ApiOptions {
+    readonly ca: string;
+    readonly token?: string;
+    readonly cert?: string;
+    readonly key?: string;
+    readonly method?: string;
+    readonly body?: string;
+    readonly timeoutMs?: number;
+    readonly port?: number;
+}
+
+export interface ApiResponse {
+    readonly status: number;
+    readonly body: string;
+}
+
+/** One HTTPS request to a test host's Consul API, verified with our CA; rejects on network errors. */
+export function api(address: string, pathAndQuery: string, opts: ApiOptions): Promise<ApiResponse> {
+    return new Promise((resolve, reject) => {
+        const req = https.request(
+            {
+                host: address,
+                port: opts.port ?? 8501,
+                path: pathAndQuery,
+                method: opts.method ?? "GET",
+                ca: opts.ca,
+                cert: opts.cert,
+                key: opts.key,
+                headers: opts.token ? { "X-Consul-Token": opts.token } : {},
+                timeout: opts.timeoutMs ?? 10_000,
+                agent: false,
+            },
+            (res) => {
+                let body = "";
+                res.on("data", (d: Buffer) => (body += d.toString()));
+                res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+                res.on("error", reject);
+            },
+        );
+        const what = `${opts.method ?? "GET"} https://${address}:${opts.port ?? 8501}${pathAndQuery}`;
+        req.on("timeout", () => req.destroy(new Error(`${what}: no answer within ${opts.timeoutMs ?? 10_000} ms`)));
+        req.on("error", (err) => reject(new Error(`${what}: ${err.message}`)));
+        req.end(opts.body);
+    });
+}
+
+/** The leader as one server sees it ("" if none or unreachable). */
+export async function leaderOf(address: string, ca: string, timeoutMs = 1000): Promise<string> {
+    try {
+        const r = await api(address, "/v1/status/leader", { ca, timeoutMs });
+        return r.status === 200 ? (JSON.parse(r.body) as string) : "";
+    } catch {
+        return "";
+    }
+}
+
+/** Polls until `check` is true; throws with `what` after `timeoutMs`. */
+export async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: number, everyMs = 250) {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+        if (await check().catch(() => false)) return;
+        if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+        await sleep(everyMs);
+    }
+}
+
+/**
+ * Polls /v1/status/leader on every server every `everyMs` while running. A tick is leaderless when
+ * no server reports a leader; `longestGapMs` is the longest run of such ticks (first leaderless
+ * tick to the next tick with a leader), `firstLeaderAt` the time of the first tick with one.
+ */
+export class LeaderWatch {
+    longestGapMs = 0;
+    firstLeaderAt?: number;
+    ticks = 0;
+    private gapStart?: number;
+    private running = true;
+    private loop: Promise<void>;
+    /** Per tick: the leaders reported (for debugging). */
+    readonly leaders = new Set<string>();
+
+    constructor(
+        private readonly addresses: readonly string[],
+        private readonly ca: string,
+        everyMs = 100,
+        maxMs = 20 * 60_000,
+    ) {
+        const deadline = Date.now() + maxMs;
+        this.loop = (async () => {
+            while (this.running && Date.now() < deadline) {
+                const tickAt = Date.now();
+                const seen = await Promise.all(this.addresses.map((a) => leaderOf(a, this.ca, Math.max(everyMs, 300))));
+                this.ticks++;
+                const any = seen.find((l) => l !== "");
+                if (any) {
+                    this.leaders.add(any);
+                    if (this.firstLeaderAt === undefined) this.firstLeaderAt = tickAt;
+                    if (this.gapStart !== undefined) {
+                        this.longestGapMs = Math.max(this.longestGapMs, tickAt - this.gapStart);
+                        this.gapStart = undefined;
+                    }
+                } else if (this.firstLeaderAt !== undefined && this.gapStart === undefined) {
+                    this.gapStart = tickAt;
+                }
+                await sleep(Math.max(0, everyMs - (Date.now() - tickAt)));
+            }
+        })();
+    }
+
+    async stop(): Promise<void> {
+        this.running = false;
+        await this.loop;
+        if (this.gapStart !== undefined) this.longestGapMs = Math.max(this.longestGapMs, Date.now() - this.gapStart);
+    }
+}
