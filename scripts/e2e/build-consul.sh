@@ -37,20 +37,8 @@ SUMS_NAME="consul_${CONSUL_VERSION}_SHA256SUMS"
 log() { printf '[build-consul] %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
-# Install missing apt packages (needs root; runs `apt-get update` only when needed).
-ensure_apt() {
-  local missing=() pkg
-  for pkg in "$@"; do
-    [[ "$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null)" == "install ok installed" ]] || missing+=("$pkg")
-  done
-  ((${#missing[@]} == 0)) && return 0
-  log "installing apt packages: ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  if ! apt-get install -y --no-install-recommends "${missing[@]}" >&2; then
-    apt-get update >&2
-    apt-get install -y --no-install-recommends "${missing[@]}" >&2
-  fi
-}
+# shellcheck source=scripts/e2e/apt.sh
+source "$(dirname "${BASH_SOURCE[0]}")/apt.sh"
 
 cached_ok() {
   [[ -x "$BIN" ]] || return 1

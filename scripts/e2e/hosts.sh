@@ -36,19 +36,8 @@ log() { printf '[hosts] %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 usage() { sed -n '2,/^set -euo/{/^#/p}' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
-ensure_apt() {
-  local missing=() pkg
-  for pkg in "$@"; do
-    [[ "$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null)" == "install ok installed" ]] || missing+=("$pkg")
-  done
-  ((${#missing[@]} == 0)) && return 0
-  log "installing apt packages: ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  if ! apt-get install -y --no-install-recommends "${missing[@]}" >&2; then
-    apt-get update >&2
-    apt-get install -y --no-install-recommends "${missing[@]}" >&2
-  fi
-}
+# shellcheck source=scripts/e2e/apt.sh
+source "$(dirname "${BASH_SOURCE[0]}")/apt.sh"
 
 # Names derived from the workdir path, so `down` works even if state files are gone.
 # Bridge: cpb<8 hex> (11 chars). Machine: c<6 hex>-<i>, so nspawn's host-side veth

@@ -30,19 +30,8 @@ STAMP_REL=etc/consul-pulumi-image.stamp
 log() { printf '[image] %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
-ensure_apt() {
-  local missing=() pkg
-  for pkg in "$@"; do
-    [[ "$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null)" == "install ok installed" ]] || missing+=("$pkg")
-  done
-  ((${#missing[@]} == 0)) && return 0
-  log "installing apt packages: ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  if ! apt-get install -y --no-install-recommends "${missing[@]}" >&2; then
-    apt-get update >&2
-    apt-get install -y --no-install-recommends "${missing[@]}" >&2
-  fi
-}
+# shellcheck source=scripts/e2e/apt.sh
+source "$(dirname "${BASH_SOURCE[0]}")/apt.sh"
 
 # The first mirror URI configured for "$SUITE" (not -security/-updates) on this machine.
 detect_mirror() {
