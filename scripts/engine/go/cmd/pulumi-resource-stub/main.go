@@ -6,9 +6,9 @@
 //
 //   - CheckConfig/Check return the inputs unchanged (no provider-side defaults or validation);
 //   - Diff/DiffConfig report "some change" when old and new inputs differ (no replace decisions);
-//   - Configure says the provider does not support preview, so the engine shows a new resource's
-//     inputs as its state and every provider-computed output stays unknown, as in a first preview;
-//   - Create, Read, Update, Delete and Invoke fail with an error naming this stub.
+//   - Create and Update with preview=true return the inputs as the planned state, so every output
+//     the real provider computes stays unknown in the program, as in a first preview;
+//   - Create and Update for real, Read, Delete and Invoke fail with an error naming this stub.
 //
 // Its name and version come from its install path ($PULUMI_HOME/plugins/resource-<name>-v<version>/).
 package main
@@ -85,7 +85,7 @@ func (s *stub) DiffConfig(_ context.Context, req *pulumirpc.DiffRequest) (*pulum
 }
 
 func (s *stub) Configure(context.Context, *pulumirpc.ConfigureRequest) (*pulumirpc.ConfigureResponse, error) {
-	return &pulumirpc.ConfigureResponse{AcceptSecrets: true, SupportsPreview: false, AcceptResources: true}, nil
+	return &pulumirpc.ConfigureResponse{AcceptSecrets: true, SupportsPreview: true, AcceptResources: true}, nil
 }
 
 func (s *stub) Check(_ context.Context, req *pulumirpc.CheckRequest) (*pulumirpc.CheckResponse, error) {
@@ -96,16 +96,24 @@ func (s *stub) Diff(_ context.Context, req *pulumirpc.DiffRequest) (*pulumirpc.D
 	return diff(req.GetOldInputs(), req.GetNews()), nil
 }
 
-func (s *stub) Create(context.Context, *pulumirpc.CreateRequest) (*pulumirpc.CreateResponse, error) {
-	return nil, s.refuse("create")
+// Create and Update answer previews only: the planned state is the inputs, so every output that
+// the real provider would compute stays unknown in the program.
+func (s *stub) Create(_ context.Context, req *pulumirpc.CreateRequest) (*pulumirpc.CreateResponse, error) {
+	if !req.GetPreview() {
+		return nil, s.refuse("create")
+	}
+	return &pulumirpc.CreateResponse{Properties: req.GetProperties()}, nil
 }
 
 func (s *stub) Read(context.Context, *pulumirpc.ReadRequest) (*pulumirpc.ReadResponse, error) {
 	return nil, s.refuse("read")
 }
 
-func (s *stub) Update(context.Context, *pulumirpc.UpdateRequest) (*pulumirpc.UpdateResponse, error) {
-	return nil, s.refuse("update")
+func (s *stub) Update(_ context.Context, req *pulumirpc.UpdateRequest) (*pulumirpc.UpdateResponse, error) {
+	if !req.GetPreview() {
+		return nil, s.refuse("update")
+	}
+	return &pulumirpc.UpdateResponse{Properties: req.GetNews()}, nil
 }
 
 func (s *stub) Delete(context.Context, *pulumirpc.DeleteRequest) (*emptypb.Empty, error) {
