@@ -2,14 +2,18 @@
 # Builds the Pulumi engine for this project from Go modules (the Go module proxy only; nothing is
 # downloaded from anywhere else) and caches it by version under
 #   ${XDG_CACHE_HOME:-$HOME/.cache}/consul-pulumi/engine/<versions>/
-#     bin/pulumi                     the CLI, github.com/pulumi/pulumi/pkg/v3 at the SDK's version
-#     bin/pulumi-language-nodejs     the Node.js language host (see step 3)
+#     bin/pulumi                     the CLI: github.com/pulumi/pulumi/pkg/v3 at the npm SDK's version
+#     bin/pulumi-language-nodejs     the Node.js language host (scripts/engine/go: the proxy does not
+#                                    serve the upstream host's module)
 #     bin/pulumi-resource-stub       a preview-only stand-in provider, used by preview.sh only
-#     pulumi-home/                   PULUMI_HOME with the provider plugins that could be built
+#     pulumi-home/plugins/           PULUMI_HOME with the provider plugins that could be built:
+#                                    tls and random from the upstream Terraform providers through the
+#                                    Pulumi bridge (scripts/engine/bridged, scripts/engine/shims);
+#                                    command and kubernetes only if the proxy serves their modules
 #     build-times.tsv                seconds per component and run (cold = built, warm = cached)
-# A step whose output exists is skipped, so a second run costs seconds. Progress goes to stderr;
-# the last lines are a summary. Exit status 1 when a component could not be built (the others
-# are still built and cached).
+# A component whose output exists is skipped, so a second run costs seconds. Progress goes to
+# stderr, a summary at the end. Exit status 1 when a component could not be built (the others are
+# still built and cached).
 #
 # Usage: scripts/engine/build.sh [component...]   components: cli langhost stub command tls random kubernetes
 #                                                 (default: all, kubernetes last)
@@ -46,8 +50,9 @@ export PATH="/usr/local/go/bin:$PATH"
 # The module proxy only: no fallback to fetching repositories directly.
 GOPROXY="$(go env GOPROXY | sed -E 's/[,|]direct$//')"
 export GOPROXY
-# The checksum database does not know pkg/v3 v3.248.0; its zip hash is pinned below instead.
-export GONOSUMDB=github.com/pulumi/pulumi/pkg/v3
+# The checksum database does not know these module versions: pkg/v3 v3.248.0 (its zip hash is
+# pinned below) and the Terraform providers' pseudo-versions (pinned by scripts/engine/bridged/go.sum).
+export GONOSUMDB=github.com/pulumi/pulumi/pkg/v3,github.com/hashicorp/terraform-provider-tls,github.com/hashicorp/terraform-provider-random
 
 if [ "${1:-}" = --print-cache-dir ]; then
     echo "$cache"
@@ -153,7 +158,21 @@ step_cli() {
 }
 
 # Hash of the project's own Go sources: their binaries are cached under it.
-own_src_hash() { (cd "$here/go" && find . -type f | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -c1-12); }
+own_src_hash() { (cd "$here" && find "$@" -type f | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -c1-12); }
+
+# run_own_component NAME OUTPUT FUNCTION SOURCE_DIR...: run_component for a binary built from the
+# project's own sources: a change to them (another hash) discards the cached output.
+run_own_component() {
+    local name=$1 output=$2 fn=$3 marker
+    shift 3
+    marker="$cache/.src-$name-$(own_src_hash "$@")"
+    [ -e "$marker" ] || rm -f "$output"
+    run_component "$name" "$output" "$fn"
+    if [ -e "$output" ]; then
+        rm -f "$cache/.src-$name-"*
+        touch "$marker"
+    fi
+}
 
 step_langhost() {
     if [ "${ENGINE_LANGHOST:-local}" = upstream ]; then
@@ -217,14 +236,30 @@ step_command() {
     build_provider command "$COMMAND_VERSION" github.com/pulumi/pulumi-command/provider \
         github.com/pulumi/pulumi-command/provider/pkg/version.Version
 }
-step_tls() {
-    build_provider tls "$TLS_VERSION" github.com/pulumi/pulumi-tls/provider/v5 \
-        github.com/pulumi/pulumi-tls/provider/v5/pkg/version.Version
+# build_bridged NAME VERSION: the provider from its upstream Terraform provider through the Pulumi
+# bridge (scripts/engine/bridged + scripts/engine/shims/NAME), built in a copy of those sources
+# because the schema is generated into it before the provider is compiled.
+build_bridged() {
+    local name=$1 version=$2 src="$work/bridged-src"
+    rm -rf "$src"
+    mkdir -p "$src"
+    cp -r "$here/bridged" "$here/shims" "$src/"
+    if [ ! -x "$work/pulumi-tfgen-bridged" ]; then
+        log "$name: compiling the schema generator (scripts/engine/bridged, shared by tls and random)"
+        (cd "$src/bridged" && gobuild -o "$work/pulumi-tfgen-bridged" ./cmd/pulumi-tfgen-bridged)
+    fi
+    log "$name: generating the package schema"
+    (cd "$src/bridged" && BRIDGED_PROVIDER=$name "$work/pulumi-tfgen-bridged" schema \
+        --out "cmd/pulumi-resource-$name" >&2)
+    log "$name: compiling ./cmd/pulumi-resource-$name"
+    (cd "$src/bridged" && gobuild -ldflags "-s -w -X consulpulumi/bridged.Version=$version" \
+        -o "$bin/pulumi-resource-$name" "./cmd/pulumi-resource-$name")
+    pulumi plugin install resource "$name" "$version" --file "$bin/pulumi-resource-$name" >&2
 }
-step_random() {
-    build_provider random "$RANDOM_VERSION" github.com/pulumi/pulumi-random/provider/v4 \
-        github.com/pulumi/pulumi-random/provider/v4/pkg/version.Version
-}
+# The pulumi-tls and pulumi-random provider modules are not served by the module proxy here (403),
+# so these two are built from the upstream Terraform providers with the project's own shims.
+step_tls() { build_bridged tls "$TLS_VERSION"; }
+step_random() { build_bridged random "$RANDOM_VERSION"; }
 step_kubernetes() {
     build_provider kubernetes "$KUBERNETES_VERSION" github.com/pulumi/pulumi-kubernetes/provider/v4 \
         github.com/pulumi/pulumi-kubernetes/provider/v4/pkg/version.Version
@@ -252,20 +287,19 @@ for c in "${components[@]}"; do
     case "$c" in
     cli) log "$step. Pulumi CLI v$PULUMI_VERSION" && run_component cli "$bin/pulumi" step_cli ;;
     langhost)
-        marker="$bin/.langhost-${ENGINE_LANGHOST:-local}-$(own_src_hash)"
         log "$step. Node.js language host (${ENGINE_LANGHOST:-local})"
-        [ -e "$marker" ] || rm -f "$bin/pulumi-language-nodejs"
-        run_component langhost "$bin/pulumi-language-nodejs" step_langhost
-        [ -e "$bin/pulumi-language-nodejs" ] && rm -f "$bin"/.langhost-* && touch "$marker"
+        run_own_component langhost "$bin/pulumi-language-nodejs" step_langhost go
         ;;
     stub)
-        marker="$bin/.stub-$(own_src_hash)"
         log "$step. preview-only stub provider"
-        [ -e "$marker" ] || rm -f "$bin/pulumi-resource-stub"
-        run_component stub "$bin/pulumi-resource-stub" step_stub
-        [ -e "$bin/pulumi-resource-stub" ] && rm -f "$bin"/.stub-* && touch "$marker"
+        run_own_component stub "$bin/pulumi-resource-stub" step_stub go
         ;;
-    command | tls | random | kubernetes)
+    tls | random)
+        v_var="${c^^}_VERSION"
+        log "$step. provider $c v${!v_var} (upstream Terraform provider through the bridge)"
+        run_own_component "$c" "$PULUMI_HOME/plugins/resource-$c-v${!v_var}/pulumi-resource-$c" "step_$c" bridged shims
+        ;;
+    command | kubernetes)
         v_var="${c^^}_VERSION"
         log "$step. provider $c v${!v_var}"
         run_component "$c" "$PULUMI_HOME/plugins/resource-$c-v${!v_var}/pulumi-resource-$c" "step_$c"
