@@ -6,6 +6,8 @@
 #     bin/pulumi-language-nodejs     the Node.js language host (scripts/engine/go: the proxy does not
 #                                    serve the upstream host's module)
 #     bin/pulumi-resource-stub       a preview-only stand-in provider, used by preview.sh only
+#     providers/                     the provider binaries, kept off PATH (the engine would prefer
+#                                    them to PULUMI_HOME's, with a warning)
 #     pulumi-home/plugins/           PULUMI_HOME with the provider plugins that could be built:
 #                                    tls and random from the upstream Terraform providers through the
 #                                    Pulumi bridge (scripts/engine/bridged, scripts/engine/shims);
@@ -227,10 +229,11 @@ build_provider() {
             (cd "cmd/pulumi-resource-kubernetes" && go run ./generate.go)
         fi
         log "$name: compiling ./cmd/pulumi-resource-$name"
-        gobuild -ldflags "-s -w -X $var=$version" -o "$bin/pulumi-resource-$name" "./cmd/pulumi-resource-$name"
+        gobuild -ldflags "-s -w -X $var=$version" -o "$cache/providers/pulumi-resource-$name" "./cmd/pulumi-resource-$name"
     ) || return 1
     [ -x "$bin/pulumi" ] || die "$name: built, but installing it needs the CLI: run with cli first"
-    pulumi plugin install resource "$name" "$version" --file "$bin/pulumi-resource-$name" >&2
+    log "$name: installing into $PULUMI_HOME"
+    pulumi plugin install resource "$name" "$version" --reinstall --file "$cache/providers/pulumi-resource-$name" >&2
 }
 step_command() {
     build_provider command "$COMMAND_VERSION" github.com/pulumi/pulumi-command/provider \
@@ -240,21 +243,24 @@ step_command() {
 # bridge (scripts/engine/bridged + scripts/engine/shims/NAME), built in a copy of those sources
 # because the schema is generated into it before the provider is compiled.
 build_bridged() {
-    local name=$1 version=$2 src="$work/bridged-src"
+    local name=$1 version=$2 src="$work/bridged-src" tfgen
+    tfgen="$work/pulumi-tfgen-bridged-$(own_src_hash bridged shims)"
     rm -rf "$src"
     mkdir -p "$src"
     cp -r "$here/bridged" "$here/shims" "$src/"
-    if [ ! -x "$work/pulumi-tfgen-bridged" ]; then
+    if [ ! -x "$tfgen" ]; then
         log "$name: compiling the schema generator (scripts/engine/bridged, shared by tls and random)"
-        (cd "$src/bridged" && gobuild -o "$work/pulumi-tfgen-bridged" ./cmd/pulumi-tfgen-bridged)
+        rm -f "$work"/pulumi-tfgen-bridged-*
+        (cd "$src/bridged" && gobuild -o "$tfgen" ./cmd/pulumi-tfgen-bridged)
     fi
     log "$name: generating the package schema"
-    (cd "$src/bridged" && BRIDGED_PROVIDER=$name "$work/pulumi-tfgen-bridged" schema \
+    (cd "$src/bridged" && BRIDGED_PROVIDER=$name "$tfgen" schema \
         --out "cmd/pulumi-resource-$name" >&2)
     log "$name: compiling ./cmd/pulumi-resource-$name"
     (cd "$src/bridged" && gobuild -ldflags "-s -w -X consulpulumi/bridged.Version=$version" \
-        -o "$bin/pulumi-resource-$name" "./cmd/pulumi-resource-$name")
-    pulumi plugin install resource "$name" "$version" --file "$bin/pulumi-resource-$name" >&2
+        -o "$cache/providers/pulumi-resource-$name" "./cmd/pulumi-resource-$name")
+    log "$name: installing into $PULUMI_HOME"
+    pulumi plugin install resource "$name" "$version" --reinstall --file "$cache/providers/pulumi-resource-$name" >&2
 }
 # The pulumi-tls and pulumi-random provider modules are not served by the module proxy here (403),
 # so these two are built from the upstream Terraform providers with the project's own shims.
@@ -277,7 +283,7 @@ for pair in "pulumi=$PULUMI_VERSION" "command=$COMMAND_VERSION" "tls=$TLS_VERSIO
     [ "$npm_version" = "${pair#*=}" ] ||
         die "package.json has @pulumi/${pair%%=*} $npm_version, this script builds ${pair#*=}: update both together"
 done
-mkdir -p "$bin" "$work" "$PULUMI_HOME"
+mkdir -p "$bin" "$work" "$PULUMI_HOME" "$cache/providers"
 exec 9>"$cache/.lock"
 flock 9 # one build per cache directory at a time
 export PATH="$bin:$PATH"

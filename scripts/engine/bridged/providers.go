@@ -6,12 +6,15 @@
 package bridged
 
 import (
+	"context"
+	"fmt"
 	"strings"
 	"unicode"
 
 	pf "github.com/pulumi/pulumi-terraform-bridge/v3/pkg/pf/tfbridge"
 	"github.com/pulumi/pulumi-terraform-bridge/v3/pkg/tfbridge"
 	shim "github.com/pulumi/pulumi-terraform-bridge/v3/pkg/tfshim"
+	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/tokens"
 
 	tlsshim "github.com/hashicorp/terraform-provider-tls/shim"
@@ -76,16 +79,35 @@ func TLS() tfbridge.ProviderInfo {
 	}, "")
 }
 
-// Random is the provider behind @pulumi/random.
+// Random is the provider behind @pulumi/random. As pulumi-random does, it enables the accurate
+// bridge preview and raw state deltas, and gives RandomBytes (whose upstream resource has no id)
+// its base64 value as the resource ID. NOTE: an ID is never a secret, so RandomBytes' value is
+// stored in plaintext in the state, as it is with the published provider.
 func Random() tfbridge.ProviderInfo {
-	return withTokens(tfbridge.ProviderInfo{
+	info := withTokens(tfbridge.ProviderInfo{
 		P:                              pf.ShimProvider(randomshim.NewProvider()),
 		Name:                           "random",
 		Version:                        Version,
 		GitHubOrg:                      "hashicorp",
 		MetadataInfo:                   tfbridge.NewProviderMetadata(nil),
 		EnableZeroDefaultSchemaVersion: true,
+		EnableAccurateBridgePreview:    true,
+		EnableRawStateDelta:            true,
 	}, "Random")
+	info.Resources["random_bytes"].ComputeID = func(_ context.Context, state resource.PropertyMap) (resource.ID, error) {
+		v, ok := state["base64"]
+		if !ok {
+			return "", fmt.Errorf("random_bytes state has no base64 property")
+		}
+		if v.IsSecret() {
+			v = v.SecretValue().Element
+		}
+		if !v.IsString() {
+			return "", fmt.Errorf("random_bytes base64 property is not a string")
+		}
+		return resource.ID(v.StringValue()), nil
+	}
+	return info
 }
 
 // ByName returns the provider description for "tls" or "random".
