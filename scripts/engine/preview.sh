@@ -9,8 +9,12 @@
 #     (scripts/engine/go/cmd/pulumi-resource-stub), and the output says so;
 #   - Kubernetes stacks preview with kubernetes:renderYamlToDirectory set on the copy, so a real
 #     Kubernetes provider renders YAML instead of contacting a cluster.
+# With PREVIEW_APPLY_LOCAL=1 it then runs a real `pulumi up` of the resources whose providers were
+# really built (tls, random: no hosts or cluster needed) and their parent components, and audits
+# the resulting state for secrets that are also stored unencrypted (scripts/engine/audit-state.js).
 # Usage: scripts/engine/preview.sh [stack...]   (default: every Pulumi.<stack>.yaml)
-# Environment: PREVIEW_KEEP=1 keeps the temporary directory. Exit status 1 if a preview failed.
+# Environment: PREVIEW_KEEP=1 keeps the temporary directory; PREVIEW_APPLY_LOCAL=1 as above.
+# Exit status 1 if a preview, a local apply or an audit failed.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -64,6 +68,45 @@ if [ ${#stacks[@]} -eq 0 ]; then
     done
 fi
 
+# apply_local STACK: `pulumi up` of the resources of really built providers and their ancestors,
+# then the state audit.
+apply_local() {
+    local stack=$1 targets
+    targets="$(cd "$project" && pulumi preview --stack "$stack" --json 2>/dev/null | node -e '
+        const stubbed = new Set(process.argv[1].split(" ").filter(Boolean));
+        const steps = JSON.parse(require("fs").readFileSync(0, "utf8")).steps;
+        const byUrn = new Map(steps.map((s) => [s.urn, s.newState]));
+        const pkg = (type) => type.split(":")[0];
+        const wanted = new Set();
+        for (const s of steps) {
+            const st = s.newState;
+            if (!st.custom || pkg(st.type) === "pulumi" || stubbed.has(pkg(st.type))) continue;
+            for (let urn = s.urn; urn && !wanted.has(urn); urn = (byUrn.get(urn) || {}).parent) wanted.add(urn);
+        }
+        for (const urn of wanted) console.log("--target=" + urn);' "${stubbed[*]%% *}")"
+    if [ -z "$targets" ]; then
+        echo "(local apply: no resource of a really built provider)"
+        return 0
+    fi
+    echo "--- local apply (real tls/random providers): $(grep -c . <<<"$targets") resources ---"
+    # shellcheck disable=SC2086 # one --target=URN per word
+    if ! (cd "$project" && pulumi up --stack "$stack" --yes --non-interactive --color never $targets) \
+        >"$tmp/$stack-up.txt" 2>&1; then
+        grep -v '^@ updating' "$tmp/$stack-up.txt"
+        results+=("$stack: local apply FAILED")
+        return 1
+    fi
+    grep -A3 '^Resources:' "$tmp/$stack-up.txt"
+    (cd "$project" && pulumi stack export --stack "$stack" --show-secrets >"$tmp/$stack-dec.json" &&
+        pulumi stack export --stack "$stack" >"$tmp/$stack-enc.json")
+    if node "$here/audit-state.js" "$tmp/$stack-dec.json" "$tmp/$stack-enc.json"; then
+        results+=("$stack: local apply ok, no secret stored in plaintext")
+    else
+        results+=("$stack: local apply ok, state audit found secrets stored in plaintext (above)")
+        return 1
+    fi
+}
+
 failed=0
 step=3
 results=()
@@ -90,6 +133,9 @@ for stack in "${stacks[@]}"; do
     else
         failed=1
         results+=("$stack: FAILED ($(grep -m1 -i 'error' "$tmp/$stack.txt" | sed 's/^ *//'))")
+    fi
+    if [ "$rc" -eq 0 ] && [ "${PREVIEW_APPLY_LOCAL:-0}" = 1 ]; then
+        apply_local "$stack" || failed=1
     fi
     step=$((step + 1))
 done
