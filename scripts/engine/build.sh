@@ -256,6 +256,13 @@ build_bridged() {
     log "$name: generating the package schema"
     (cd "$src/bridged" && BRIDGED_PROVIDER=$name "$tfgen" schema \
         --out "cmd/pulumi-resource-$name" >&2)
+    if [ -d "$repo/node_modules/@pulumi/$name" ]; then
+        log "$name: checking the schema against the npm SDK @pulumi/$name"
+        node "$here/check-schema.js" "$src/bridged/cmd/pulumi-resource-$name/schema.json" \
+            "$repo/node_modules/@pulumi/$name" >&2
+    else
+        log "$name: no node_modules/@pulumi/$name (run npm ci): schema not checked against the SDK"
+    fi
     log "$name: compiling ./cmd/pulumi-resource-$name"
     (cd "$src/bridged" && gobuild -ldflags "-s -w -X consulpulumi/bridged.Version=$version" \
         -o "$cache/providers/pulumi-resource-$name" "./cmd/pulumi-resource-$name")
