@@ -20,7 +20,9 @@
 # Usage: scripts/engine/build.sh [component...]   components: cli langhost stub command tls random kubernetes
 #                                                 (default: all, kubernetes last)
 #        scripts/engine/build.sh --print-cache-dir
-# Environment: ENGINE_GO_JOBS (go build -p, default 1), ENGINE_LANGHOST=local|upstream (default local),
+# Environment: ENGINE_GO_JOBS (go build -p, default 1; builds run under nice -n 10),
+#              ENGINE_LANGHOST=local|upstream (default local; upstream = the pinned pseudo-version of
+#              the upstream host's module, which the proxy here does not serve: untested),
 #              ENGINE_CACHE_DIR (overrides the cache root).
 # shellcheck disable=SC2317 # the step_* functions are called indirectly, by run_component
 set -euo pipefail
@@ -266,6 +268,7 @@ build_bridged() {
     log "$name: compiling ./cmd/pulumi-resource-$name"
     (cd "$src/bridged" && gobuild -ldflags "-s -w -X consulpulumi/bridged.Version=$version" \
         -o "$cache/providers/pulumi-resource-$name" "./cmd/pulumi-resource-$name")
+    [ -x "$bin/pulumi" ] || die "$name: built, but installing it needs the CLI: run with cli first"
     log "$name: installing into $PULUMI_HOME"
     pulumi plugin install resource "$name" "$version" --reinstall --file "$cache/providers/pulumi-resource-$name" >&2
 }
@@ -301,6 +304,8 @@ for c in "${components[@]}"; do
     cli) log "$step. Pulumi CLI v$PULUMI_VERSION" && run_component cli "$bin/pulumi" step_cli ;;
     langhost)
         log "$step. Node.js language host (${ENGINE_LANGHOST:-local})"
+        # The cache holds the local host: the upstream one is rebuilt on every request.
+        [ "${ENGINE_LANGHOST:-local}" = local ] || rm -f "$bin/pulumi-language-nodejs" "$cache"/.src-langhost-*
         run_own_component langhost "$bin/pulumi-language-nodejs" step_langhost go
         ;;
     stub)
