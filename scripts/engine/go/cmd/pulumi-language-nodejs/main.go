@@ -1,0 +1,354 @@
+// Command pulumi-language-nodejs is a minimal Node.js language host for the Pulumi engine, built
+// only from github.com/pulumi/pulumi/sdk/v3 (the Go module proxy reachable here does not serve the
+// upstream host's module github.com/pulumi/pulumi/sdk/nodejs/cmd/pulumi-language-nodejs/v3).
+//
+// It implements what `pulumi preview/up/destroy` of an already-installed TypeScript program needs:
+// Handshake, GetPluginInfo, GetRequiredPackages/GetRequiredPlugins (the "pulumi" field of the
+// package.json files under node_modules), Run (node_modules/@pulumi/pulumi/cmd/run with the same
+// flags and environment variables as upstream) and About. It installs nothing (InstallDependencies
+// is a no-op: run `npm ci` yourself), and has no policy packs, plugins in Node, codegen or `pulumi new`.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	pulumirpc "github.com/pulumi/pulumi/sdk/v3/proto/go"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/types/known/emptypb"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/common/util/rpcutil"
+)
+
+// version is set with -ldflags "-X main.version=..." to the Pulumi release this host stands in for.
+var version = "3.0.0-dev"
+
+// nodeExitedAfterLoggingUserActionableMessage is the exit code of @pulumi/pulumi/cmd/run when the
+// program failed and the error was already reported to the engine (upstream's "bail").
+const nodeExitedAfterLoggingUserActionableMessage = 32
+
+type host struct {
+	pulumirpc.UnimplementedLanguageRuntimeServer
+	engineAddress string
+}
+
+func (h *host) Handshake(
+	_ context.Context, req *pulumirpc.LanguageHandshakeRequest,
+) (*pulumirpc.LanguageHandshakeResponse, error) {
+	if req.GetEngineAddress() != "" {
+		h.engineAddress = req.GetEngineAddress()
+	}
+	return &pulumirpc.LanguageHandshakeResponse{}, nil
+}
+
+func (h *host) GetPluginInfo(context.Context, *emptypb.Empty) (*pulumirpc.PluginInfo, error) {
+	return &pulumirpc.PluginInfo{Version: version}, nil
+}
+
+func (h *host) About(context.Context, *pulumirpc.AboutRequest) (*pulumirpc.AboutResponse, error) {
+	node, err := exec.LookPath("node")
+	if err != nil {
+		return nil, fmt.Errorf("node not found on PATH: %w", err)
+	}
+	out, err := exec.Command(node, "--version").Output()
+	if err != nil {
+		return nil, fmt.Errorf("node --version: %w", err)
+	}
+	return &pulumirpc.AboutResponse{
+		Executable: node,
+		Version:    strings.TrimPrefix(strings.TrimSpace(string(out)), "v"),
+		Metadata:   map[string]string{"languageHost": "consul-pulumi minimal nodejs host " + version},
+	}, nil
+}
+
+func (h *host) GetProgramDependencies(
+	context.Context, *pulumirpc.GetProgramDependenciesRequest,
+) (*pulumirpc.GetProgramDependenciesResponse, error) {
+	return &pulumirpc.GetProgramDependenciesResponse{}, nil
+}
+
+func (h *host) InstallDependencies(
+	*pulumirpc.InstallDependenciesRequest, grpc.ServerStreamingServer[pulumirpc.InstallDependenciesResponse],
+) error {
+	return nil // dependencies are installed by `npm ci` before the engine runs
+}
+
+func (h *host) Cancel(context.Context, *emptypb.Empty) (*emptypb.Empty, error) {
+	return &emptypb.Empty{}, nil
+}
+
+// pulumiPackage is the "pulumi" field of a provider SDK's package.json.
+type pulumiPackage struct {
+	Resource bool   `json:"resource"`
+	Name     string `json:"name"`
+	Version  string `json:"version"`
+	Server   string `json:"server"`
+}
+
+// requiredPackages lists the resource plugins named by the packages under dir/node_modules
+// (top level and @scope/ level), sorted by name.
+func requiredPackages(dir string) ([]*pulumirpc.PackageDependency, error) {
+	modules, err := findUp(dir, "node_modules")
+	if err != nil {
+		return nil, err
+	}
+	var manifests []string
+	top, err := os.ReadDir(modules)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range top {
+		p := filepath.Join(modules, e.Name())
+		if strings.HasPrefix(e.Name(), "@") {
+			scoped, err := os.ReadDir(p)
+			if err != nil {
+				continue
+			}
+			for _, s := range scoped {
+				manifests = append(manifests, filepath.Join(p, s.Name(), "package.json"))
+			}
+			continue
+		}
+		manifests = append(manifests, filepath.Join(p, "package.json"))
+	}
+	seen := map[string]bool{}
+	var deps []*pulumirpc.PackageDependency
+	for _, m := range manifests {
+		data, err := os.ReadFile(m)
+		if err != nil {
+			continue
+		}
+		var pkg struct {
+			Name    string         `json:"name"`
+			Version string         `json:"version"`
+			Pulumi  *pulumiPackage `json:"pulumi"`
+		}
+		if json.Unmarshal(data, &pkg) != nil || pkg.Pulumi == nil || !pkg.Pulumi.Resource {
+			continue
+		}
+		name := pkg.Pulumi.Name
+		if name == "" {
+			name = strings.TrimPrefix(pkg.Name, "@pulumi/")
+		}
+		v := pkg.Pulumi.Version
+		if v == "" {
+			v = pkg.Version
+		}
+		if !strings.HasPrefix(v, "v") {
+			v = "v" + v
+		}
+		key := name + "@" + v
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
+		deps = append(deps, &pulumirpc.PackageDependency{
+			Kind: "resource", Name: name, Version: v, Server: pkg.Pulumi.Server,
+		})
+	}
+	sort.Slice(deps, func(i, j int) bool { return deps[i].Name < deps[j].Name })
+	return deps, nil
+}
+
+func programDir(info *pulumirpc.ProgramInfo) string {
+	if info != nil && info.GetProgramDirectory() != "" {
+		return info.GetProgramDirectory()
+	}
+	wd, _ := os.Getwd()
+	return wd
+}
+
+func (h *host) GetRequiredPackages(
+	_ context.Context, req *pulumirpc.GetRequiredPackagesRequest,
+) (*pulumirpc.GetRequiredPackagesResponse, error) {
+	deps, err := requiredPackages(programDir(req.GetInfo()))
+	if err != nil {
+		return nil, err
+	}
+	return &pulumirpc.GetRequiredPackagesResponse{Packages: deps}, nil
+}
+
+func (h *host) GetRequiredPlugins(
+	_ context.Context, req *pulumirpc.GetRequiredPluginsRequest,
+) (*pulumirpc.GetRequiredPluginsResponse, error) {
+	deps, err := requiredPackages(programDir(req.GetInfo()))
+	if err != nil {
+		return nil, err
+	}
+	plugins := make([]*pulumirpc.PluginDependency, len(deps))
+	for i, d := range deps {
+		plugins[i] = &pulumirpc.PluginDependency{Name: d.Name, Kind: d.Kind, Version: d.Version, Server: d.Server}
+	}
+	return &pulumirpc.GetRequiredPluginsResponse{Plugins: plugins}, nil
+}
+
+// findUp returns dir/name or the nearest ancestor's, if it exists.
+func findUp(dir, name string) (string, error) {
+	for d := dir; ; d = filepath.Dir(d) {
+		p := filepath.Join(d, name)
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+		if filepath.Dir(d) == d {
+			return "", fmt.Errorf("no %s in %s or above it (run npm ci first)", name, dir)
+		}
+	}
+}
+
+func runtimeOption(info *pulumirpc.ProgramInfo, key string) (any, bool) {
+	if info == nil || info.GetOptions() == nil {
+		return nil, false
+	}
+	v, ok := info.GetOptions().GetFields()[key]
+	if !ok {
+		return nil, false
+	}
+	return v.AsInterface(), true
+}
+
+func (h *host) Run(ctx context.Context, req *pulumirpc.RunRequest) (*pulumirpc.RunResponse, error) {
+	info := req.GetInfo()
+	pwd := req.GetPwd()
+	if pwd == "" {
+		pwd = programDir(info)
+	}
+	runJS, err := findUp(pwd, filepath.Join("node_modules", "@pulumi", "pulumi", "cmd", "run"))
+	if err != nil {
+		return &pulumirpc.RunResponse{Error: err.Error()}, nil
+	}
+	node, err := exec.LookPath("node")
+	if err != nil {
+		return &pulumirpc.RunResponse{Error: "node not found on PATH: " + err.Error()}, nil
+	}
+
+	args := []string{}
+	if nodeargs, ok := runtimeOption(info, "nodeargs"); ok {
+		if s, ok := nodeargs.(string); ok {
+			args = append(args, strings.Fields(s)...)
+		}
+	}
+	args = append(args, runJS,
+		"--monitor="+req.GetMonitorAddress(),
+		"--engine="+h.engineAddress,
+		"--project="+req.GetProject(),
+		"--stack="+req.GetStack(),
+		"--pwd="+pwd,
+	)
+	if req.GetOrganization() != "" {
+		args = append(args, "--organization="+req.GetOrganization())
+	}
+	if info != nil && info.GetRootDirectory() != "" {
+		args = append(args, "--root-directory="+info.GetRootDirectory())
+	}
+	if req.GetParallel() > 0 {
+		args = append(args, "--parallel="+strconv.Itoa(int(req.GetParallel())))
+	}
+	if req.GetDryRun() {
+		args = append(args, "--dry-run")
+	}
+	program := req.GetProgram()
+	if info != nil && info.GetEntryPoint() != "" {
+		program = info.GetEntryPoint()
+	}
+	if program == "" {
+		program = "."
+	}
+	args = append(args, program)
+	args = append(args, req.GetArgs()...)
+
+	config, err := json.Marshal(req.GetConfig())
+	if err != nil {
+		return nil, err
+	}
+	secretKeys := req.GetConfigSecretKeys()
+	if secretKeys == nil {
+		secretKeys = []string{}
+	}
+	secrets, err := json.Marshal(secretKeys)
+	if err != nil {
+		return nil, err
+	}
+	env := append(os.Environ(),
+		"PULUMI_CONFIG="+string(config),
+		"PULUMI_CONFIG_SECRET_KEYS="+string(secrets),
+	)
+	// TypeScript is on unless Pulumi.yaml says runtime.options.typescript: false (as upstream).
+	typescript := true
+	if v, ok := runtimeOption(info, "typescript"); ok {
+		if b, ok := v.(bool); ok {
+			typescript = b
+		}
+	}
+	env = append(env, "PULUMI_NODEJS_TYPESCRIPT="+strconv.FormatBool(typescript))
+	if v, ok := runtimeOption(info, "tsconfig"); ok {
+		if s, ok := v.(string); ok && s != "" {
+			env = append(env, "PULUMI_NODEJS_TSCONFIG_PATH="+s)
+		}
+	}
+
+	cmd := exec.CommandContext(ctx, node, args...)
+	cmd.Dir = pwd
+	cmd.Env = env
+	cmd.Stdout = os.Stdout
+	cmd.Stderr = os.Stderr
+	if err := cmd.Run(); err != nil {
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			if exit.ExitCode() == nodeExitedAfterLoggingUserActionableMessage {
+				return &pulumirpc.RunResponse{Bail: true}, nil
+			}
+			return &pulumirpc.RunResponse{
+				Error: fmt.Sprintf("program exited with non-zero exit code: %d", exit.ExitCode()),
+			}, nil
+		}
+		return &pulumirpc.RunResponse{Error: err.Error()}, nil
+	}
+	return &pulumirpc.RunResponse{}, nil
+}
+
+// The engine starts a language plugin as `<plugin> [--logtostderr] [-v=N] [--tracing URL] <engine address>`.
+func engineAddressFromArgs(args []string) string {
+	for i := len(args) - 1; i >= 0; i-- {
+		a := args[i]
+		if strings.HasPrefix(a, "-") {
+			continue
+		}
+		if i > 0 && args[i-1] == "--tracing" {
+			continue
+		}
+		return a
+	}
+	return ""
+}
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "--version" {
+		fmt.Println(version)
+		return
+	}
+	h := &host{engineAddress: engineAddressFromArgs(os.Args[1:])}
+	handle, err := rpcutil.ServeWithOptions(rpcutil.ServeOptions{
+		Init: func(srv *grpc.Server) error {
+			pulumirpc.RegisterLanguageRuntimeServer(srv, h)
+			return nil
+		},
+	})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "fatal: %v\n", err)
+		os.Exit(1)
+	}
+	// The engine reads the port from the first line of stdout.
+	fmt.Printf("%d\n", handle.Port)
+	if err := <-handle.Done; err != nil {
+		fmt.Fprintf(os.Stderr, "fatal: %v\n", err)
+		os.Exit(1)
+	}
+}
