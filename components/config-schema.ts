@@ -203,10 +203,13 @@ export const configSchema = {
         default: "",
         description: "Path to the SSH private key on the machine that runs pulumi; or set sshPrivateKey.",
     },
+    // Declared plain with an empty default: the engine requires a value for any key without a default,
+    // and refuses a plain default on a `secret: true` key. A value set with --secret stays encrypted.
     sshPrivateKey: {
         type: "string",
-        secret: true,
-        description: "The SSH private key itself, as a secret (pulumi config set --secret); or set sshPrivateKeyPath.",
+        default: "",
+        description:
+            "The SSH private key itself; set it with pulumi config set --secret sshPrivateKey < key. Or set sshPrivateKeyPath.",
     },
     sshBastion: {
         type: "string",
