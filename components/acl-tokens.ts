@@ -1,5 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
+import { SEED_LENGTH, tokenFromSeed } from "./secret-seeds";
 
 /**
  * Secret IDs of the ACL tokens, made ahead of time so the agents can be configured with them
@@ -12,13 +13,17 @@ export class AclTokens extends pulumi.ComponentResource {
 
     constructor(name: string, opts?: pulumi.ComponentResourceOptions) {
         super("consul:index:AclTokens", name, {}, opts);
-        const uuid = (token: string) =>
+        // Not RandomUuid: its ID is the UUID itself, stored unencrypted in the state.
+        const token = (role: string) =>
             pulumi.secret(
-                new random.RandomUuid(`${name}-${token}`, {}, { parent: this, additionalSecretOutputs: ["result"] })
-                    .result,
+                new random.RandomPassword(
+                    `${name}-${role}`,
+                    { length: SEED_LENGTH, special: false },
+                    { parent: this, additionalSecretOutputs: ["result", "bcryptHash"] },
+                ).result.apply(tokenFromSeed),
             );
-        this.managementToken = uuid("management");
-        this.agentToken = uuid("agent");
+        this.managementToken = token("management");
+        this.agentToken = token("agent");
         this.registerOutputs({ managementToken: this.managementToken, agentToken: this.agentToken });
     }
 }

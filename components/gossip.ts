@@ -1,5 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
+import { gossipKeyFromSeed, SEED_LENGTH } from "./secret-seeds";
 
 export interface GossipKeyArgs {
     /**
@@ -16,12 +17,13 @@ export class GossipKey extends pulumi.ComponentResource {
 
     constructor(name: string, args: GossipKeyArgs, opts?: pulumi.ComponentResourceOptions) {
         super("consul:index:GossipKey", name, {}, opts);
-        const bytes = new random.RandomBytes(
-            `${name}-bytes`,
-            { length: 32, keepers: { keeper: args.keeper } },
-            { parent: this, additionalSecretOutputs: ["base64", "hex"] },
+        // Not RandomBytes: its ID is the key itself, stored unencrypted in the state.
+        const seed = new random.RandomPassword(
+            `${name}-seed`,
+            { length: SEED_LENGTH, special: false, keepers: { keeper: args.keeper } },
+            { parent: this, additionalSecretOutputs: ["result", "bcryptHash"] },
         );
-        this.key = pulumi.secret(bytes.base64);
+        this.key = pulumi.secret(seed.result.apply(gossipKeyFromSeed));
         this.registerOutputs({ key: this.key });
     }
 }

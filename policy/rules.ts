@@ -14,6 +14,7 @@ import {
     StackValidationArgs,
     StackValidationPolicy,
 } from "@pulumi/policy";
+import { gossipKeyFromSeed, tokenFromSeed } from "../components/secret-seeds";
 
 export const TYPES = {
     configMap: "kubernetes:core/v1:ConfigMap",
@@ -29,8 +30,7 @@ export const TYPES = {
     privateKey: "tls:index/privateKey:PrivateKey",
     selfSignedCert: "tls:index/selfSignedCert:SelfSignedCert",
     locallySignedCert: "tls:index/locallySignedCert:LocallySignedCert",
-    randomBytes: "random:index/randomBytes:RandomBytes",
-    randomUuid: "random:index/randomUuid:RandomUuid",
+    randomPassword: "random:index/randomPassword:RandomPassword",
 } as const;
 
 type Json = Record<string, unknown>;
@@ -475,8 +475,10 @@ export const caKeyConfined: StackValidationPolicy = {
 export function knownSecrets(resources: readonly PolicyResource[]): string[] {
     const secrets: string[] = [];
     for (const r of resources) {
-        if (r.type === TYPES.randomBytes && typeof r.props.base64 === "string") secrets.push(r.props.base64);
-        if (r.type === TYPES.randomUuid && typeof r.props.result === "string") secrets.push(r.props.result);
+        // The gossip key and token IDs are derived from RandomPassword seeds (components/secret-seeds.ts).
+        if (r.type === TYPES.randomPassword && typeof r.props.result === "string") {
+            secrets.push(r.props.result, gossipKeyFromSeed(r.props.result), tokenFromSeed(r.props.result));
+        }
         if (r.type === TYPES.privateKey && typeof r.props.privateKeyPem === "string")
             secrets.push(pemBody(r.props.privateKeyPem));
     }

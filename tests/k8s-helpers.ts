@@ -1,6 +1,7 @@
 // Shared lookups for the Kubernetes tests: the objects a stack rendered, typed loosely as JSON.
 /* eslint-disable @typescript-eslint/no-unsafe-call -- manifests are read as loose JSON */
 
+import { tokenFromSeed } from "../components/secret-seeds";
 import * as assert from "assert";
 import { EvaluatedStack, RecordedResource } from "./mocks";
 
@@ -67,7 +68,9 @@ export function secretValues(result: EvaluatedStack): string[] {
     const values = [
         String(result.outputs.gossipKey),
         String(result.outputs.aclManagementToken),
-        ...result.mocks.ofType("random:index/randomUuid:RandomUuid").map((r) => String(r.state.result)),
+        ...result.mocks
+            .ofType("random:index/randomPassword:RandomPassword")
+            .flatMap((r) => [String(r.state.result), tokenFromSeed(String(r.state.result))]),
         ...result.mocks.ofType("tls:index/privateKey:PrivateKey").map((r) => String(r.state.privateKeyPem)),
     ];
     return values.filter((v) => v.length >= 16);

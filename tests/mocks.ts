@@ -278,6 +278,14 @@ async function mintLocallySignedCert(inputs: Record<string, unknown>): Promise<R
     };
 }
 
+/** A password as random.RandomPassword makes it from its inputs (special characters unless turned off). */
+function randomPassword(inputs: Record<string, unknown>): string {
+    let alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    if (inputs.special !== false) alphabet += "!@#$%&*()-_=+[]{}<>:?";
+    const length = inputs.length as number;
+    return Array.from({ length }, () => alphabet[crypto.randomInt(alphabet.length)]).join("");
+}
+
 /** Records every resource the program registers and answers like the real providers would. */
 export class ConsulMocks implements pulumi.runtime.Mocks {
     readonly resources: RecordedResource[] = [];
@@ -338,12 +346,8 @@ export class ConsulMocks implements pulumi.runtime.Mocks {
                 return await mintCertRequest(inputs);
             case "tls:index/locallySignedCert:LocallySignedCert":
                 return await mintLocallySignedCert(inputs);
-            case "random:index/randomBytes:RandomBytes": {
-                const bytes = crypto.randomBytes(inputs.length as number);
-                return { ...inputs, base64: bytes.toString("base64"), hex: bytes.toString("hex") };
-            }
-            case "random:index/randomUuid:RandomUuid":
-                return { ...inputs, result: crypto.randomUUID() };
+            case "random:index/randomPassword:RandomPassword":
+                return { ...inputs, result: randomPassword(inputs) };
             default:
                 return { ...inputs };
         }

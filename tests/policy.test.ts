@@ -338,8 +338,8 @@ describe("policy pack", () => {
 
         it("consul-no-known-secret-exposed fails the generated gossip key or a token in a ConfigMap or args", () => {
             const resources = resourcesOf("dev");
-            const gossip = String(stacks.dev.mocks.ofType(TYPES.randomBytes)[0].state.base64);
-            const token = String(stacks.dev.mocks.ofType(TYPES.randomUuid)[0].state.result);
+            const gossip = String(stacks.dev.outputs.gossipKey);
+            const token = String(stacks.dev.outputs.aclManagementToken);
             const inConfigMap = extra(TYPES.configMap, { data: { "x.txt": `key is ${gossip}` } });
             const inArgs = extra(TYPES.deployment, {
                 spec: { template: { spec: { containers: [{ name: "app", args: ["--token", token] }] } } },

@@ -57,12 +57,12 @@ describe("runbooks (config changes under the mocks)", () => {
     });
 
     describe("rotate-gossip-key.md", () => {
-        it("Kubernetes: a new keeper replaces only the RandomBytes and what carries the key", async () => {
+        it("Kubernetes: a new keeper replaces only the key seed and what carries the key", async () => {
             const { before, after } = await upTwice("dev", { gossipKeyKeeper: "2" });
             assert.deepStrictEqual(changed(before, after), [
                 "consul-clients-daemonset", // checksum annotation: the agents roll
                 "consul-clients-secret-config",
-                "consul-gossip-bytes",
+                "consul-gossip-seed",
                 "consul-servers-secret-config",
                 "consul-servers-statefulset",
             ]);
@@ -76,8 +76,8 @@ describe("runbooks (config changes under the mocks)", () => {
         it("VMs: every host's agent command (its secret bundle) changes, nothing else", async () => {
             const { before, after } = await upTwice("prod", { gossipKeyKeeper: "2" });
             const names = changed(before, after);
-            assert.ok(names.includes("consul-gossip-bytes"));
-            const others = names.filter((n) => n !== "consul-gossip-bytes");
+            assert.ok(names.includes("consul-gossip-seed"));
+            const others = names.filter((n) => n !== "consul-gossip-seed");
             const agents = after.mocks.ofType("command:remote:Command").filter((r) => r.name.endsWith("-agent"));
             assert.deepStrictEqual(others, agents.map((r) => r.name).sort());
             assert.strictEqual(agents.length, 5);
@@ -92,7 +92,7 @@ describe("runbooks (config changes under the mocks)", () => {
                 assert.ok(names.includes(name), `${name} is not re-issued`);
             }
             assert.ok(!names.some((n) => n.endsWith("-key")), "no private key changes");
-            assert.ok(!names.includes("consul-gossip-bytes"));
+            assert.ok(!names.includes("consul-gossip-seed"));
         });
 
         it("replacing the CA key (pulumi up --replace) gives a new CA that signs every certificate", async () => {

@@ -1,3 +1,4 @@
+import { tokenFromSeed } from "../components/secret-seeds";
 import * as assert from "assert";
 import { spawnSync } from "child_process";
 import * as crypto from "crypto";
@@ -275,7 +276,7 @@ function knownSecrets(result: EvaluatedStack, sshKey: string): string[] {
     return [
         String(result.outputs.gossipKey),
         String(result.outputs.aclManagementToken),
-        String(m.byName("consul-acl-agent").state.result),
+        tokenFromSeed(String(m.byName("consul-acl-agent").state.result)),
         ...m.ofType("tls:index/privateKey:PrivateKey").map((k) => String(k.state.privateKeyPem)),
         sshKey.trim(),
     ];
