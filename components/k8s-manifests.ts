@@ -370,13 +370,7 @@ export function serverStatefulSetSpec(
                 readinessProbe: readinessProbe(settings.ports, `${PATHS.tls}/${FILES.caCert}`),
                 resources: resources(kube.serverResources),
                 securityContext: containerSecurityContext(),
-                volumeMounts: [
-                    { name: "data", mountPath: PATHS.data },
-                    { name: "config", mountPath: PATHS.config, readOnly: true },
-                    { name: "secret-config", mountPath: PATHS.secretConfig, readOnly: true },
-                    { name: "tls", mountPath: PATHS.tls, readOnly: true },
-                    { name: "tmp", mountPath: PATHS.tmp },
-                ],
+                volumeMounts: agentVolumeMounts([]),
             },
         ],
     };
@@ -473,6 +467,18 @@ export function dataDirInitContainer(image: string): Container {
     };
 }
 
+/** The mounts every agent container has (data, config, secret fragment, TLS, tmp), with the role's own between. */
+function agentVolumeMounts(roleMounts: k8s.types.input.core.v1.VolumeMount[]): k8s.types.input.core.v1.VolumeMount[] {
+    return [
+        { name: "data", mountPath: PATHS.data },
+        { name: "config", mountPath: PATHS.config, readOnly: true },
+        { name: "secret-config", mountPath: PATHS.secretConfig, readOnly: true },
+        { name: "tls", mountPath: PATHS.tls, readOnly: true },
+        ...roleMounts,
+        { name: "tmp", mountPath: PATHS.tmp },
+    ];
+}
+
 export function clientDaemonSetSpec(
     settings: Settings,
     names: ClientObjectNames,
@@ -528,15 +534,10 @@ export function clientDaemonSetSpec(
                 readinessProbe: readinessProbe(settings.ports, caFile),
                 resources: resources(kube.clientResources),
                 securityContext: containerSecurityContext(),
-                volumeMounts: [
-                    { name: "data", mountPath: PATHS.data },
-                    { name: "config", mountPath: PATHS.config, readOnly: true },
-                    { name: "secret-config", mountPath: PATHS.secretConfig, readOnly: true },
-                    { name: "tls", mountPath: PATHS.tls, readOnly: true },
+                volumeMounts: agentVolumeMounts([
                     { name: "ca", mountPath: PATHS.ca, readOnly: true },
                     { name: "extra", mountPath: PATHS.extra },
-                    { name: "tmp", mountPath: PATHS.tmp },
-                ],
+                ]),
             },
         ],
     };
