@@ -11,7 +11,9 @@
 #     pulumi-home/plugins/           PULUMI_HOME with the provider plugins that could be built:
 #                                    tls and random from the upstream Terraform providers through the
 #                                    Pulumi bridge (scripts/engine/bridged, scripts/engine/shims);
-#                                    command and kubernetes only if the proxy serves their modules
+#                                    command from scripts/engine/go (command:remote:Command only:
+#                                    the proxy does not serve the upstream module); kubernetes
+#                                    only if the proxy serves its module
 #     build-times.tsv                seconds per component and run (cold = built, warm = cached)
 # A component whose output exists is skipped, so a second run costs seconds. Progress goes to
 # stderr, a summary at the end. Exit status 1 when a component could not be built (the others are
@@ -20,9 +22,12 @@
 # Usage: scripts/engine/build.sh [component...]   components: cli langhost stub command tls random kubernetes
 #                                                 (default: all, kubernetes last)
 #        scripts/engine/build.sh --print-cache-dir
+#        scripts/engine/build.sh --missing cli tls random   (prints those not cached yet)
 # Environment: ENGINE_GO_JOBS (go build -p, default 1; builds run under nice -n 10),
 #              ENGINE_LANGHOST=local|upstream (default local; upstream = the pinned pseudo-version of
 #              the upstream host's module, which the proxy here does not serve: untested),
+#              ENGINE_COMMAND=local|upstream (default local; upstream = github.com/pulumi/pulumi-command
+#              at COMMAND_VERSION, which the proxy here does not serve: untested),
 #              ENGINE_CACHE_DIR (overrides the cache root).
 # shellcheck disable=SC2317 # the step_* functions are called indirectly, by run_component
 set -euo pipefail
@@ -60,6 +65,21 @@ export GONOSUMDB=github.com/pulumi/pulumi/pkg/v3,github.com/hashicorp/terraform-
 
 if [ "${1:-}" = --print-cache-dir ]; then
     echo "$cache"
+    exit 0
+fi
+# --missing COMPONENT...: print the ones (of cli tls random) not built in the cache yet; build nothing.
+if [ "${1:-}" = --missing ]; then
+    shift
+    out=()
+    for c in "$@"; do
+        case "$c" in
+        cli) [ -x "$bin/pulumi" ] || out+=(cli) ;;
+        tls) [ -x "$PULUMI_HOME/plugins/resource-tls-v$TLS_VERSION/pulumi-resource-tls" ] || out+=(tls) ;;
+        random) [ -x "$PULUMI_HOME/plugins/resource-random-v$RANDOM_VERSION/pulumi-resource-random" ] || out+=(random) ;;
+        *) echo "--missing knows cli, tls and random, not $c" >&2 && exit 2 ;;
+        esac
+    done
+    echo "${out[*]}"
     exit 0
 fi
 
@@ -238,8 +258,22 @@ build_provider() {
     pulumi plugin install resource "$name" "$version" --reinstall --file "$cache/providers/pulumi-resource-$name" >&2
 }
 step_command() {
-    build_provider command "$COMMAND_VERSION" github.com/pulumi/pulumi-command/provider \
-        github.com/pulumi/pulumi-command/provider/pkg/version.Version
+    if [ "${ENGINE_COMMAND:-local}" = upstream ]; then
+        build_provider command "$COMMAND_VERSION" github.com/pulumi/pulumi-command/provider \
+            github.com/pulumi/pulumi-command/provider/pkg/version.Version
+        return
+    fi
+    # The proxy here does not serve github.com/pulumi/pulumi-command (403), so this builds the
+    # project's provider for command:remote:Command (scripts/engine/go/cmd/pulumi-resource-command).
+    log "command: command:remote:Command provider from scripts/engine/go (sdk/v3 v$PULUMI_VERSION)"
+    log "command: go test (diff rules; SSH runs against an in-process SSH server)"
+    (cd "$here/go" && nice -n 10 go test ./cmd/pulumi-resource-command >&2)
+    (cd "$here/go" && gobuild -ldflags "-s -w -X main.version=$COMMAND_VERSION" \
+        -o "$cache/providers/pulumi-resource-command" ./cmd/pulumi-resource-command)
+    [ -x "$bin/pulumi" ] || die "command: built, but installing it needs the CLI: run with cli first"
+    log "command: installing into $PULUMI_HOME"
+    pulumi plugin install resource command "$COMMAND_VERSION" --reinstall \
+        --file "$cache/providers/pulumi-resource-command" >&2
 }
 # build_bridged NAME VERSION: the provider from its upstream Terraform provider through the Pulumi
 # bridge (scripts/engine/bridged + scripts/engine/shims/NAME), built in a copy of those sources
@@ -317,10 +351,14 @@ for c in "${components[@]}"; do
         log "$step. provider $c v${!v_var} (upstream Terraform provider through the bridge)"
         run_own_component "$c" "$PULUMI_HOME/plugins/resource-$c-v${!v_var}/pulumi-resource-$c" "step_$c" bridged shims
         ;;
-    command | kubernetes)
-        v_var="${c^^}_VERSION"
-        log "$step. provider $c v${!v_var}"
-        run_component "$c" "$PULUMI_HOME/plugins/resource-$c-v${!v_var}/pulumi-resource-$c" "step_$c"
+    command)
+        log "$step. provider command v$COMMAND_VERSION (${ENGINE_COMMAND:-local})"
+        [ "${ENGINE_COMMAND:-local}" = local ] || rm -rf "$PULUMI_HOME/plugins/resource-command-v$COMMAND_VERSION" "$cache"/.src-command-*
+        run_own_component command "$PULUMI_HOME/plugins/resource-command-v$COMMAND_VERSION/pulumi-resource-command" step_command go
+        ;;
+    kubernetes)
+        log "$step. provider kubernetes v$KUBERNETES_VERSION"
+        run_component kubernetes "$PULUMI_HOME/plugins/resource-kubernetes-v$KUBERNETES_VERSION/pulumi-resource-kubernetes" step_kubernetes
         ;;
     *) die "unknown component $c (cli langhost stub command tls random kubernetes)" ;;
     esac

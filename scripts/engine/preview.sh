@@ -21,8 +21,8 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 log() { printf '[preview] %s\n' "$*" >&2; }
 
-log "1. engine (scripts/engine/build.sh cli langhost stub; cached after the first run)"
-"$here/build.sh" cli langhost stub
+log "1. engine (scripts/engine/build.sh cli langhost stub command; cached after the first run)"
+"$here/build.sh" cli langhost stub command
 cache="$("$here/build.sh" --print-cache-dir)"
 bin="$cache/bin"
 
