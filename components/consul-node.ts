@@ -107,6 +107,7 @@ export class ConsulNode extends pulumi.ComponentResource {
                 ownerId: ownerId(args.role, args.host),
                 role: args.role,
                 httpsPort: args.script.httpsPort,
+                installMode: args.script.installMode,
             }),
             args.ssh.user,
         );

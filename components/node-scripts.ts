@@ -27,6 +27,8 @@ export const PATHS = {
     unit: "/etc/systemd/system/consul.service",
     /** Which rollout step (resource) owns the agent on this host: `server-<name>` or `client-<name>`. */
     owner: "/etc/consul.d/managed-by",
+    /** Present when the apply script created the consul user (removal deletes only such a user). */
+    userMarker: "/etc/consul.d/created-consul-user",
 } as const;
 
 /** One file the apply script writes. */
@@ -217,9 +219,11 @@ esac
 if ! getent group consul >/dev/null 2>&1; then
     groupadd --system consul || fail "could not create the consul group"
 fi
+created_user=0
 if ! id consul >/dev/null 2>&1; then
     useradd --system --gid consul --home-dir /var/lib/consul --no-create-home --shell /bin/false consul ||
         fail "could not create the consul system user"
+    created_user=1
 fi
 installed=""
 if [ -x "$BIN" ]; then
@@ -279,6 +283,8 @@ STEP=layout
 install -d -m 0750 -o root -g consul /etc/consul.d /etc/consul.d/tls
 install -d -m 0700 -o root -g root /etc/consul.d/cli /etc/consul.d/tokens
 install -d -m 0700 -o consul -g consul /var/lib/consul
+# Only a user this program created is deleted again when the node is removed.
+if [ "$created_user" -eq 1 ]; then : > "$USER_MARKER"; fi
 say "ok"
 
 STEP=stage
@@ -412,6 +418,10 @@ systemctl enable --quiet consul.service
 say "new files in place (previous ones in $BACKUP)"
 
 STEP=$ACTION
+# --no-block: a Type=notify agent is only ready once it has joined, which can need the servers
+# after this one. So the wait below must tell the new process from the old one, which keeps
+# answering (as healthy) until systemd gets to the queued restart: each start has a new InvocationID.
+old_invocation=$(systemctl show -p InvocationID --value consul.service 2>/dev/null) || old_invocation=""
 case "$ACTION" in
     restart) systemctl restart --no-block consul.service || { restore; fail "systemctl restart failed; previous files restored"; } ;;
     reload) systemctl reload consul.service || { restore; fail "systemctl reload failed; previous files restored"; } ;;
@@ -445,6 +455,11 @@ ready() {
     if systemctl is-failed --quiet consul.service; then
         waiting_for="the agent (systemd reports consul.service failed)"
         return 1
+    fi
+    if [ "$ACTION" = restart ]; then
+        waiting_for="systemd to restart consul.service"
+        invocation=$(systemctl show -p InvocationID --value consul.service 2>/dev/null) || return 1
+        if [ -z "$invocation" ] || [ "$invocation" = "$old_invocation" ]; then return 1; fi
     fi
     waiting_for="the local HTTPS API on 127.0.0.1:$HTTPS_PORT"
     if ! current=$(leader "$probe_ca"); then return 1; fi
@@ -514,6 +529,7 @@ export function applyScript(p: ApplyScriptParams): string {
                 ROLE: p.role,
                 VERSION: p.consulVersion,
                 INSTALL_MODE: p.installMode,
+                USER_MARKER: PATHS.userMarker,
                 MIRROR: p.releaseMirrorUrl,
                 BIN: PATHS.binary,
                 HTTPS_PORT: p.httpsPort,
@@ -560,8 +576,14 @@ STEP=remove
 systemctl disable --quiet consul.service 2>/dev/null || true
 rm -f /etc/systemd/system/consul.service /etc/profile.d/consul-cli.sh
 systemctl daemon-reload
+# A downloaded binary is ours; a preinstalled one (and the link to it) belongs to the image.
+if [ "$INSTALL_MODE" = download ]; then rm -f "$BIN" "$BIN.previous" "$BIN.new"; fi
+if [ -e "$USER_MARKER" ]; then
+    userdel consul 2>/dev/null || true
+    if getent group consul >/dev/null 2>&1; then groupdel consul || true; fi
+fi
 rm -rf /etc/consul.d /etc/.consul-previous /var/lib/consul
-say "unit, config, keys and data removed"
+say "unit, config, keys, data$(if [ "$INSTALL_MODE" = download ]; then echo ", binary"; fi) and the consul user removed"
 `;
 
 export interface RemoveScriptParams {
@@ -570,9 +592,11 @@ export interface RemoveScriptParams {
     readonly ownerId: string;
     readonly role: "server" | "client";
     readonly httpsPort: number;
+    /** As for the apply script: a downloaded binary is removed with the node, a preinstalled one stays. */
+    readonly installMode: "download" | "preinstalled";
 }
 
-/** The delete script: graceful leave, then the unit, config, keys and data go. */
+/** The delete script: graceful leave, then the unit, config, keys, data, binary and user go. */
 export function removeScript(p: RemoveScriptParams): string {
     return compact(
         "#!/bin/sh\n# consul-pulumi: remove the agent from one host\n" +
@@ -582,6 +606,8 @@ export function removeScript(p: RemoveScriptParams): string {
                 ROLE: p.role,
                 BIN: PATHS.binary,
                 HTTPS_PORT: p.httpsPort,
+                INSTALL_MODE: p.installMode,
+                USER_MARKER: PATHS.userMarker,
             }) +
             COMMON +
             REMOVE_BODY,

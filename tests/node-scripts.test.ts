@@ -144,13 +144,33 @@ describe("node scripts", () => {
     });
 
     it("the remove script leaves (servers) or stops with leave_on_terminate (clients), then removes", () => {
-        const server = removeScript({ nodeName: "s1", ownerId: "server-s1", role: "server", httpsPort: 8501 });
+        const server = removeScript({
+            nodeName: "s1",
+            ownerId: "server-s1",
+            role: "server",
+            httpsPort: 8501,
+            installMode: "download",
+        });
         assert.match(server, /"\$BIN" leave/);
         assert.ok(server.indexOf('"$BIN" leave') < server.indexOf("rm -f /etc/systemd/system/consul.service"));
         // A host that moved to another resource (client <-> server, renamed) is left alone: the new
         // resource's create ran before this delete.
         assert.match(server, /OWNER_ID='server-s1'/);
         assert.ok(server.indexOf('!= "$OWNER_ID"') < server.indexOf('"$BIN" leave'));
+    });
+
+    it("the remove script deletes a downloaded binary and a user it created, and nothing preinstalled", () => {
+        const params = { nodeName: "s1", ownerId: "server-s1", role: "server", httpsPort: 8501 } as const;
+        const downloaded = removeScript({ ...params, installMode: "download" });
+        assert.match(downloaded, /^INSTALL_MODE='download'$/m);
+        assert.match(downloaded, /if \[ "\$INSTALL_MODE" = download \]; then rm -f "\$BIN"/);
+        assert.match(removeScript({ ...params, installMode: "preinstalled" }), /^INSTALL_MODE='preinstalled'$/m);
+        // The user goes only if the apply script left the marker, and before the marker's directory.
+        assert.ok(downloaded.indexOf('if [ -e "$USER_MARKER" ]') < downloaded.indexOf("rm -rf /etc/consul.d"));
+        assert.ok(downloaded.indexOf("userdel consul") > downloaded.indexOf('if [ -e "$USER_MARKER" ]'));
+        const apply = applyScript(applyBase);
+        assert.ok(apply.indexOf("created_user=1") > apply.indexOf("useradd"));
+        assert.match(apply, /if \[ "\$created_user" -eq 1 \]; then : > "\$USER_MARKER"; fi/);
     });
 
     describe("shellcheck", function () {
@@ -172,11 +192,25 @@ describe("node scripts", () => {
             ["apply, last server", () => applyScript({ ...applyBase, isLastServer: true, serverCount: 1 })],
             [
                 "remove, server",
-                () => removeScript({ nodeName: "s1", ownerId: "server-s1", role: "server", httpsPort: 8501 }),
+                () =>
+                    removeScript({
+                        nodeName: "s1",
+                        ownerId: "server-s1",
+                        role: "server",
+                        httpsPort: 8501,
+                        installMode: "download",
+                    }),
             ],
             [
                 "remove, client",
-                () => removeScript({ nodeName: "c1", ownerId: "client-c1", role: "client", httpsPort: 8501 }),
+                () =>
+                    removeScript({
+                        nodeName: "c1",
+                        ownerId: "client-c1",
+                        role: "client",
+                        httpsPort: 8501,
+                        installMode: "download",
+                    }),
             ],
             [
                 "acl",
@@ -250,7 +284,13 @@ describe("leadership hand-over target", () => {
 
 describe("node script failure reporting", () => {
     const common = (body: string) => {
-        const script = removeScript({ nodeName: "host-a", ownerId: "client-host-a", role: "client", httpsPort: 8501 });
+        const script = removeScript({
+            nodeName: "host-a",
+            ownerId: "client-host-a",
+            role: "client",
+            httpsPort: 8501,
+            installMode: "download",
+        });
         // The shared helpers without the remove body: header + COMMON up to the body's first step.
         return script.slice(0, script.indexOf("STEP=leave")) + body;
     };
