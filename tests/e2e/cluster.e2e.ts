@@ -25,6 +25,14 @@ import {
     sleep,
     waitFor,
 } from "./infra";
+import {
+    assertRestartedOneAtATime,
+    assertSecureCluster,
+    ClusterAccess,
+    mainPid as checkMainPid,
+    members as checkMembers,
+    startedAt as checkStartedAt,
+} from "./checks";
 import { CommandFailed, ReplayMocks, ReplayOptions } from "./replay";
 
 const SERVERS = [1, 2, 3];
@@ -55,8 +63,6 @@ describe("Consul on real hosts, deployed by the program's own commands over SSH"
     let ca = "";
     let token = "";
     let gossipKey = "";
-    /** Our CA plus the Connect CA roots (clients' auto_encrypt certificates). */
-    let agentCa = "";
 
     const addr = (i: number) => hosts.hosts[i - 1].address;
     const serverAddrs = () => SERVERS.map(addr);
@@ -91,24 +97,10 @@ describe("Consul on real hosts, deployed by the program's own commands over SSH"
         return { mocks, failures, outputs: evaluated.outputs, ms };
     }
 
-    async function members(): Promise<{ Name: string; Status: number; Tags: Record<string, string> }[]> {
-        const r = await api(addr(1), "/v1/agent/members", asMgmt());
-        assert.strictEqual(r.status, 200, r.body);
-        return JSON.parse(r.body) as { Name: string; Status: number; Tags: Record<string, string> }[];
-    }
-
-    async function mainPid(i: number): Promise<number> {
-        const out = await hosts.run(i, "systemctl show -p MainPID --value consul.service");
-        return parseInt(out.trim(), 10);
-    }
-
-    /** ExecMainStartTimestamp of consul.service on host i, as ms since the epoch (shared clock). */
-    async function startedAt(i: number): Promise<number> {
-        const out = await hosts.run(i, "systemctl show -p ExecMainStartTimestamp --value --timestamp=us+utc consul");
-        const m = /(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d)\.(\d{6}) UTC/.exec(out);
-        if (!m) throw new Error(`host ${i}: no start timestamp in '${out}'`);
-        return Date.parse(`${m[1]}T${m[2]}.${m[3].slice(0, 3)}Z`);
-    }
+    const access = (): ClusterAccess => ({ hosts, servers: SERVERS, clients: CLIENTS, ca, token });
+    const members = () => checkMembers(access());
+    const mainPid = (i: number) => checkMainPid(hosts, i);
+    const startedAt = (i: number) => checkStartedAt(hosts, i);
 
     before(async function () {
         requirePrerequisites();
@@ -157,86 +149,13 @@ describe("Consul on real hosts, deployed by the program's own commands over SSH"
             `1. fresh deploy: ${ms} ms, SSH sessions per host: ${[...mocks.sessionsPerHost()].map(([h, n]) => `${h}=${n}`).join(" ")}`,
         );
 
-        // Leader and 5 alive members.
-        const leader = await leaderOf(addr(1), ca);
-        assert.match(leader, /:8300$/);
-        const all = await members();
-        assert.deepStrictEqual(
-            all.map((m) => [m.Name, m.Status]).sort(),
-            [...SERVERS, ...CLIENTS].map((i) => [hosts.hosts[i - 1].name, 1]).sort(),
-        );
-
         // Time from the last server agent start to the first leader any server reported.
         const lastStart = Math.max(...(await Promise.all(SERVERS.map(startedAt))));
         assert.ok(leaderWatch?.firstLeaderAt, "the leader watch never saw a leader");
         figure(
             `1. time from the last server agent start to leader: ${(leaderWatch.firstLeaderAt - lastStart) / 1000} s (100 ms polling)`,
         );
-
-        // Clients' HTTPS certificates come from the Connect CA (auto_encrypt): trust its roots too.
-        const roots = await api(addr(1), "/v1/connect/ca/roots?pem=true", asMgmt());
-        assert.strictEqual(roots.status, 200, roots.body);
-        agentCa = ca + roots.body;
-
-        // verify_server_hostname in force (servers and clients), as the agents report their config.
-        for (const i of [1, 4]) {
-            const self = await api(addr(i), "/v1/agent/self", asMgmt({ ca: agentCa }));
-            assert.strictEqual(self.status, 200, self.body);
-            const debug = (JSON.parse(self.body) as { DebugConfig: { TLS: { InternalRPC: Record<string, unknown> } } })
-                .DebugConfig.TLS.InternalRPC;
-            assert.strictEqual(debug.VerifyServerHostname, true, `host ${i}: ${JSON.stringify(debug)}`);
-            assert.strictEqual(debug.VerifyOutgoing, true);
-        }
-
-        // The gossip keyring holds our key, on every member.
-        const ring = await api(addr(1), "/v1/operator/keyring", asMgmt());
-        assert.strictEqual(ring.status, 200, ring.body);
-        for (const pool of JSON.parse(ring.body) as {
-            WAN: boolean;
-            Keys: Record<string, number>;
-            NumNodes: number;
-        }[]) {
-            assert.deepStrictEqual(Object.keys(pool.Keys), [gossipKey], JSON.stringify(pool));
-            if (!pool.WAN) assert.strictEqual(pool.Keys[gossipKey], 5);
-        }
-
-        // Clients serve HTTPS with an auto_encrypt certificate from the Connect CA (not ours).
-        for (const i of CLIENTS) {
-            const cert = await new Promise<tls.PeerCertificate>((resolve, reject) => {
-                const socket = tls.connect({ host: addr(i), port: 8501, rejectUnauthorized: false }, () => {
-                    resolve(socket.getPeerCertificate());
-                    socket.end();
-                });
-                socket.on("error", reject);
-                socket.setTimeout(3000, () => socket.destroy(new Error("timeout")));
-            });
-            assert.match(String(cert.subjectaltname), /URI:spiffe:\/\/[^ ,]+\/agent\/client\/dc\/dc1\/id\//);
-            assert.doesNotMatch(String(cert.issuer.CN), /Consul Agent CA/);
-            const local = await hosts.run(
-                i,
-                "bash -lc 'curl -sS -f --cacert $CONSUL_CACERT $CONSUL_HTTP_ADDR/v1/status/leader'",
-            );
-            assert.match(local, /:8300"$/);
-        }
-
-        // ACLs: anonymous requests are denied, the management token works.
-        const anonymous = await api(addr(1), "/v1/kv/e2e/hello", { ca });
-        assert.strictEqual(anonymous.status, 403, anonymous.body);
-        const anonymousWrite = await api(addr(1), "/v1/kv/e2e/hello", { ca, method: "PUT", body: "x" });
-        assert.strictEqual(anonymousWrite.status, 403, anonymousWrite.body);
-        const self = await api(addr(1), "/v1/acl/token/self", asMgmt());
-        assert.strictEqual(self.status, 200, self.body);
-
-        // KV over HTTPS, verified with our CA (server certificates carry the host IPs).
-        const put = await api(addr(2), "/v1/kv/e2e/hello", asMgmt({ method: "PUT", body: "world" }));
-        assert.strictEqual(put.body.trim(), "true");
-        const got = await api(addr(3), "/v1/kv/e2e/hello?raw", asMgmt());
-        assert.strictEqual(got.body, "world");
-
-        // Seed 002's profile.d environment: `consul members` in a login shell on a server.
-        const cli = await hosts.run(1, "bash -lc 'consul members'");
-        const alive = cli.split("\n").filter((l) => / alive /.test(l));
-        assert.strictEqual(alive.length, 5, cli);
+        await assertSecureCluster(access(), gossipKey);
     });
 
     it("2. re-deploy with no change: 0 SSH sessions", async () => {
@@ -270,6 +189,7 @@ describe("Consul on real hosts, deployed by the program's own commands over SSH"
         }
         const after = await Promise.all(SERVERS.map(mainPid));
         SERVERS.forEach((_, k) => assert.notStrictEqual(after[k], pids[k], `server ${k + 1} was not restarted`));
+        await assertRestartedOneAtATime(hosts, SERVERS);
         const starts = await Promise.all(SERVERS.map(startedAt));
         const leaderHost = hosts.hosts.find((h) => leaderBefore.startsWith(h.address + ":"));
         const transferred = serverRuns.filter((r) => /transferring leadership/.test(r.stdout)).map((r) => r.host);

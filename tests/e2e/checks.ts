@@ -1,0 +1,160 @@
+// What a healthy, secure cluster on the test hosts looks like, checked against the running agents:
+// shared by the replay suite (cluster.e2e.ts) and the real-engine suite (../engine/engine.e2e.ts),
+// so both deploy paths are held to the same checks.
+
+import * as assert from "assert";
+import * as tls from "tls";
+import { api, ApiOptions, Hosts, leaderOf } from "./infra";
+
+export interface ClusterAccess {
+    readonly hosts: Hosts;
+    /** Host numbers (1-based) of the servers and the clients in the stack. */
+    readonly servers: readonly number[];
+    readonly clients: readonly number[];
+    /** Our CA certificate and the ACL management token (stack outputs). */
+    readonly ca: string;
+    readonly token: string;
+}
+
+export interface Member {
+    Name: string;
+    Status: number;
+    Tags: Record<string, string>;
+}
+
+export function addressOf(access: Pick<ClusterAccess, "hosts">, i: number): string {
+    return access.hosts.hosts[i - 1].address;
+}
+
+function asMgmt(access: ClusterAccess, extra: Partial<ApiOptions> = {}): ApiOptions {
+    return { ca: access.ca, token: access.token, ...extra };
+}
+
+export async function members(access: ClusterAccess): Promise<Member[]> {
+    const r = await api(addressOf(access, access.servers[0]), "/v1/agent/members", asMgmt(access));
+    assert.strictEqual(r.status, 200, r.body);
+    return JSON.parse(r.body) as Member[];
+}
+
+export async function mainPid(hosts: Hosts, i: number): Promise<number> {
+    const out = await hosts.run(i, "systemctl show -p MainPID --value consul.service");
+    return parseInt(out.trim(), 10);
+}
+
+async function unitTimestamp(hosts: Hosts, i: number, property: string): Promise<number> {
+    const out = await hosts.run(i, `systemctl show -p ${property} --value --timestamp=us+utc consul`);
+    const m = /(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d)\.(\d{6}) UTC/.exec(out);
+    if (!m) throw new Error(`host ${i}: no ${property} in '${out}'`);
+    return Date.parse(`${m[1]}T${m[2]}.${m[3].slice(0, 3)}Z`);
+}
+
+/** When consul.service's current process started on host i, as ms since the epoch (shared clock). */
+export function startedAt(hosts: Hosts, i: number): Promise<number> {
+    return unitTimestamp(hosts, i, "ExecMainStartTimestamp");
+}
+
+/** When consul.service last stopped on host i (for a restart: when the old process was gone). */
+export function stoppedAt(hosts: Hosts, i: number): Promise<number> {
+    return unitTimestamp(hosts, i, "InactiveEnterTimestamp");
+}
+
+/**
+ * Asserts that the servers, in the given restart order, went down one at a time: each one's old
+ * agent stopped only after the previous one's new agent had started. Returns the restart order.
+ */
+export async function assertRestartedOneAtATime(hosts: Hosts, servers: readonly number[]): Promise<number[]> {
+    const starts = await Promise.all(servers.map((i) => startedAt(hosts, i)));
+    const stops = await Promise.all(servers.map((i) => stoppedAt(hosts, i)));
+    const order = servers.map((_, k) => k).sort((a, b) => starts[a] - starts[b]);
+    for (let n = 1; n < order.length; n++) {
+        const [prev, next] = [order[n - 1], order[n]];
+        assert.ok(
+            stops[next] > starts[prev],
+            `host ${servers[next]}'s agent stopped (${new Date(stops[next]).toISOString()}) before host ` +
+                `${servers[prev]}'s new agent started (${new Date(starts[prev]).toISOString()}): two servers were down at once`,
+        );
+    }
+    return order.map((k) => servers[k]);
+}
+
+/**
+ * Asserts the checks of a fresh deploy: a leader, every stack host an alive member, TLS with
+ * verify_server_hostname on servers and clients, our gossip key on every member, clients serving
+ * auto_encrypt certificates, ACLs denying anonymous reads and writes, KV over verified HTTPS, and
+ * the operators' CLI environment. Returns our CA plus the Connect CA roots (what verifies clients).
+ */
+export async function assertSecureCluster(access: ClusterAccess, gossipKey: string): Promise<string> {
+    const { hosts, servers, clients, ca } = access;
+    const addr = (i: number) => addressOf(access, i);
+    const [first, second, third] = servers;
+
+    const leader = await leaderOf(addr(first), ca);
+    assert.match(leader, /:8300$/);
+    const all = await members(access);
+    assert.deepStrictEqual(
+        all.map((m) => [m.Name, m.Status]).sort(),
+        [...servers, ...clients].map((i) => [hosts.hosts[i - 1].name, 1]).sort(),
+    );
+
+    // Clients' HTTPS certificates come from the Connect CA (auto_encrypt): trust its roots too.
+    const roots = await api(addr(first), "/v1/connect/ca/roots?pem=true", asMgmt(access));
+    assert.strictEqual(roots.status, 200, roots.body);
+    const agentCa = ca + roots.body;
+
+    // verify_server_hostname in force (servers and clients), as the agents report their config.
+    for (const i of [first, ...clients.slice(0, 1)]) {
+        const self = await api(addr(i), "/v1/agent/self", asMgmt(access, { ca: agentCa }));
+        assert.strictEqual(self.status, 200, self.body);
+        const debug = (JSON.parse(self.body) as { DebugConfig: { TLS: { InternalRPC: Record<string, unknown> } } })
+            .DebugConfig.TLS.InternalRPC;
+        assert.strictEqual(debug.VerifyServerHostname, true, `host ${i}: ${JSON.stringify(debug)}`);
+        assert.strictEqual(debug.VerifyOutgoing, true);
+    }
+
+    // The gossip keyring holds our key, on every member.
+    const ring = await api(addr(first), "/v1/operator/keyring", asMgmt(access));
+    assert.strictEqual(ring.status, 200, ring.body);
+    for (const pool of JSON.parse(ring.body) as { WAN: boolean; Keys: Record<string, number> }[]) {
+        assert.deepStrictEqual(Object.keys(pool.Keys), [gossipKey], JSON.stringify(pool));
+        if (!pool.WAN) assert.strictEqual(pool.Keys[gossipKey], servers.length + clients.length);
+    }
+
+    // Clients serve HTTPS with an auto_encrypt certificate from the Connect CA (not ours).
+    for (const i of clients) {
+        const cert = await new Promise<tls.PeerCertificate>((resolve, reject) => {
+            const socket = tls.connect({ host: addr(i), port: 8501, rejectUnauthorized: false }, () => {
+                resolve(socket.getPeerCertificate());
+                socket.end();
+            });
+            socket.on("error", reject);
+            socket.setTimeout(3000, () => socket.destroy(new Error("timeout")));
+        });
+        assert.match(String(cert.subjectaltname), /URI:spiffe:\/\/[^ ,]+\/agent\/client\/dc\/dc1\/id\//);
+        assert.doesNotMatch(String(cert.issuer.CN), /Consul Agent CA/);
+        const local = await hosts.run(
+            i,
+            "bash -lc 'curl -sS -f --cacert $CONSUL_CACERT $CONSUL_HTTP_ADDR/v1/status/leader'",
+        );
+        assert.match(local, /:8300"$/);
+    }
+
+    // ACLs: anonymous requests are denied, the management token works.
+    const anonymous = await api(addr(first), "/v1/kv/e2e/hello", { ca });
+    assert.strictEqual(anonymous.status, 403, anonymous.body);
+    const anonymousWrite = await api(addr(first), "/v1/kv/e2e/hello", { ca, method: "PUT", body: "x" });
+    assert.strictEqual(anonymousWrite.status, 403, anonymousWrite.body);
+    const self = await api(addr(first), "/v1/acl/token/self", asMgmt(access));
+    assert.strictEqual(self.status, 200, self.body);
+
+    // KV over HTTPS, verified with our CA (server certificates carry the host IPs).
+    const put = await api(addr(second), "/v1/kv/e2e/hello", asMgmt(access, { method: "PUT", body: "world" }));
+    assert.strictEqual(put.body.trim(), "true");
+    const got = await api(addr(third), "/v1/kv/e2e/hello?raw", asMgmt(access));
+    assert.strictEqual(got.body, "world");
+
+    // Seed 002's profile.d environment: `consul members` in a login shell on a server.
+    const cli = await hosts.run(first, "bash -lc 'consul members'");
+    const alive = cli.split("\n").filter((l) => / alive /.test(l));
+    assert.strictEqual(alive.length, servers.length + clients.length, cli);
+    return agentCa;
+}
