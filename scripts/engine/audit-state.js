@@ -5,11 +5,15 @@
 // resource ID, a plain input or output, a URN). Prints one line per hit and exits 1 if any.
 // PEM certificates, certificate requests and public keys are public by nature: a program may
 // mark them secret, but finding them in plaintext is no leak, so they are not searched for.
+// Neither are the addressing fields of an object that is secret as a whole: the command SDK marks
+// every `connection` secret for the key or password in it, but its host, user and host key are the
+// machine's public address and identity (they are in the triggers and certificates too).
 "use strict";
 const fs = require("fs");
 
 const SIG = "4dabf18193072939515e22adb298388d";
 const PUBLIC_PEM = /^\s*-----BEGIN (CERTIFICATE|CERTIFICATE REQUEST|PUBLIC KEY)-----/;
+const PUBLIC_FIELDS = new Set(["host", "user", "hostKey"]);
 const decrypted = JSON.parse(fs.readFileSync(process.argv[2], "utf8"));
 const encrypted = JSON.parse(fs.readFileSync(process.argv[3], "utf8"));
 
@@ -20,11 +24,12 @@ function collect(value, where) {
     if (value === null || typeof value !== "object") return;
     if (value[SIG] !== undefined && typeof value.plaintext === "string") {
         const leaves = [];
-        (function walk(v) {
-            if (typeof v === "string") leaves.push(v);
-            else if (Array.isArray(v)) v.forEach(walk);
-            else if (v && typeof v === "object") Object.values(v).forEach(walk);
-        })(JSON.parse(value.plaintext));
+        (function walk(v, key) {
+            if (typeof v === "string") {
+                if (!PUBLIC_FIELDS.has(key)) leaves.push(v);
+            } else if (Array.isArray(v)) v.forEach((e) => walk(e, key));
+            else if (v && typeof v === "object") Object.entries(v).forEach(([k, e]) => walk(e, k));
+        })(JSON.parse(value.plaintext), undefined);
         for (const leaf of leaves) {
             if (leaf.length < 8 || secrets.has(leaf) || PUBLIC_PEM.test(leaf)) continue;
             secrets.set(leaf, where);

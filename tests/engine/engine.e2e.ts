@@ -1,0 +1,447 @@
+// End-to-end with the real Pulumi engine: `pulumi up`, a no-change `pulumi up`, a rolling change
+// and `pulumi destroy` of the VM topology, run by the CLI that scripts/engine/build.sh builds from
+// Go modules, with the project's command provider (SSH) and the bridged tls/random providers,
+// against systemd-nspawn hosts. Each update is also run through the replay model (the provider's
+// diff rules over the mocks' registrations, ../command-diff.ts), and any difference between what the
+// engine did and what the replay would do fails the test. Run with `npm run test:engine` as root.
+
+import * as assert from "assert";
+import { spawnSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { COMMAND_TYPE, CommandOp, diffCommands } from "../command-diff";
+import { ConsulMocks, evaluateProgram, REPO_ROOT } from "../mocks";
+import {
+    addressOf,
+    assertRestartedOneAtATime,
+    assertSecureCluster,
+    ClusterAccess,
+    mainPid,
+    members,
+    startedAt,
+} from "../e2e/checks";
+import {
+    api,
+    Artifacts,
+    ensureArtifacts,
+    Hosts,
+    leaderOf,
+    LeaderWatch,
+    log,
+    Mirror,
+    requirePrerequisites,
+    waitFor,
+} from "../e2e/infra";
+import { nameOf, PulumiProject, Step, Update } from "./pulumi-cli";
+
+const SERVERS = [1, 2, 3];
+const CLIENTS = [4, 5];
+const STACK = "e2e";
+
+/** What a clean host looks like: its file tree (outside runtime and log dirs) and accounts. */
+const SNAPSHOT =
+    "find / -xdev \\( -path /proc -o -path /sys -o -path /dev -o -path /run -o -path /tmp -o -path /var/tmp " +
+    "-o -path /var/log -o -path /var/cache -o -path /var/lib/systemd -o -path /var/lib/private \\) -prune -o -print " +
+    "| LC_ALL=C sort; getent passwd; getent group";
+
+const figures: string[] = [];
+function figure(line: string): void {
+    figures.push(line);
+    log(`FIGURE ${line}`);
+}
+
+/** The engine's steps on the command resources, as the replay model's ops. */
+function commandOps(update: Update): Map<string, CommandOp> {
+    const ops = new Map<string, CommandOp>();
+    for (const s of update.steps.filter((x) => x.type === COMMAND_TYPE)) {
+        const op: CommandOp | undefined =
+            s.op === "same"
+                ? "none"
+                : s.op === "create" || s.op === "update" || s.op === "delete"
+                  ? s.op
+                  : s.op === "replace" || s.op === "create-replacement" || s.op === "delete-replaced"
+                    ? "replace"
+                    : undefined;
+        if (op) ops.set(nameOf(s.urn), op);
+    }
+    return ops;
+}
+
+describe("Consul on real hosts, deployed by the real Pulumi engine", function () {
+    this.timeout(90 * 60_000);
+    let artifacts: Artifacts;
+    let hosts: Hosts;
+    let mirror: Mirror;
+    let project: PulumiProject;
+    let model: ConsulMocks | undefined;
+    let access: ClusterAccess;
+    let gossipKey = "";
+    let config: Record<string, string>;
+    const cleanSnapshots: string[] = [];
+
+    const addr = (i: number) => hosts.hosts[i - 1].address;
+    const stackHosts = [...SERVERS, ...CLIENTS];
+
+    function stackConfig(overrides: Record<string, string> = {}): Record<string, string> {
+        const entry = (i: number) => `${hosts.hosts[i - 1].name}=${addr(i)}`;
+        return {
+            topology: "vm",
+            serverCount: String(SERVERS.length),
+            serverHosts: JSON.stringify(SERVERS.map(entry)),
+            clientHosts: JSON.stringify(CLIENTS.map(entry)),
+            sshUser: "root",
+            sshPrivateKeyPath: hosts.sshKeyPath,
+            releaseMirrorUrl: mirror.url,
+            consulVersion: artifacts.consulVersion,
+            aclDefaultPolicy: "deny",
+            ...overrides,
+        };
+    }
+
+    /** SSH logins each stack host's sshd has accepted so far (the reading itself is one). */
+    async function sshLogins(): Promise<number[]> {
+        return Promise.all(
+            stackHosts.map(async (i) => {
+                const out = await hosts.run(
+                    i,
+                    "journalctl -u ssh.service -o cat --no-pager | grep -c 'Accepted publickey' || true",
+                );
+                return parseInt(out.trim(), 10);
+            }),
+        );
+    }
+
+    /** The engine's SSH sessions per host during an update, counted by the hosts' sshd. */
+    async function sessionsDuring(run: () => Promise<Update>): Promise<{ update: Update; sessions: number[] }> {
+        const before = await sshLogins();
+        const update = await run();
+        const after = await sshLogins();
+        // Each reading is one login, so `after` includes the reading that took it.
+        return { update, sessions: after.map((n, k) => n - before[k] - 1) };
+    }
+
+    /**
+     * What the replay model does for the same update: evaluate the program under the mocks chained to
+     * the previous evaluation, then apply the command provider's diff rules.
+     */
+    async function replayModel(cfg: Record<string, string> | "destroy"): Promise<Map<string, CommandOp>> {
+        const before = model?.resources ?? [];
+        let after: ConsulMocks | undefined;
+        if (cfg !== "destroy") {
+            after = new ConsulMocks(model);
+            await evaluateProgram(cfg, { stack: STACK, mocks: after });
+        }
+        model = after;
+        return new Map(diffCommands(before, after?.resources ?? []).map((r) => [r.name, r.op]));
+    }
+
+    /** Differences between the engine's steps and the replay model's, one line each. */
+    function differences(engine: Map<string, CommandOp>, replay: Map<string, CommandOp>): string[] {
+        const lines: string[] = [];
+        for (const name of new Set([...engine.keys(), ...replay.keys()])) {
+            const [e, r] = [engine.get(name) ?? "absent", replay.get(name) ?? "absent"];
+            if (e !== r) lines.push(`${name}: engine ${e}, replay ${r}`);
+        }
+        return lines;
+    }
+
+    function summary(update: Update): string {
+        return Object.entries(update.changes)
+            .map(([op, n]) => `${op} ${n}`)
+            .join(", ");
+    }
+
+    function sessionsText(sessions: number[]): string {
+        return stackHosts.map((i, k) => `${hosts.hosts[i - 1].name}=${sessions[k]}`).join(" ");
+    }
+
+    /** Every update's text output and event log, to search for secrets at the end. */
+    const logs: { what: string; text: string }[] = [];
+    const debugLines: string[] = [];
+
+    function assertSucceeded(update: Update, what: string): void {
+        assert.strictEqual(update.code, 0, `${what} failed:\n${update.output.slice(-6000)}`);
+    }
+
+    async function recorded(run: () => Promise<Update>): Promise<{ update: Update; sessions: number[] }> {
+        const result = await sessionsDuring(run);
+        const n = logs.length / 2 + 1;
+        // The SDK's debug-level messages are kept apart: see scenario 4.
+        const isDebug = (line: string) =>
+            line.trim() !== "" &&
+            (JSON.parse(line) as { diagnosticEvent?: { severity: string } }).diagnosticEvent?.severity === "debug";
+        const lines = result.update.eventLog.split("\n");
+        logs.push({ what: `update ${n}'s output`, text: result.update.output });
+        logs.push({ what: `update ${n}'s event log`, text: lines.filter((l) => !isDebug(l)).join("\n") });
+        debugLines.push(...lines.filter(isDebug));
+        return result;
+    }
+
+    /** The servers' steps in the engine's order: each must start after the previous one ended. */
+    function assertOneServerAtATime(update: Update): Step[] {
+        const serverSteps = update.steps
+            .filter((s) => s.type === COMMAND_TYPE && /-server-/.test(nameOf(s.urn)) && s.op !== "same")
+            .sort((a, b) => a.startSeq - b.startSeq);
+        for (let k = 1; k < serverSteps.length; k++) {
+            assert.ok(
+                serverSteps[k].startSeq > serverSteps[k - 1].endSeq,
+                `${nameOf(serverSteps[k].urn)} started before ${nameOf(serverSteps[k - 1].urn)} finished`,
+            );
+        }
+        return serverSteps;
+    }
+
+    before(async function () {
+        requirePrerequisites();
+        artifacts = await ensureArtifacts();
+        const t0 = Date.now();
+        hosts = await Hosts.up(stackHosts.length);
+        mirror = await Mirror.start(artifacts, hosts.bridgeAddr);
+        figure(
+            `${stackHosts.length} hosts up and the release mirror at ${mirror.url}: ${((Date.now() - t0) / 1000).toFixed(1)} s`,
+        );
+        for (const i of stackHosts) cleanSnapshots.push(await hosts.run(i, SNAPSHOT));
+        config = stackConfig();
+        const t1 = Date.now();
+        project = await PulumiProject.create(STACK, config);
+        figure(
+            `engine (scripts/engine/build.sh, cached or not) and stack set-up: ${((Date.now() - t1) / 1000).toFixed(1)} s`,
+        );
+    });
+
+    after(async function () {
+        mirror?.stop();
+        if (hosts) await hosts.down();
+        project?.dispose();
+        log("figures:\n  " + figures.join("\n  "));
+    });
+
+    it("1. pulumi up: a healthy, secure cluster, the same steps as the replay, no secret in plaintext", async () => {
+        const { update, sessions } = await recorded(() => project.update("up"));
+        assertSucceeded(update, "pulumi up");
+        const outputs = await project.outputs();
+        access = {
+            hosts,
+            servers: SERVERS,
+            clients: CLIENTS,
+            ca: String(outputs.caCertPem),
+            token: String(outputs.aclManagementToken),
+        };
+        gossipKey = String(outputs.gossipKey);
+        await assertSecureCluster(access, gossipKey);
+
+        const commands = update.steps.filter((s) => s.type === COMMAND_TYPE);
+        const custom = update.steps.filter((s) => !s.type.startsWith("pulumi:") && !s.type.startsWith("consul:"));
+        figure(
+            `1. pulumi up: ${(update.ms / 1000).toFixed(1)} s; ${update.steps.length} resources (${custom.length} custom, ` +
+                `${commands.length} commands: ${(commands.length / stackHosts.length).toFixed(1)} per host); ` +
+                `SSH sessions per host (counted by sshd): ${sessionsText(sessions)}`,
+        );
+        // Time from the last server agent start to the leader, as the servers' journals tell it.
+        const lastStart = Math.max(...(await Promise.all(SERVERS.map((i) => startedAt(hosts, i)))));
+        const elected = await Promise.all(
+            SERVERS.map((i) =>
+                hosts.run(
+                    i,
+                    "journalctl -u consul -o short-iso-precise --no-pager | grep -m1 -E 'New leader elected|cluster leadership acquired' | cut -d' ' -f1 || true",
+                ),
+            ),
+        );
+        const firstLeader = Math.min(...elected.map((t) => Date.parse(t.trim())).filter((t) => !Number.isNaN(t)));
+        figure(
+            `1. time from the last server agent start to a leader (server journals): ${((firstLeader - lastStart) / 1000).toFixed(2)} s`,
+        );
+
+        // The replay model does the same.
+        const replay = await replayModel(config);
+        assert.deepStrictEqual(differences(commandOps(update), replay), []);
+        assert.ok([...replay.values()].every((op) => op === "create"));
+        const serverSteps = assertOneServerAtATime(update);
+        assert.strictEqual(serverSteps.length, SERVERS.length);
+        // One session per host, and one more on the first server for the ACL step.
+        assert.deepStrictEqual(sessions, [2, 1, 1, 1, 1]);
+
+        // The state keeps every secret encrypted: nothing the decrypted state marks secret is also
+        // stored in plaintext.
+        const dir = fs.mkdtempSync(path.join(os.tmpdir(), "engine-state-"));
+        try {
+            fs.writeFileSync(path.join(dir, "dec.json"), await project.exportState(true));
+            fs.writeFileSync(path.join(dir, "enc.json"), await project.exportState(false));
+            const audit = spawnSync(
+                "node",
+                [
+                    path.join(REPO_ROOT, "scripts", "engine", "audit-state.js"),
+                    path.join(dir, "dec.json"),
+                    path.join(dir, "enc.json"),
+                ],
+                { encoding: "utf8" },
+            );
+            figure(`1. state audit: ${(audit.stdout + audit.stderr).trim().split("\n").pop()}`);
+            assert.strictEqual(audit.status, 0, audit.stdout + audit.stderr);
+            const plain = fs.readFileSync(path.join(dir, "enc.json"), "utf8");
+            for (const secret of [gossipKey, access.token])
+                assert.ok(!plain.includes(secret), "a secret is in the encrypted state in plaintext");
+        } finally {
+            fs.rmSync(dir, { recursive: true, force: true });
+        }
+    });
+
+    it("2. pulumi up again with no change: no step, no SSH session, no restart", async () => {
+        const pids = await Promise.all(stackHosts.map((i) => mainPid(hosts, i)));
+        const { update, sessions } = await recorded(() => project.update("up", ["--expect-no-changes"]));
+        assertSucceeded(update, "the no-change pulumi up (--expect-no-changes)");
+        figure(
+            `2. no-change pulumi up: ${(update.ms / 1000).toFixed(1)} s; ${summary(update)}; SSH sessions: ${sessionsText(sessions)}`,
+        );
+        assert.deepStrictEqual(
+            update.steps.filter((s) => s.op !== "same").map((s) => `${s.op} ${nameOf(s.urn)}`),
+            [],
+        );
+        assert.deepStrictEqual(sessions, [0, 0, 0, 0, 0]);
+        assert.deepStrictEqual(differences(commandOps(update), await replayModel(config)), []);
+        assert.deepStrictEqual(await Promise.all(stackHosts.map((i) => mainPid(hosts, i))), pids);
+    });
+
+    it("3. a config change (logLevel) rolls the servers one at a time, the leader never restarted as leader", async () => {
+        const pids = await Promise.all(SERVERS.map((i) => mainPid(hosts, i)));
+        config = stackConfig({ logLevel: "debug" });
+        project.setConfig(config);
+        const watch = new LeaderWatch(SERVERS.map(addr), access.ca, 100);
+        const { update, sessions } = await recorded(() => project.update("up"));
+        await watch.stop();
+        assertSucceeded(update, "pulumi up with logLevel=debug");
+        const replay = await replayModel(config);
+        assert.deepStrictEqual(differences(commandOps(update), replay), []);
+        const serverSteps = assertOneServerAtATime(update);
+        assert.deepStrictEqual(
+            serverSteps.map((s) => s.op),
+            SERVERS.map(() => "update"),
+        );
+        const after = await Promise.all(SERVERS.map((i) => mainPid(hosts, i)));
+        SERVERS.forEach((_, k) => assert.notStrictEqual(after[k], pids[k], `server ${k + 1} was not restarted`));
+        // The hosts' own clocks agree with the engine's order, and no server went down before the
+        // previous one was back.
+        const byEngine = serverSteps.map((s) => SERVERS.find((i) => nameOf(s.urn).includes(hosts.hosts[i - 1].name)));
+        const byHosts = await assertRestartedOneAtATime(hosts, SERVERS);
+        assert.deepStrictEqual(byHosts, byEngine);
+        // Every agent was restarted by the time its step ended, not later.
+        const clientPids = await Promise.all(CLIENTS.map((i) => mainPid(hosts, i)));
+        await new Promise((r) => setTimeout(r, 5000));
+        assert.deepStrictEqual(
+            await Promise.all(CLIENTS.map((i) => mainPid(hosts, i))),
+            clientPids,
+            "a client restarted after its step had ended",
+        );
+        // The provider's progress lines (info, with the resource's URN); the SDK's debug log repeats
+        // each command's stdout inside its RegisterResource response.
+        const transfers = update.diagnostics
+            .filter((d) => d.severity === "info" && d.urn !== "" && /transferring leadership/.test(d.message))
+            .map((d) => nameOf(d.urn));
+        figure(
+            `3. rolling logLevel change: ${(update.ms / 1000).toFixed(1)} s; ${summary(update)}; SSH sessions: ${sessionsText(sessions)}; ` +
+                `restart order ${byHosts.map((i) => hosts.hosts[i - 1].name).join(" → ")}; leadership handed over by: ${transfers.join(", ") || "none"}; ` +
+                `longest leaderless gap ${watch.longestGapMs} ms (${watch.ticks} polls)`,
+        );
+        assert.ok(watch.longestGapMs <= 2000, `leaderless for ${watch.longestGapMs} ms`);
+        // As in the replay suite: the leader hands over to an already changed server, so leadership
+        // moves once (twice if the first server in the order was the leader).
+        assert.ok(transfers.length <= 2, `leadership moved ${transfers.length} times: ${transfers.join(", ")}`);
+        await waitFor(
+            "5 alive members",
+            async () => (await members(access)).filter((m) => m.Status === 1).length === 5,
+            60_000,
+        );
+        const self = await api(addr(2), "/v1/agent/self", { ca: access.ca, token: access.token });
+        assert.match(self.body, /"LogLevel":"DEBUG"/);
+        assert.match(await leaderOf(addr(1), access.ca), /:8300$/);
+    });
+
+    it("3b. a broken change: consul validate refuses it on the first server, nothing else is touched, reverting is a no-op", async () => {
+        // The replay suite's scenario 4: a retention Go cannot hold passes the program's check but
+        // not `consul validate` on the host.
+        const pids = await Promise.all(stackHosts.map((i) => mainPid(hosts, i)));
+        const configBefore = await hosts.run(1, "cat /etc/consul.d/consul.json");
+        const broken = stackConfig({ logLevel: "debug", telemetryRetention: "9999999h" });
+        project.setConfig(broken);
+        const { update, sessions } = await recorded(() => project.update("up"));
+        const failed = update.diagnostics.filter((d) => /validate: FAILED/.test(d.message));
+        figure(
+            `3b. broken change: exit ${update.code}; ${summary(update)}; SSH sessions: ${sessionsText(sessions)}; ` +
+                `error ends: ${JSON.stringify(
+                    failed[0]?.message
+                        .split("\n")
+                        .filter((l) => /FAILED/.test(l))
+                        .pop(),
+                )}`,
+        );
+        assert.notStrictEqual(update.code, 0, "pulumi up accepted a config consul validate rejects");
+        assert.ok(failed.length >= 1, update.output.slice(-3000));
+        assert.match(failed[0].message, /consul-host-1 validate: FAILED: consul validate rejected the new config/);
+        assert.match(failed[0].message, /prometheus_retention_time/);
+        assert.deepStrictEqual(sessions, [1, 0, 0, 0, 0], "hosts after the failed one must not be touched");
+        assert.deepStrictEqual(await Promise.all(stackHosts.map((i) => mainPid(hosts, i))), pids);
+        assert.strictEqual(await hosts.run(1, "cat /etc/consul.d/consul.json"), configBefore);
+        assert.match(await leaderOf(addr(1), access.ca), /:8300$/);
+        // The engine kept the failed resource's old state, so the last good config changes nothing;
+        // the replay model (which never saw the failed update applied) agrees.
+        project.setConfig(config);
+        const back = await recorded(() => project.update("up", ["--expect-no-changes"]));
+        assertSucceeded(back.update, "pulumi up back to the last good config");
+        assert.deepStrictEqual(back.sessions, [0, 0, 0, 0, 0]);
+        assert.deepStrictEqual(differences(commandOps(back.update), await replayModel(config)), []);
+    });
+
+    it("4. no secret in the engine's output or its event log; the SDK's debug log does hold the SSH key", () => {
+        const key = fs.readFileSync(hosts.sshKeyPath, "utf8");
+        const keyBody = key.split("\n").find((l) => l.length > 40 && !l.startsWith("-----")) ?? key;
+        const secrets: [string, string][] = [
+            ["gossip key", gossipKey],
+            ["ACL management token", access.token],
+            ["SSH private key", keyBody],
+        ];
+        assert.ok(logs.length >= 8, "the updates' logs were not recorded");
+        for (const [what, value] of secrets) {
+            assert.ok(value.length >= 20, `${what} is not known to the test`);
+            for (const log of logs) {
+                const at = log.text.indexOf(value);
+                if (at >= 0) {
+                    // Where it is, without printing it.
+                    const before = log.text.slice(Math.max(0, at - 300), at);
+                    assert.fail(`the ${what} is in ${log.what}, after: ${JSON.stringify(before)}`);
+                }
+            }
+        }
+        // @pulumi/pulumi logs each RegisterResource response at debug level, secret values in
+        // plaintext: the command's `connection` holds the SSH key. The CLI shows debug messages only
+        // with --debug (and Pulumi Cloud keeps them only then); docs/troubleshooting.md says so.
+        const withKey = debugLines.filter((l) => l.includes(keyBody)).length;
+        figure(
+            `4. ${logs.length / 2} updates' output and event logs (${logs.reduce((n, l) => n + l.text.length, 0)} chars) searched: ` +
+                `no gossip key, token or SSH key; the SDK's debug-level messages (--debug only): ${debugLines.length}, ${withKey} with the SSH key`,
+        );
+    });
+
+    it("5. pulumi destroy: every agent leaves, the hosts are as clean as before the first deploy", async () => {
+        const { update, sessions } = await recorded(() => project.update("destroy"));
+        assertSucceeded(update, "pulumi destroy");
+        figure(
+            `5. pulumi destroy: ${(update.ms / 1000).toFixed(1)} s; ${summary(update)}; SSH sessions: ${sessionsText(sessions)}`,
+        );
+        assert.deepStrictEqual(differences(commandOps(update), await replayModel("destroy")), []);
+        assert.deepStrictEqual(sessions, [1, 1, 1, 1, 1]);
+        for (const [k, i] of stackHosts.entries()) {
+            const now = await hosts.run(i, SNAPSHOT);
+            if (now !== cleanSnapshots[k]) {
+                const [a, b] = [new Set(cleanSnapshots[k].split("\n")), new Set(now.split("\n"))];
+                const added = [...b].filter((l) => !a.has(l));
+                const removed = [...a].filter((l) => !b.has(l));
+                assert.fail(
+                    `host ${addressOf(access, i)} is not clean: added ${JSON.stringify(added)}, removed ${JSON.stringify(removed)}`,
+                );
+            }
+        }
+        const state = JSON.parse(await project.exportState(false)) as { deployment: { resources?: unknown[] } };
+        assert.deepStrictEqual(state.deployment.resources ?? [], []);
+    });
+});

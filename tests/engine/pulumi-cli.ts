@@ -1,0 +1,240 @@
+// The real Pulumi CLI, built by scripts/engine/build.sh, driving a copy of this project in a
+// temporary directory: local file backend, passphrase secrets, a PULUMI_HOME holding the provider
+// plugins built into the engine cache. Nothing outside the temporary directory is written.
+
+import { spawn, spawnSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { REPO_ROOT } from "../mocks";
+
+const BUILD = path.join(REPO_ROOT, "scripts", "engine", "build.sh");
+/** What a VM stack needs: the CLI, the language host and the providers its resources use. */
+export const ENGINE_COMPONENTS = ["cli", "langhost", "stub", "command", "tls", "random"];
+
+export interface RunResult {
+    readonly code: number;
+    readonly output: string;
+    readonly ms: number;
+}
+
+/** One completed step of an update, from the engine's event log. */
+export interface Step {
+    readonly op: string;
+    readonly urn: string;
+    readonly type: string;
+    /** Event sequence numbers of the step's start and end (the engine's own order). */
+    readonly startSeq: number;
+    readonly endSeq: number;
+}
+
+export interface Update extends RunResult {
+    readonly steps: Step[];
+    /** The summary's counts per op ("same", "create", ...). */
+    readonly changes: Record<string, number>;
+    /** The engine's event log as written (everything the engine and providers logged). */
+    readonly eventLog: string;
+    /** What providers and the program logged, once per message (the text output repeats them). */
+    readonly diagnostics: { readonly urn: string; readonly severity: string; readonly message: string }[];
+}
+
+export function nameOf(urn: string): string {
+    return urn.slice(urn.lastIndexOf("::") + 2);
+}
+
+interface EngineEvent {
+    sequence: number;
+    resourcePreEvent?: { metadata: { op: string; urn: string; type: string } };
+    resOutputsEvent?: { metadata: { op: string; urn: string; type: string } };
+    summaryEvent?: { resourceChanges: Record<string, number> };
+    diagnosticEvent?: { urn?: string; severity: string; message: string };
+}
+
+/** The engine cache directory, or undefined when the CLI has not been built there. */
+export function engineCacheDir(): { dir: string; built: boolean } {
+    const r = spawnSync("bash", [BUILD, "--print-cache-dir"], { encoding: "utf8" });
+    const dir = r.stdout.trim();
+    return { dir, built: r.status === 0 && fs.existsSync(path.join(dir, "bin", "pulumi")) };
+}
+
+export class PulumiProject {
+    private constructor(
+        readonly dir: string,
+        private readonly root: string,
+        private readonly env: NodeJS.ProcessEnv,
+        readonly stack: string,
+    ) {}
+
+    /**
+     * Builds (or reuses) the engine, copies the project, installs the plugins, logs in to a file
+     * backend and creates `stack` with `config` (keys without the `consul:` prefix).
+     */
+    static async create(stack: string, config: Record<string, string>): Promise<PulumiProject> {
+        const build = await runProcess("bash", [BUILD, ...ENGINE_COMPONENTS], {
+            env: process.env,
+            timeoutMs: 90 * 60_000,
+        });
+        if (build.code !== 0) throw new Error(`scripts/engine/build.sh failed:\n${build.output.slice(-3000)}`);
+        const cache = engineCacheDir().dir;
+        const root = fs.mkdtempSync(path.join(os.tmpdir(), "consul-engine-"));
+        const dir = path.join(root, "project");
+        fs.mkdirSync(dir);
+        for (const entry of ["Pulumi.yaml", "package.json", "tsconfig.json", "index.ts", "components"]) {
+            fs.cpSync(path.join(REPO_ROOT, entry), path.join(dir, entry), { recursive: true });
+        }
+        fs.symlinkSync(path.join(REPO_ROOT, "node_modules"), path.join(dir, "node_modules"));
+        const env: NodeJS.ProcessEnv = {
+            ...process.env,
+            PATH: `${path.join(cache, "bin")}:${process.env.PATH ?? ""}`,
+            HOME: path.join(root, "home"),
+            PULUMI_HOME: path.join(root, "pulumi-home"),
+            PULUMI_SKIP_UPDATE_CHECK: "1",
+            PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
+            PULUMI_CONFIG_PASSPHRASE: "engine-e2e-passphrase",
+            PULUMI_SKIP_CONFIRMATIONS: "true",
+            // Enables --event-log, the engine's own record of each step.
+            PULUMI_DEBUG_COMMANDS: "true",
+        };
+        fs.mkdirSync(env.HOME as string);
+        fs.mkdirSync(path.join(root, "state"));
+        const project = new PulumiProject(dir, root, env, stack);
+        const deps = (
+            JSON.parse(fs.readFileSync(path.join(REPO_ROOT, "package.json"), "utf8")) as {
+                dependencies: Record<string, string>;
+            }
+        ).dependencies;
+        for (const name of ["command", "tls", "random", "kubernetes"]) {
+            const version = deps[`@pulumi/${name}`];
+            const built = path.join(
+                cache,
+                "pulumi-home",
+                "plugins",
+                `resource-${name}-v${version}`,
+                `pulumi-resource-${name}`,
+            );
+            // A VM stack registers no Kubernetes resource: the preview-only stub stands in for the
+            // plugin the program's imports declare, and would fail loudly if it were ever used.
+            const file = fs.existsSync(built) ? built : path.join(cache, "bin", "pulumi-resource-stub");
+            await project.must(["plugin", "install", "resource", name, version, "--file", file]);
+        }
+        await project.must(["login", "--non-interactive", `file://${path.join(root, "state")}`]);
+        await project.must(["stack", "init", stack, "--secrets-provider", "passphrase", "--non-interactive"]);
+        project.setConfig(config);
+        return project;
+    }
+
+    /**
+     * Writes the stack's config (keys without the `consul:` prefix) into Pulumi.<stack>.yaml, as an
+     * operator would: lists as YAML lists (the schema types them `array<string>`), the rest as strings.
+     */
+    setConfig(config: Record<string, string>): void {
+        const file = path.join(this.dir, `Pulumi.${this.stack}.yaml`);
+        const kept = fs
+            .readFileSync(file, "utf8")
+            .split("\n")
+            .filter((l) => /^(encryptionsalt|secretsprovider|encryptedkey):/.test(l));
+        const lines = Object.entries(config).map(([k, v]) => {
+            const value: unknown = v.startsWith("[") ? JSON.parse(v) : v;
+            return `  consul:${k}: ${JSON.stringify(value)}`;
+        });
+        fs.writeFileSync(file, [...kept, "config:", ...lines, ""].join("\n"));
+    }
+
+    run(args: string[], timeoutMs = 30 * 60_000): Promise<RunResult> {
+        return runProcess("pulumi", [...args, "--non-interactive", "--color", "never"], {
+            cwd: this.dir,
+            env: this.env,
+            timeoutMs,
+        });
+    }
+
+    async must(args: string[]): Promise<string> {
+        const r = await this.run(args);
+        if (r.code !== 0) throw new Error(`pulumi ${args.join(" ")} exited ${r.code}:\n${r.output.slice(-4000)}`);
+        return r.output;
+    }
+
+    /** `pulumi up` (or destroy) with the engine's event log, parsed into steps. */
+    async update(command: "up" | "destroy", extra: string[] = []): Promise<Update> {
+        const eventLog = path.join(this.root, `events-${Date.now()}.jsonl`);
+        const r = await this.run([
+            command,
+            "--stack",
+            this.stack,
+            "--yes",
+            "--skip-preview",
+            "--event-log",
+            eventLog,
+            ...extra,
+        ]);
+        const eventText = fs.existsSync(eventLog) ? fs.readFileSync(eventLog, "utf8") : "";
+        const events = eventText
+            ? eventText
+                  .split("\n")
+                  .filter((l) => l.trim() !== "")
+                  .map((l) => JSON.parse(l) as EngineEvent)
+            : [];
+        const starts = new Map<string, number>();
+        const steps: Step[] = [];
+        let changes: Record<string, number> = {};
+        const diagnostics: { urn: string; severity: string; message: string }[] = [];
+        for (const e of events) {
+            if (e.resourcePreEvent)
+                starts.set(`${e.resourcePreEvent.metadata.op} ${e.resourcePreEvent.metadata.urn}`, e.sequence);
+            const done = e.resOutputsEvent?.metadata;
+            if (done) {
+                steps.push({
+                    op: done.op,
+                    urn: done.urn,
+                    type: done.type,
+                    startSeq: starts.get(`${done.op} ${done.urn}`) ?? e.sequence,
+                    endSeq: e.sequence,
+                });
+            }
+            if (e.summaryEvent) changes = e.summaryEvent.resourceChanges;
+            if (e.diagnosticEvent) {
+                const { urn, severity, message } = e.diagnosticEvent;
+                diagnostics.push({ urn: urn ?? "", severity, message });
+            }
+        }
+        return { ...r, steps, changes, diagnostics, eventLog: eventText };
+    }
+
+    async outputs(): Promise<Record<string, unknown>> {
+        const out = await this.must(["stack", "output", "--stack", this.stack, "--json", "--show-secrets"]);
+        return JSON.parse(out) as Record<string, unknown>;
+    }
+
+    /** The state as stored (secrets encrypted) and decrypted. */
+    async exportState(showSecrets: boolean): Promise<string> {
+        return this.must(["stack", "export", "--stack", this.stack, ...(showSecrets ? ["--show-secrets"] : [])]);
+    }
+
+    /** ENGINE_E2E_KEEP=1 keeps the directory (project, state, event logs) for a look afterwards. */
+    dispose(): void {
+        if (process.env.ENGINE_E2E_KEEP === "1") {
+            process.stderr.write(`kept ${this.root}\n`);
+            return;
+        }
+        fs.rmSync(this.root, { recursive: true, force: true });
+    }
+}
+
+function runProcess(
+    command: string,
+    args: string[],
+    opts: { cwd?: string; env: NodeJS.ProcessEnv; timeoutMs: number },
+): Promise<RunResult> {
+    const started = Date.now();
+    return new Promise((resolve) => {
+        const child = spawn(command, args, { cwd: opts.cwd, env: opts.env, stdio: ["ignore", "pipe", "pipe"] });
+        let output = "";
+        const timer = setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs);
+        child.stdout.on("data", (d: Buffer) => (output += d.toString()));
+        child.stderr.on("data", (d: Buffer) => (output += d.toString()));
+        child.on("close", (code) => {
+            clearTimeout(timer);
+            resolve({ code: code ?? 255, output, ms: Date.now() - started });
+        });
+    });
+}
