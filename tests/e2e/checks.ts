@@ -22,6 +22,31 @@ export interface Member {
     Tags: Record<string, string>;
 }
 
+/**
+ * The `vm` stack config (keys without the `consul:` prefix) for the test hosts: servers and clients
+ * by host number, root over SSH with the hosts' key, Consul from the mirror on the bridge.
+ */
+export function vmStackConfig(
+    hosts: Hosts,
+    placement: { servers: readonly number[]; clients: readonly number[] },
+    release: { mirrorUrl: string; consulVersion: string },
+    overrides: Record<string, string> = {},
+): Record<string, string> {
+    const entry = (i: number) => `${hosts.hosts[i - 1].name}=${hosts.hosts[i - 1].address}`;
+    return {
+        topology: "vm",
+        serverCount: String(placement.servers.length),
+        serverHosts: JSON.stringify(placement.servers.map(entry)),
+        clientHosts: JSON.stringify(placement.clients.map(entry)),
+        sshUser: "root",
+        sshPrivateKeyPath: hosts.sshKeyPath,
+        releaseMirrorUrl: release.mirrorUrl,
+        consulVersion: release.consulVersion,
+        aclDefaultPolicy: "deny",
+        ...overrides,
+    };
+}
+
 export function addressOf(access: Pick<ClusterAccess, "hosts">, i: number): string {
     return access.hosts.hosts[i - 1].address;
 }

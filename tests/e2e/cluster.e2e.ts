@@ -32,6 +32,7 @@ import {
     mainPid as checkMainPid,
     members as checkMembers,
     startedAt as checkStartedAt,
+    vmStackConfig,
 } from "./checks";
 import { CommandFailed, ReplayMocks, ReplayOptions } from "./replay";
 
@@ -69,19 +70,8 @@ describe("Consul on real hosts, deployed by the program's own commands over SSH"
     const asMgmt = (extra: Partial<ApiOptions> = {}): ApiOptions => ({ ca, token, ...extra });
 
     function stackConfig(overrides: Record<string, string> = {}, clients = CLIENTS): Record<string, string> {
-        const entry = (i: number) => `${hosts.hosts[i - 1].name}=${addr(i)}`;
-        return {
-            topology: "vm",
-            serverCount: String(SERVERS.length),
-            serverHosts: JSON.stringify(SERVERS.map(entry)),
-            clientHosts: JSON.stringify(clients.map(entry)),
-            sshUser: "root",
-            sshPrivateKeyPath: hosts.sshKeyPath,
-            releaseMirrorUrl: mirror?.url ?? "",
-            consulVersion: artifacts.consulVersion,
-            aclDefaultPolicy: "deny",
-            ...overrides,
-        };
+        const release = { mirrorUrl: mirror?.url ?? "", consulVersion: artifacts.consulVersion };
+        return vmStackConfig(hosts, { servers: SERVERS, clients }, release, overrides);
     }
 
     /** One `pulumi up`: the program under replay mocks chained to the previous state. */

@@ -20,6 +20,7 @@ import {
     mainPid,
     members,
     startedAt,
+    vmStackConfig,
 } from "../e2e/checks";
 import {
     api,
@@ -84,19 +85,8 @@ describe("Consul on real hosts, deployed by the real Pulumi engine", function ()
     const stackHosts = [...SERVERS, ...CLIENTS];
 
     function stackConfig(overrides: Record<string, string> = {}): Record<string, string> {
-        const entry = (i: number) => `${hosts.hosts[i - 1].name}=${addr(i)}`;
-        return {
-            topology: "vm",
-            serverCount: String(SERVERS.length),
-            serverHosts: JSON.stringify(SERVERS.map(entry)),
-            clientHosts: JSON.stringify(CLIENTS.map(entry)),
-            sshUser: "root",
-            sshPrivateKeyPath: hosts.sshKeyPath,
-            releaseMirrorUrl: mirror.url,
-            consulVersion: artifacts.consulVersion,
-            aclDefaultPolicy: "deny",
-            ...overrides,
-        };
+        const release = { mirrorUrl: mirror.url, consulVersion: artifacts.consulVersion };
+        return vmStackConfig(hosts, { servers: SERVERS, clients: CLIENTS }, release, overrides);
     }
 
     /** SSH logins each stack host's sshd has accepted so far (the reading itself is one). */

@@ -25,7 +25,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/emptypb"
 
-	"github.com/pulumi/pulumi/sdk/v3/go/common/util/rpcutil"
+	"consulpulumi/engine/internal/serve"
 )
 
 // version is set with -ldflags "-X main.version=..." to the Pulumi release this host stands in for.
@@ -335,20 +335,5 @@ func main() {
 		return
 	}
 	h := &host{engineAddress: engineAddressFromArgs(os.Args[1:])}
-	handle, err := rpcutil.ServeWithOptions(rpcutil.ServeOptions{
-		Init: func(srv *grpc.Server) error {
-			pulumirpc.RegisterLanguageRuntimeServer(srv, h)
-			return nil
-		},
-	})
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "fatal: %v\n", err)
-		os.Exit(1)
-	}
-	// The engine reads the port from the first line of stdout.
-	fmt.Printf("%d\n", handle.Port)
-	if err := <-handle.Done; err != nil {
-		fmt.Fprintf(os.Stderr, "fatal: %v\n", err)
-		os.Exit(1)
-	}
+	serve.Run(func(srv *grpc.Server) { pulumirpc.RegisterLanguageRuntimeServer(srv, h) })
 }

@@ -35,9 +35,9 @@ import (
 	"google.golang.org/protobuf/types/known/emptypb"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"consulpulumi/engine/internal/serve"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource/plugin"
-	"github.com/pulumi/pulumi/sdk/v3/go/common/util/rpcutil"
 )
 
 // version is set at build time (-ldflags "-X main.version=..."), as upstream does.
@@ -352,19 +352,5 @@ func main() {
 		}
 		p.engine = pulumirpc.NewEngineClient(conn)
 	}
-	handle, err := rpcutil.ServeWithOptions(rpcutil.ServeOptions{
-		Init: func(srv *grpc.Server) error {
-			pulumirpc.RegisterResourceProviderServer(srv, p)
-			return nil
-		},
-	})
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "fatal: %v\n", err)
-		os.Exit(1)
-	}
-	fmt.Printf("%d\n", handle.Port) // the engine reads the port from the first line of stdout
-	if err := <-handle.Done; err != nil {
-		fmt.Fprintf(os.Stderr, "fatal: %v\n", err)
-		os.Exit(1)
-	}
+	serve.Run(func(srv *grpc.Server) { pulumirpc.RegisterResourceProviderServer(srv, p) })
 }

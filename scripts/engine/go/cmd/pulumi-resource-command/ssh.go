@@ -71,7 +71,7 @@ func (c *connection) address() string {
 func (c *connection) clientConfig() (*ssh.ClientConfig, error) {
 	config := &ssh.ClientConfig{
 		User:            c.User,
-		HostKeyCallback: ssh.InsecureIgnoreHostKey(), //nolint:gosec // upstream's behaviour without hostKey
+		HostKeyCallback: ssh.InsecureIgnoreHostKey(), // as upstream when no hostKey is pinned
 		Timeout:         time.Duration(*c.PerDialTimeout) * time.Second,
 	}
 	if c.HostKey != "" {

@@ -28,7 +28,7 @@ import (
 	"google.golang.org/protobuf/types/known/emptypb"
 	"google.golang.org/protobuf/types/known/structpb"
 
-	"github.com/pulumi/pulumi/sdk/v3/go/common/util/rpcutil"
+	"consulpulumi/engine/internal/serve"
 )
 
 type stub struct {
@@ -142,19 +142,5 @@ func main() {
 		os.Exit(1)
 	}
 	s := &stub{name: m[1], version: m[2]}
-	handle, err := rpcutil.ServeWithOptions(rpcutil.ServeOptions{
-		Init: func(srv *grpc.Server) error {
-			pulumirpc.RegisterResourceProviderServer(srv, s)
-			return nil
-		},
-	})
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "fatal: %v\n", err)
-		os.Exit(1)
-	}
-	fmt.Printf("%d\n", handle.Port) // the engine reads the port from the first line of stdout
-	if err := <-handle.Done; err != nil {
-		fmt.Fprintf(os.Stderr, "fatal: %v\n", err)
-		os.Exit(1)
-	}
+	serve.Run(func(srv *grpc.Server) { pulumirpc.RegisterResourceProviderServer(srv, s) })
 }
