@@ -19,7 +19,7 @@ function actionlint(...files: string[]): { status: number | null; output: string
     return { status: run.status, output: `${run.stdout}${run.stderr}` };
 }
 
-type Step = { uses?: string; with?: Record<string, unknown>; run?: string };
+type Step = { uses?: string; with?: Record<string, unknown>; run?: string; env?: Record<string, string> };
 type Job = {
     needs?: string | string[];
     environment?: string;
@@ -94,5 +94,26 @@ describe("GitHub workflows", function () {
             assert.match(String(pulumiSteps(job)[0].with?.["stack-name"]), new RegExp(`/consul/${job.environment}$`));
         }
         assert.deepStrictEqual(deploy.jobs["up-prod"].needs, "up-dev");
+    });
+
+    it("never ask Pulumi for debug output, which prints secret values (the SSH key) in CI logs", () => {
+        for (const file of ["pull-request.yml", "deploy.yml"]) {
+            for (const [name, job] of Object.entries(load(file).jobs)) {
+                for (const step of pulumiSteps(job)) {
+                    const where = `${file} job ${name}`;
+                    assert.deepStrictEqual(
+                        Object.keys(step.with ?? {}).filter((k) => /debug|verbos|log/i.test(k)),
+                        [],
+                        `${where} sets a debug/log input`,
+                    );
+                    assert.doesNotMatch(JSON.stringify(step.with ?? {}), /--debug|--event-log|--verbose|-v=/, where);
+                    assert.deepStrictEqual(
+                        Object.keys(step.env ?? {}).filter((k) => /DEBUG|LOG/i.test(k)),
+                        [],
+                        `${where} sets a debug/log variable`,
+                    );
+                }
+            }
+        }
     });
 });
