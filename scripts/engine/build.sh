@@ -22,7 +22,6 @@
 # Usage: scripts/engine/build.sh [component...]   components: cli langhost stub command tls random kubernetes
 #                                                 (default: all, kubernetes last)
 #        scripts/engine/build.sh --print-cache-dir
-#        scripts/engine/build.sh --missing cli tls random   (prints those not cached yet)
 # Environment: ENGINE_GO_JOBS (go build -p, default 1; builds run under nice -n 10),
 #              ENGINE_LANGHOST=local|upstream (default local; upstream = the pinned pseudo-version of
 #              the upstream host's module, which the proxy here does not serve: untested),
@@ -65,21 +64,6 @@ export GONOSUMDB=github.com/pulumi/pulumi/pkg/v3,github.com/hashicorp/terraform-
 
 if [ "${1:-}" = --print-cache-dir ]; then
     echo "$cache"
-    exit 0
-fi
-# --missing COMPONENT...: print the ones (of cli tls random) not built in the cache yet; build nothing.
-if [ "${1:-}" = --missing ]; then
-    shift
-    out=()
-    for c in "$@"; do
-        case "$c" in
-        cli) [ -x "$bin/pulumi" ] || out+=(cli) ;;
-        tls) [ -x "$PULUMI_HOME/plugins/resource-tls-v$TLS_VERSION/pulumi-resource-tls" ] || out+=(tls) ;;
-        random) [ -x "$PULUMI_HOME/plugins/resource-random-v$RANDOM_VERSION/pulumi-resource-random" ] || out+=(random) ;;
-        *) echo "--missing knows cli, tls and random, not $c" >&2 && exit 2 ;;
-        esac
-    done
-    echo "${out[*]}"
     exit 0
 fi
 
