@@ -230,7 +230,8 @@ describe("VM host files", () => {
     });
 
     describe("with the real consul binary", function () {
-        const binary = path.join(os.homedir(), ".cache", "consul-pulumi", "consul-1.16.2", "consul");
+        const cacheHome = process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), ".cache");
+        const binary = path.join(cacheHome, "consul-pulumi", "consul-1.16.2", "consul");
         before(function () {
             if (!fs.existsSync(binary)) this.skip();
         });
