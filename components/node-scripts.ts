@@ -576,14 +576,20 @@ STEP=remove
 systemctl disable --quiet consul.service 2>/dev/null || true
 rm -f /etc/systemd/system/consul.service /etc/profile.d/consul-cli.sh
 systemctl daemon-reload
-# A downloaded binary is ours; a preinstalled one (and the link to it) belongs to the image.
-if [ "$INSTALL_MODE" = download ]; then rm -f "$BIN" "$BIN.previous" "$BIN.new"; fi
+removed="unit, config, keys, data"
+# A downloaded binary is ours. A preinstalled one stays, and so does $BIN when it links to it: the
+# link may as well be the image's own.
+if [ "$INSTALL_MODE" = download ]; then
+    rm -f "$BIN" "$BIN.previous" "$BIN.new"
+    removed="$removed, binary"
+fi
 if [ -e "$USER_MARKER" ]; then
     userdel consul 2>/dev/null || true
     if getent group consul >/dev/null 2>&1; then groupdel consul || true; fi
+    removed="$removed, consul user"
 fi
 rm -rf /etc/consul.d /etc/.consul-previous /var/lib/consul
-say "unit, config, keys, data$(if [ "$INSTALL_MODE" = download ]; then echo ", binary"; fi) and the consul user removed"
+say "$removed removed"
 `;
 
 export interface RemoveScriptParams {

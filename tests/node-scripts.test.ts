@@ -163,7 +163,7 @@ describe("node scripts", () => {
         const params = { nodeName: "s1", ownerId: "server-s1", role: "server", httpsPort: 8501 } as const;
         const downloaded = removeScript({ ...params, installMode: "download" });
         assert.match(downloaded, /^INSTALL_MODE='download'$/m);
-        assert.match(downloaded, /if \[ "\$INSTALL_MODE" = download \]; then rm -f "\$BIN"/);
+        assert.match(downloaded, /if \[ "\$INSTALL_MODE" = download \]; then\n\s+rm -f "\$BIN"/);
         assert.match(removeScript({ ...params, installMode: "preinstalled" }), /^INSTALL_MODE='preinstalled'$/m);
         // The user goes only if the apply script left the marker, and before the marker's directory.
         assert.ok(downloaded.indexOf('if [ -e "$USER_MARKER" ]') < downloaded.indexOf("rm -rf /etc/consul.d"));
