@@ -1,5 +1,6 @@
-// End-to-end with the real Pulumi engine: `pulumi up`, a no-change `pulumi up`, a rolling change
-// and `pulumi destroy` of the VM topology, run by the CLI that scripts/engine/build.sh builds from
+// End-to-end with the real Pulumi engine: `pulumi up`, a no-change `pulumi up`, a rolling change, a
+// change the hosts refuse and `pulumi destroy` of the VM topology, with the engine's output and event
+// logs searched for secrets, run by the CLI that scripts/engine/build.sh builds from
 // Go modules, with the project's command provider (SSH) and the bridged tls/random providers,
 // against systemd-nspawn hosts. Each update is also run through the replay model (the provider's
 // diff rules over the mocks' registrations, ../command-diff.ts), and any difference between what the

@@ -10,7 +10,7 @@ import { REPO_ROOT } from "../mocks";
 
 const BUILD = path.join(REPO_ROOT, "scripts", "engine", "build.sh");
 /** What a VM stack needs: the CLI, the language host and the providers its resources use. */
-export const ENGINE_COMPONENTS = ["cli", "langhost", "stub", "command", "tls", "random"];
+const ENGINE_COMPONENTS = ["cli", "langhost", "stub", "command", "tls", "random"];
 
 export interface RunResult {
     readonly code: number;
@@ -50,11 +50,11 @@ interface EngineEvent {
     diagnosticEvent?: { urn?: string; severity: string; message: string };
 }
 
-/** The engine cache directory, or undefined when the CLI has not been built there. */
-export function engineCacheDir(): { dir: string; built: boolean } {
+/** The engine cache directory build.sh uses (by the versions it builds). */
+function engineCacheDir(): string {
     const r = spawnSync("bash", [BUILD, "--print-cache-dir"], { encoding: "utf8" });
-    const dir = r.stdout.trim();
-    return { dir, built: r.status === 0 && fs.existsSync(path.join(dir, "bin", "pulumi")) };
+    if (r.status !== 0) throw new Error(`scripts/engine/build.sh --print-cache-dir failed: ${r.stderr}`);
+    return r.stdout.trim();
 }
 
 export class PulumiProject {
@@ -75,7 +75,7 @@ export class PulumiProject {
             timeoutMs: 90 * 60_000,
         });
         if (build.code !== 0) throw new Error(`scripts/engine/build.sh failed:\n${build.output.slice(-3000)}`);
-        const cache = engineCacheDir().dir;
+        const cache = engineCacheDir();
         const root = fs.mkdtempSync(path.join(os.tmpdir(), "consul-engine-"));
         const dir = path.join(root, "project");
         fs.mkdirSync(dir);
@@ -154,7 +154,10 @@ export class PulumiProject {
         return r.output;
     }
 
-    /** `pulumi up` (or destroy) with the engine's event log, parsed into steps. */
+    /**
+     * `pulumi up` (or destroy) with the engine's event log, parsed into steps. --skip-preview keeps
+     * the log to the update's own steps; the preview path is what scripts/engine/preview.sh runs.
+     */
     async update(command: "up" | "destroy", extra: string[] = []): Promise<Update> {
         const eventLog = path.join(this.root, `events-${Date.now()}.jsonl`);
         const r = await this.run([
