@@ -301,9 +301,20 @@ describe("Consul on real hosts, deployed by the program's own commands over SSH"
         const leader = await leaderOf(addr(1), ca);
         const victim = SERVERS.find((i) => !leader.startsWith(addr(i) + ":")) as number;
         const survivors = SERVERS.filter((i) => i !== victim);
-        const nodeId = async (i: number) =>
-            (JSON.parse((await api(addr(i), "/v1/agent/self", asMgmt())).body) as { Config: { NodeID: string } }).Config
-                .NodeID;
+        // A just-restarted agent answers "ACL system …" until its tokens are loaded: wait for a 200.
+        const nodeId = async (i: number) => {
+            let body = "";
+            await waitFor(
+                `host ${i}'s /v1/agent/self`,
+                async () => {
+                    const r = await api(addr(i), "/v1/agent/self", asMgmt());
+                    body = r.body;
+                    return r.status === 200;
+                },
+                30_000,
+            );
+            return (JSON.parse(body) as { Config: { NodeID: string } }).Config.NodeID;
+        };
         const idBefore = await nodeId(victim);
         const pidBefore = await mainPid(victim);
 
