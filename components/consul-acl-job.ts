@@ -5,7 +5,8 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { Settings } from "./config";
-import { aclJobSpec, agentPolicyBody, agentTokenBody, FILES, labels, tokenHeader } from "./k8s-manifests";
+import { agentPolicyBody } from "./agent-policy";
+import { aclJobSpec, agentTokenBody, FILES, labels, tokenHeader } from "./k8s-manifests";
 
 export interface ConsulAclAgentTokenArgs {
     readonly settings: Settings;

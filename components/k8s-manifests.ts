@@ -7,6 +7,7 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { AgentConfig, clientAgentConfig, renderJson, serverAgentConfig } from "./agent-config";
 import { Host, KubernetesSettings, Ports, Resources, Settings } from "./config";
+import { AGENT_POLICY_NAME, agentPolicyBody, CLIENT_SELF_SERVICE } from "./agent-policy";
 import { clientTlsName, SERVER_NAME } from "./names";
 import { aclAgentTokenScript, clientStartScript, leaderProbeScript } from "./k8s-scripts";
 
@@ -50,7 +51,6 @@ export const FILES = {
 
 /** Pod annotation whose value changes whenever the agent config or certificates change. */
 export const CHECKSUM_ANNOTATION = "consul.pulumi.com/config-checksum";
-export const AGENT_POLICY_NAME = "consul-agents";
 
 export type Component = "server" | "client" | "acl-init";
 
@@ -176,30 +176,6 @@ export function clientHttpsNames(settings: Pick<Settings, "datacenter" | "domain
     ipAddresses: string[];
 } {
     return { dnsNames: [clientTlsName(settings), "localhost"], ipAddresses: ["127.0.0.1", "::1"] };
-}
-
-/** The service name client agents register themselves under (clientSelfService). */
-export const CLIENT_SELF_SERVICE = "consul-client";
-
-/**
- * ACL rules of the agent token: register its node, read the catalog's services, and write its own
- * self-registration service (registered from the config file with this token, see
- * acl.tokens.config_file_service_registration).
- */
-export function agentPolicyRules(): Record<string, unknown> {
-    return {
-        node_prefix: { "": { policy: "write" } },
-        service_prefix: { "": { policy: "read" } },
-        service: { [CLIENT_SELF_SERVICE]: { policy: "write" } },
-    };
-}
-
-export function agentPolicyBody(): string {
-    return renderJson({
-        Name: AGENT_POLICY_NAME,
-        Description: "Consul agents: register their own node, read services (created by Pulumi).",
-        Rules: renderJson(agentPolicyRules()),
-    });
 }
 
 /** PUT /v1/acl/token body with the fixed SecretID the agents were configured with. A secret. */
