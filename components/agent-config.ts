@@ -111,9 +111,13 @@ export function serverAgentConfig(settings: SharedSettings, options: AgentOption
         // A restarted or rescheduled server keeps its node ID (persistent data dir) and rejoins as
         // the same Raft peer. Leaving would shrink the peer set, so a second failure during a
         // rolling restart could lose quorum; the upgrade docs dropped `leave` for that reason.
-        // Autopilot removes servers that really are gone, but never below min_quorum.
         leave_on_terminate: false,
         skip_leave_on_interrupt: true,
+        // Autopilot prunes a failed server only while at least min_quorum servers remain. At the
+        // configured count it therefore never prunes one that is merely down (a reboot): only the
+        // one a replacement outnumbers. A server removed for good is pruned by the VM topology's
+        // prune step (deadHosts) or by leaving. Consul reads this block when the cluster first
+        // bootstraps; later changes need `consul operator autopilot set-config`.
         autopilot: {
             cleanup_dead_servers: true,
             min_quorum: settings.serverCount,
@@ -172,6 +176,24 @@ export function clientAgentConfig(settings: SharedSettings, options: AgentOption
             grpc: { verify_incoming: false },
         },
     };
+}
+
+/**
+ * Keys Consul reads only when an agent starts (retry_join) or a cluster first bootstraps
+ * (bootstrap_expect, autopilot): a running agent is unaffected by a change to them, so they can
+ * change without a restart, as when servers are added or removed.
+ */
+export const STARTUP_ONLY_KEYS = ["autopilot", "bootstrap_expect", "retry_interval", "retry_join"] as const;
+
+/** Splits a config into its startup-only keys and the rest. */
+export function splitStartupOnly(config: AgentConfig): { main: AgentConfig; startupOnly: AgentConfig } {
+    const main: AgentConfig = {};
+    const startupOnly: AgentConfig = {};
+    for (const [key, value] of Object.entries(config)) {
+        if ((STARTUP_ONLY_KEYS as readonly string[]).includes(key)) startupOnly[key] = value;
+        else main[key] = value;
+    }
+    return { main, startupOnly };
 }
 
 /** The secret fragment: gossip key and ACL tokens. Handle its rendering as a Pulumi secret. */

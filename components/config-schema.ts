@@ -12,7 +12,7 @@ export interface ConfigKeySpec {
 }
 
 /** Consul release the stacks run unless `consulVersion` says otherwise. */
-export const DEFAULT_CONSUL_VERSION = "1.16.2";
+export const DEFAULT_CONSUL_VERSION = "1.16.3";
 
 export const configSchema = {
     // --- cluster shape ---------------------------------------------------------------------
@@ -236,6 +236,12 @@ export const configSchema = {
         type: "integer",
         default: 5,
         description: "How many client hosts are changed at once after the servers are done.",
+    },
+    deadHosts: {
+        type: "array",
+        default: [],
+        description:
+            "Node names (still listed in serverHosts or clientHosts) whose machines are gone for good: they are removed from the cluster from a live server and never contacted. Drop a host from both lists afterwards.",
     },
 } as const satisfies Record<string, ConfigKeySpec>;
 

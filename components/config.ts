@@ -6,7 +6,7 @@ import * as net from "net";
 import * as os from "os";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
-import { configSchema, ConfigKey } from "./config-schema";
+import { configSchema, ConfigKey, DEFAULT_CONSUL_VERSION } from "./config-schema";
 
 export type Topology = "kubernetes" | "vm" | "hybrid";
 export const TOPOLOGIES: readonly Topology[] = ["kubernetes", "vm", "hybrid"];
@@ -79,6 +79,8 @@ export interface VmSettings {
     readonly clientBatchSize: number;
     /** Pinned SSH host keys by node name ("<type> <base64>"). */
     readonly hostKeys?: Readonly<Record<string, string>>;
+    /** Listed hosts whose machines are gone: pruned from the cluster, never contacted. */
+    readonly deadHosts: readonly string[];
 }
 
 export interface Settings {
@@ -231,7 +233,13 @@ export function parseSettings(raw: Record<string, string>, project: string, stac
         problems.add(
             key("consulVersion"),
             consulVersion,
-            "must be a Consul release version such as 1.16.2 (no leading v).",
+            `must be a Consul release version such as ${DEFAULT_CONSUL_VERSION} (no leading v).`,
+        );
+    } else if (consulVersion !== undefined && olderThan(consulVersion, MIN_CONSUL_VERSION)) {
+        problems.add(
+            key("consulVersion"),
+            consulVersion,
+            `is older than ${MIN_CONSUL_VERSION.join(".")}, the first release with the tls {} config stanza this program writes; use ${DEFAULT_CONSUL_VERSION}.`,
         );
     }
 
@@ -484,7 +492,7 @@ function readKubernetes(
         problems.add(
             key("image"),
             str("image"),
-            "is not a container image reference; use e.g. hashicorp/consul:1.16.2 or registry.example.com/consul@sha256:<digest>.",
+            `is not a container image reference; use e.g. hashicorp/consul:${DEFAULT_CONSUL_VERSION} or registry.example.com/consul@sha256:<digest>.`,
         );
     }
     const kubeconfig = str("k8sKubeconfig");
@@ -595,6 +603,17 @@ function readKubernetes(
         clientSelfRegister: bool("clientSelfRegister"),
         appNamespaces: [...new Set(appNamespaces)],
     };
+}
+
+/** The oldest Consul release the generated config works with: `tls {}` arrived in 1.12. */
+export const MIN_CONSUL_VERSION = [1, 12, 0] as const;
+
+function olderThan(version: string, minimum: readonly number[]): boolean {
+    const parts = version.split(/[.-]/).slice(0, 3).map(Number);
+    for (let i = 0; i < minimum.length; i++) {
+        if (parts[i] !== minimum[i]) return parts[i] < minimum[i];
+    }
+    return false;
 }
 
 /** Parses `<node-name>=<address>[:port]`, with IPv6 addresses in brackets when a port follows. */
@@ -807,6 +826,25 @@ function readVm(
         }
     }
 
+    const deadHosts = (readTyped("deadHosts", raw.deadHosts, new Problems(), "") as string[] | undefined) ?? [];
+    for (const name of deadHosts) {
+        if (!names.has(name)) {
+            problems.add(
+                key("deadHosts"),
+                name,
+                "must name a host that is still listed in serverHosts or clientHosts (its last deploy is what is pruned); a host never deployed can just be dropped from the lists.",
+            );
+        }
+    }
+    const liveServers = servers.filter((h) => !deadHosts.includes(h.name));
+    if (servers.length > 0 && liveServers.length === 0) {
+        problems.add(
+            key("deadHosts"),
+            deadHosts,
+            "lists every server; at least one live server must remain to prune the others from (with none, restore from a snapshot).",
+        );
+    }
+
     const clientBatchSize = int("clientBatchSize");
     if (clientBatchSize !== undefined && (clientBatchSize < 1 || clientBatchSize > 100)) {
         problems.add(key("clientBatchSize"), clientBatchSize, "must be between 1 and 100.");
@@ -822,6 +860,7 @@ function readVm(
         releaseMirrorUrl: releaseMirrorUrl.replace(/\/+$/, ""),
         clientBatchSize,
         hostKeys: Object.keys(hostKeys).length > 0 ? hostKeys : undefined,
+        deadHosts: [...new Set(deadHosts)],
     };
 }
 

@@ -44,13 +44,19 @@ export function sshConnection(host: Host, ssh: SshAccess): types.input.remote.Co
 }
 
 /**
- * What identifies the machine a node runs on: a change means another machine, so the command is
- * replaced (old machine cleaned up, new one installed). The SSH user and key are not in it: a key
- * rotation is an update on the same machine.
+ * What identifies the machine a node runs on. A change means another machine, so the command is
+ * replaced: the old machine leaves and is cleaned (its data dir removed), the new one installed.
+ * So it must change only when the machine does. A pinned host key is the machine's own identity:
+ * with one, a new address (an IP written as a hostname, say), SSH port, user, key or bastion is
+ * an update on the same machine, and only a different key is a move. Without one, the address is
+ * all there is; the SSH port, user, key and bastion are still only how the machine is reached.
  */
-export function machineTriggers(host: Host): string[] {
-    return [`${host.address}:${host.sshPort}`];
+export function machineTriggers(host: Host, hostKey: string | undefined): string[] {
+    return [hostKey !== undefined ? `host-key ${hostKey}` : `address ${host.address}`];
 }
+
+/** Every input a node's command has: a dead host's command keeps all of them as they were. */
+const COMMAND_INPUTS = ["connection", "triggers", "create", "delete", "stdin", "logging", "addPreviousOutputInEnv"];
 
 export interface ConsulNodeArgs {
     readonly host: Host;
@@ -62,6 +68,11 @@ export interface ConsulNodeArgs {
     readonly script: Omit<ApplyScriptParams, "bundleSha256" | "nodeName" | "role">;
     /** Rollout ids of the steps this node waits for (the caller passes the same as dependsOn). */
     readonly after?: readonly string[];
+    /**
+     * The machine is gone (deadHosts): keep the command as it was last deployed, run nothing on it,
+     * and when the host leaves the config drop it from the state without running its delete.
+     */
+    readonly dead?: boolean;
     /**
      * What the command waits for. Given to the command itself too, not only to this component, so
      * the order holds whatever the engine does with a parent's dependencies.
@@ -76,7 +87,7 @@ export interface ConsulNodeArgs {
  *
  * Config changes are plain updates: the bundle's sha256 is part of the script (which checks it) and
  * the bundle is `stdin`, so a change to either re-runs `create` in place and unchanged inputs run
- * nothing. The only `triggers` are the machine's SSH address and port: the provider *replaces* a
+ * nothing. The only trigger is the machine's identity (`machineTriggers`): the provider *replaces* a
  * Command when a trigger changes, and a node that moved to another machine must be replaced, not
  * updated. An update would only run on the new machine, leaving the old one running an agent with
  * the same node name (so the new agent never becomes that member) and holding the gossip key and
@@ -108,6 +119,8 @@ export class ConsulNode extends pulumi.ComponentResource {
                 role: args.role,
                 httpsPort: args.script.httpsPort,
                 installMode: args.script.installMode,
+                serverCount: args.script.serverCount,
+                waitSeconds: args.script.waitSeconds,
             }),
             args.ssh.user,
         );
@@ -115,7 +128,7 @@ export class ConsulNode extends pulumi.ComponentResource {
             `${name}-agent`,
             {
                 connection: sshConnection(args.host, args.ssh),
-                triggers: machineTriggers(args.host),
+                triggers: machineTriggers(args.host, args.ssh.hostKeys?.[args.host.name]),
                 // No separate `update`: the provider runs `create` again on an update, and the script is
                 // written to be re-run (it compares, then swaps only what changed).
                 create: script,
@@ -130,6 +143,7 @@ export class ConsulNode extends pulumi.ComponentResource {
                 dependsOn: args.dependsOn,
                 additionalSecretOutputs: ["stdin"],
                 deleteBeforeReplace: true,
+                ...(args.dead ? { ignoreChanges: [...COMMAND_INPUTS], retainOnDelete: true } : {}),
             },
         );
         this.registerOutputs({ bundleSha256: this.bundleSha256 });

@@ -12,6 +12,11 @@ export const PATHS = {
     binary: "/usr/local/bin/consul",
     configDir: "/etc/consul.d",
     mainConfig: "/etc/consul.d/consul.json",
+    /**
+     * Settings Consul reads only when an agent starts or a cluster bootstraps (retry_join,
+     * bootstrap_expect, autopilot): a change here is written and reloaded, never a restart.
+     */
+    joinConfig: "/etc/consul.d/join.json",
     secretConfig: "/etc/consul.d/secrets.json",
     caFile: "/etc/consul.d/tls/ca.pem",
     /** Clients: our CA plus the Connect CA roots that sign their auto_encrypt certificate. */
@@ -102,6 +107,9 @@ export function wrapForUser(script: string, sshUser: string): string {
 
 const COMMON = String.raw`set -eu
 umask 077
+# A dropped SSH session must not kill the script half-way (between two file moves, say): it runs
+# to the end, and output that can no longer be delivered is dropped.
+trap '' HUP PIPE
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export PATH
 STEP=start
@@ -109,13 +117,13 @@ WORK=""
 STAGE=""
 
 say() {
-    printf '%s %s: %s\n' "$NODE" "$STEP" "$1"
+    printf '%s %s: %s\n' "$NODE" "$STEP" "$1" || :
 }
 
 REPORTED=0
 fail() {
     REPORTED=1
-    printf '%s %s: FAILED: %s\n' "$NODE" "$STEP" "$1" >&2
+    printf '%s %s: FAILED: %s\n' "$NODE" "$STEP" "$1" >&2 || :
     exit 1
 }
 
@@ -124,13 +132,21 @@ cleanup() {
     status=$?
     if [ "$status" -ne 0 ] && [ "$REPORTED" -eq 0 ]; then
         printf '%s %s: FAILED: a command exited with status %s (its message is above); nothing after this step ran\n' \
-            "$NODE" "$STEP" "$status" >&2
+            "$NODE" "$STEP" "$status" >&2 || :
     fi
     if [ -n "$WORK" ]; then rm -rf "$WORK"; fi
     if [ -n "$STAGE" ]; then rm -rf "$STAGE"; fi
     return 0
 }
 trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# Work directories of a run that was killed before its EXIT trap (a reboot, kill -9).
+remove_stale_work() {
+    find /tmp -maxdepth 1 -name 'consul-pulumi.*' -mmin +60 -exec rm -rf {} + 2>/dev/null || :
+    find /etc -maxdepth 1 -name '.consul-stage.*' -mmin +60 -exec rm -rf {} + 2>/dev/null || :
+}
 
 # api PATH [TOKEN_FILE] [CA_FILE]: GET on the local agent; the token goes to curl on stdin.
 api() {
@@ -178,6 +194,7 @@ const APPLY_BODY = String.raw`
 CA_FILE=/etc/consul.d/tls/ca.pem
 AGENT_CA=/etc/consul.d/tls/agent-ca.pem
 MAIN=/etc/consul.d/consul.json
+JOIN=/etc/consul.d/join.json
 SECRET=/etc/consul.d/secrets.json
 UNIT_FILE=/etc/systemd/system/consul.service
 BACKUP=/etc/.consul-previous
@@ -202,7 +219,8 @@ transfer_target() {
 STEP=preflight
 require_root
 require_tools systemctl base64 sha256sum install cmp stat curl awk
-WORK=$(mktemp -d) || fail "cannot create a temporary directory"
+remove_stale_work
+WORK=$(mktemp -d /tmp/consul-pulumi.XXXXXX) || fail "cannot create a temporary directory"
 cat > "$WORK/bundle"
 got=$(sha256sum < "$WORK/bundle" | cut -d ' ' -f 1)
 if [ "$got" != "$BUNDLE_SHA256" ]; then
@@ -294,7 +312,7 @@ while IFS=' ' read -r path mode owner group data; do
     if [ -z "$path" ]; then continue; fi
     case "$path" in
         *..*) fail "refusing to write $path" ;;
-        /etc/consul.d/consul.json | /etc/consul.d/secrets.json | /etc/consul.d/tls/*.pem) ;;
+        /etc/consul.d/consul.json | /etc/consul.d/join.json | /etc/consul.d/secrets.json | /etc/consul.d/tls/*.pem) ;;
         /etc/consul.d/cli/*.pem | /etc/consul.d/tokens/management | /etc/consul.d/tokens/agent) ;;
         /etc/profile.d/consul-cli.sh | /etc/systemd/system/consul.service | /etc/consul.d/managed-by) ;;
         *) fail "refusing to write $path: not a file this program manages" ;;
@@ -316,7 +334,7 @@ done < "$WORK/bundle"
 say "$(wc -l < "$WORK/files" | tr -d ' ') files staged"
 
 STEP=validate
-for f in "$MAIN" "$SECRET" "$UNIT_FILE"; do
+for f in "$MAIN" "$JOIN" "$SECRET" "$UNIT_FILE"; do
     if [ ! -s "$STAGE$f" ]; then fail "$f is missing from the bundle"; fi
 done
 while read -r path; do
@@ -325,7 +343,7 @@ while read -r path; do
         *.pem) grep -q -e '-----BEGIN CERTIFICATE-----' "$STAGE$path" || fail "$path is not a PEM certificate" ;;
     esac
 done < "$WORK/files"
-if ! out=$("$CONSUL" validate "$STAGE$MAIN" "$STAGE$SECRET" 2>&1); then
+if ! out=$("$CONSUL" validate "$STAGE$MAIN" "$STAGE$JOIN" "$STAGE$SECRET" 2>&1); then
     fail "consul validate rejected the new config, nothing was changed: $(printf '%s' "$out" | tail -n 2 | tr '\n' ' ')"
 fi
 say "consul validate ok"
@@ -346,15 +364,17 @@ ACTION=none
 while read -r path; do
     case "$path" in
         "$MAIN" | "$SECRET" | "$UNIT_FILE" | binary) ACTION=restart ;;
-        /etc/consul.d/tls/*) if [ "$ACTION" = none ]; then ACTION=reload; fi ;;
+        "$JOIN" | /etc/consul.d/tls/*) if [ "$ACTION" = none ]; then ACTION=reload; fi ;;
     esac
 done < "$WORK/changed"
 if [ "$active" -eq 0 ]; then ACTION=restart; fi
 if [ ! -s "$WORK/changed" ] && [ "$ACTION" = none ]; then
+    # Still wait below: a run that failed or was cut off after its swap left the files in place,
+    # and this step must not end (letting the next server restart) before the cluster is healthy.
     say "nothing changed, agent left running"
-    exit 0
+else
+    say "$(wc -l < "$WORK/changed" | tr -d ' ') changed, action: $ACTION"
 fi
-say "$(wc -l < "$WORK/changed" | tr -d ' ') changed, action: $ACTION"
 
 # Servers: remember whether the cluster had a leader (then it must have one again before we
 # finish), and never restart the leader: hand leadership to another server first.
@@ -384,19 +404,24 @@ if [ "$ROLE" = server ] && [ "$ACTION" = restart ] && [ "$had_leader" -eq 1 ] &&
 fi
 
 STEP=swap
+# restore: puts back what the swap replaced; returns 1 if there was nothing to put back (a first
+# install), so the caller knows whether an old agent can be started again.
 restore() {
+    restored=1
     while read -r path; do
         if [ "$path" = binary ]; then
-            if [ -e "$BIN.previous" ]; then mv -f "$BIN.previous" "$BIN"; fi
+            if [ -e "$BIN.previous" ]; then mv -f "$BIN.previous" "$BIN" && restored=0; fi
         elif [ -f "$BACKUP$path" ]; then
-            mv -f "$BACKUP$path" "$path"
+            mv -f "$BACKUP$path" "$path" && restored=0
         else
             rm -f "$path"
         fi
     done < "$WORK/changed"
     systemctl daemon-reload || true
+    return "$restored"
 }
 rm -rf "$BACKUP"
+rm -f "$BIN.previous"
 install -d -m 0700 -o root -g root "$BACKUP"
 while read -r path; do
     if [ "$path" = binary ]; then
@@ -415,13 +440,14 @@ while read -r path; do
 done < "$WORK/changed"
 systemctl daemon-reload
 systemctl enable --quiet consul.service
-say "new files in place (previous ones in $BACKUP)"
+if [ -s "$WORK/changed" ]; then say "new files in place (previous ones in $BACKUP)"; fi
 
 STEP=$ACTION
 # --no-block: a Type=notify agent is only ready once it has joined, which can need the servers
 # after this one. So the wait below must tell the new process from the old one, which keeps
 # answering (as healthy) until systemd gets to the queued restart: each start has a new InvocationID.
 old_invocation=$(systemctl show -p InvocationID --value consul.service 2>/dev/null) || old_invocation=""
+base_restarts=$(systemctl show -p NRestarts --value consul.service 2>/dev/null) || base_restarts=0
 case "$ACTION" in
     restart) systemctl restart --no-block consul.service || { restore; fail "systemctl restart failed; previous files restored"; } ;;
     reload) systemctl reload consul.service || { restore; fail "systemctl reload failed; previous files restored"; } ;;
@@ -451,7 +477,36 @@ elif [ "$had_leader" -eq 1 ] || [ "$IS_LAST_SERVER" -eq 1 ]; then
     need=cluster
 fi
 waiting_for="the agent"
+# Servers with ACLs: the management token becomes the bootstrap token once there is a leader. It
+# is in no agent config, so only root on the servers holds it.
+acl_ready() {
+    tf=$(token_file)
+    if [ -z "$tf" ] || api /v1/acl/token/self "$tf" >/dev/null; then return 0; fi
+    waiting_for="the ACL system to accept the management token"
+    printf '{"BootstrapSecret":"%s"}' "$(tr -d '\n' < "$tf")" > "$WORK/bootstrap.json"
+    code=$(curl -sS -o "$WORK/bootstrap.out" -w '%{http_code}' --max-time 10 --cacert "$CA_FILE" -X PUT \
+        --data-binary "@$WORK/bootstrap.json" "https://127.0.0.1:$HTTPS_PORT/v1/acl/bootstrap" 2>/dev/null) || code=000
+    rm -f "$WORK/bootstrap.json"
+    case "$code" in
+        200) say "ACL system bootstrapped with the management token" ;;
+        403) if grep -q 'no longer allowed' "$WORK/bootstrap.out"; then
+            fail "the ACL system was bootstrapped with another token, so the management token from the stack is not valid; follow Consul's ACL bootstrap reset, then re-run pulumi up"
+        fi ;;
+    esac
+    return 1
+}
+# An agent that systemd has had to restart three times (Restart=on-failure) will not come up: stop
+# waiting for it (and roll back) instead of waiting out the whole timeout.
+crash_loop=0
 ready() {
+    if [ "$ACTION" = restart ]; then
+        restarts=$(systemctl show -p NRestarts --value consul.service 2>/dev/null) || restarts=0
+        if [ "$restarts" -ge $((base_restarts + 3)) ] || { [ "$restarts" -lt "$base_restarts" ] && [ "$restarts" -ge 3 ]; }; then
+            crash_loop=1
+            waiting_for="the agent to stay up (systemd restarted it $((restarts - base_restarts)) times: it keeps exiting)"
+            return 1
+        fi
+    fi
     if systemctl is-failed --quiet consul.service; then
         waiting_for="the agent (systemd reports consul.service failed)"
         return 1
@@ -467,6 +522,7 @@ ready() {
     waiting_for="a cluster leader"
     if [ -z "$current" ]; then return 1; fi
     if [ "$need" = leader ]; then return 0; fi
+    if ! acl_ready; then return 1; fi
     waiting_for="$NODE to show as alive in consul members"
     if ! CONSUL_HTTP_ADDR="https://127.0.0.1:$HTTPS_PORT" CONSUL_CACERT="$CA_FILE" CONSUL_HTTP_TOKEN_FILE="$(token_file)" \
         "$BIN" members -status=alive 2>/dev/null | awk -v n="$NODE" '$1 == n { found = 1 } END { exit !found }'; then
@@ -480,16 +536,32 @@ ready() {
 }
 deadline=$(($(now) + WAIT_SECONDS))
 while ! ready; do
-    if [ "$(now)" -ge "$deadline" ]; then
-        if [ -s "$WORK/changed" ] && [ -n "$(ls -A "$BACKUP")" ]; then
-            restore
-            systemctl restart --no-block consul.service || true
-            fail "timed out after ${"$"}{WAIT_SECONDS}s waiting for $waiting_for; rolled back to the previous files and restarted; see journalctl -u consul on $NODE"
+    if [ "$(now)" -ge "$deadline" ] || [ "$crash_loop" -eq 1 ]; then
+        timed_out="gave up after $(($(now) + WAIT_SECONDS - deadline))s waiting for $waiting_for"
+        if [ -s "$WORK/changed" ] && restore; then
+            # The old binary and files are back; start them and see the old agent healthy again.
+            old_invocation=$(systemctl show -p InvocationID --value consul.service 2>/dev/null) || old_invocation=""
+            ACTION=restart
+            crash_loop=0
+            base_restarts=$(systemctl show -p NRestarts --value consul.service 2>/dev/null) || base_restarts=0
+            systemctl reset-failed consul.service 2>/dev/null || :
+            systemctl restart --no-block consul.service || :
+            deadline=$(($(now) + WAIT_SECONDS))
+            while ! ready; do
+                if [ "$(now)" -ge "$deadline" ] || [ "$crash_loop" -eq 1 ]; then
+                    fail "$timed_out; rolled back to the previous binary and files, but the old agent is not healthy either ($waiting_for); see journalctl -u consul on $NODE"
+                fi
+                sleep 2
+            done
+            fail "$timed_out; rolled back to the previous binary and files, and the old agent is running and healthy again; see journalctl -u consul on $NODE"
         fi
-        fail "timed out after ${"$"}{WAIT_SECONDS}s waiting for $waiting_for; see journalctl -u consul on $NODE (check the firewall for ports 8300-8302 and that the other servers are up)"
+        fail "$timed_out; see journalctl -u consul on $NODE (check the firewall for ports 8300-8302 and that the other servers are up)"
     fi
     sleep 2
 done
+# Healthy: the previous files (old keys and tokens among them) and binary are no longer needed.
+rm -rf "$BACKUP"
+rm -f "$BIN.previous"
 case "$need" in
     api) say "agent running (cluster still forming)" ;;
     leader) say "agent running, leader $current" ;;
@@ -558,6 +630,17 @@ if [ -r /etc/consul.d/managed-by ] && [ "$(cat /etc/consul.d/managed-by)" != "$O
     exit 0
 fi
 if systemctl is-active --quiet consul.service; then
+    if [ "$ROLE" = server ] && [ "$SERVER_COUNT" -gt 1 ]; then
+        # Leave only while every other server is healthy, so the peers that remain keep quorum;
+        # servers removed together leave one after another (each depends on the one before).
+        deadline=$(($(now) + WAIT_SECONDS))
+        until api /v1/operator/autopilot/health "$(token_file)" | grep -q '^{"Healthy":true'; do
+            if [ "$(now)" -ge "$deadline" ]; then
+                fail "autopilot has not reported the cluster healthy for ${"$"}{WAIT_SECONDS}s, so leaving could cost quorum; bring the failed server back, or list a dead one in deadHosts, then re-run pulumi up"
+            fi
+            sleep 2
+        done
+    fi
     if [ "$ROLE" = server ]; then
         # Removal is permanent: leave so the Raft peer set shrinks cleanly instead of keeping a
         # failed peer that lowers the failure tolerance until autopilot reaps it.
@@ -594,6 +677,9 @@ say "$removed removed"
 
 export interface RemoveScriptParams {
     readonly nodeName: string;
+    /** Servers in the cluster this one leaves (itself included) when it was last deployed. */
+    readonly serverCount: number;
+    readonly waitSeconds: number;
     /** The owner id the apply script wrote (`<role>-<node name>`). */
     readonly ownerId: string;
     readonly role: "server" | "client";
@@ -614,6 +700,8 @@ export function removeScript(p: RemoveScriptParams): string {
                 HTTPS_PORT: p.httpsPort,
                 INSTALL_MODE: p.installMode,
                 USER_MARKER: PATHS.userMarker,
+                SERVER_COUNT: p.serverCount,
+                WAIT_SECONDS: p.waitSeconds,
             }) +
             COMMON +
             REMOVE_BODY,
@@ -628,20 +716,26 @@ AGENT_TOKEN=/etc/consul.d/tokens/agent
 STEP=acl
 require_root
 require_tools curl
-WORK=$(mktemp -d) || fail "cannot create a temporary directory"
+WORK=$(mktemp -d /tmp/consul-pulumi.XXXXXX) || fail "cannot create a temporary directory"
 deadline=$(($(now) + WAIT_SECONDS))
-# The servers carry acl.tokens.initial_management, so the ACL system bootstraps itself once a
-# leader exists; wait until the management token works.
+# The last server's step bootstrapped the ACL system with the management token; wait until it works.
 until [ -n "$(leader "$CA_FILE")" ] && api /v1/acl/token/self "$(token_file)" >/dev/null; do
     if [ "$(now)" -ge "$deadline" ]; then
         fail "timed out after ${"$"}{WAIT_SECONDS}s waiting for a leader and a working management token; see journalctl -u consul on $NODE"
     fi
     sleep 2
 done
-if api "/v1/acl/policy/name/$POLICY_NAME" "$(token_file)" >/dev/null; then
-    say "policy $POLICY_NAME exists"
+# Upserted on every run, so a changed policy reaches the existing agent token.
+printf '%s' "$POLICY_JSON" > "$WORK/policy.json"
+policy_id=$(api "/v1/acl/policy/name/$POLICY_NAME" "$(token_file)" | tr ',' '\n' |
+    sed -n 's/^{*"ID":"\([^"]*\)"$/\1/p' | head -n 1) || policy_id=""
+if [ -n "$policy_id" ]; then
+    { printf 'header = "X-Consul-Token: '; tr -d '\n' < "$(token_file)"; printf '"\n'; } |
+        curl -sS -f --max-time 10 --cacert "$CA_FILE" --config - -X PUT --data-binary "@$WORK/policy.json" \
+            "https://127.0.0.1:$HTTPS_PORT/v1/acl/policy/$policy_id" >/dev/null 2>&1 ||
+        fail "could not update ACL policy $POLICY_NAME"
+    say "policy $POLICY_NAME updated"
 else
-    printf '%s' "$POLICY_JSON" > "$WORK/policy.json"
     { printf 'header = "X-Consul-Token: '; tr -d '\n' < "$(token_file)"; printf '"\n'; } |
         curl -sS -f --max-time 10 --cacert "$CA_FILE" --config - -X PUT --data-binary "@$WORK/policy.json" \
             "https://127.0.0.1:$HTTPS_PORT/v1/acl/policy" >/dev/null 2>&1 ||
@@ -684,5 +778,77 @@ export function aclScript(p: AclScriptParams): string {
             }) +
             COMMON +
             ACL_BODY,
+    );
+}
+
+// --- prune: remove dead hosts from the cluster, from a live server ------------------------------
+
+const PRUNE_BODY = String.raw`
+CA_FILE=/etc/consul.d/tls/ca.pem
+STEP=prune
+require_root
+cli() {
+    CONSUL_HTTP_ADDR="https://127.0.0.1:$HTTPS_PORT" CONSUL_CACERT="$CA_FILE" CONSUL_HTTP_TOKEN_FILE="$(token_file)" \
+        "$BIN" "$@"
+}
+# raft_id NODE: the node's Raft server ID, empty if it is not a peer.
+raft_id() {
+    api /v1/operator/raft/configuration "$(token_file)" | tr '{' '\n' | grep -F "\"Node\":\"$1\"" |
+        sed -n 's/.*"ID":"\([^"]*\)".*/\1/p' | head -n 1
+}
+for dead in $DEAD_NODES; do
+    if cli members 2>/dev/null | awk -v n="$dead" '$1 == n { found = 1 } END { exit !found }'; then
+        out=$(cli force-leave -prune "$dead" 2>&1) || fail "consul force-leave -prune $dead failed: $out"
+        say "$dead force-left and pruned from the member list"
+    fi
+    # A server also leaves the Raft peer set; force-leave does that through the leader, but not
+    # when the peer never joined serf again, so remove it by ID as well.
+    id=$(raft_id "$dead")
+    if [ -n "$id" ]; then
+        if out=$(cli operator raft remove-peer -id="$id" 2>&1); then
+            say "$dead removed from the Raft peers"
+        elif [ -n "$(raft_id "$dead")" ]; then
+            fail "could not remove $dead ($id) from the Raft peers: $out"
+        else
+            say "$dead left the Raft peers"
+        fi
+    fi
+done
+STEP="wait"
+deadline=$(($(now) + WAIT_SECONDS))
+until [ -n "$(leader "$CA_FILE")" ] && api /v1/operator/autopilot/health "$(token_file)" | grep -q '^{"Healthy":true'; do
+    if [ "$(now)" -ge "$deadline" ]; then
+        fail "timed out after ${"$"}{WAIT_SECONDS}s waiting for a leader and a healthy autopilot after pruning; see consul operator raft list-peers on $NODE"
+    fi
+    sleep 2
+done
+say "dead hosts pruned ($DEAD_NODES); leader $(leader "$CA_FILE"), autopilot healthy"
+`;
+
+export interface PruneScriptParams {
+    /** The live server the prune runs on. */
+    readonly nodeName: string;
+    readonly httpsPort: number;
+    /** Node names to remove from the member list and the Raft peers. */
+    readonly deadNodes: readonly string[];
+    readonly waitSeconds: number;
+}
+
+/** Force-leaves and prunes dead nodes, removes dead servers from Raft, then waits for health. */
+export function pruneScript(p: PruneScriptParams): string {
+    for (const name of p.deadNodes) {
+        if (!/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/.test(name)) throw new Error(`bad node name ${name}`);
+    }
+    return compact(
+        "#!/bin/sh\n# consul-pulumi: prune dead hosts from the cluster\n" +
+            header({
+                NODE: p.nodeName,
+                BIN: PATHS.binary,
+                HTTPS_PORT: p.httpsPort,
+                DEAD_NODES: [...p.deadNodes].sort().join(" "),
+                WAIT_SECONDS: p.waitSeconds,
+            }) +
+            COMMON +
+            PRUNE_BODY,
     );
 }

@@ -1,18 +1,18 @@
 import * as pulumi from "@pulumi/pulumi";
 import { remote } from "@pulumi/command";
 import { AclTokens } from "./acl-tokens";
-import { Settings, VmSettings } from "./config";
+import { Host, Settings, VmSettings } from "./config";
 import { ConsulNode, sshConnection, SshAccess } from "./consul-node";
 import { GossipKey } from "./gossip";
-import { aclScript, wrapForUser } from "./node-scripts";
+import { aclScript, pruneScript, wrapForUser } from "./node-scripts";
 import { ConsulPki } from "./pki";
+import { AGENT_POLICY_NAME, agentPolicyBody } from "./agent-policy";
 import {
-    AGENT_POLICY_NAME,
-    agentPolicyJson,
     CliEnvironment,
     hostCliEnvironment,
     NodeMaterial,
     nodeFiles,
+    ownerId,
     planRollout,
     RolloutStep,
     serverApiUrls,
@@ -45,7 +45,7 @@ export class VmCluster extends pulumi.ComponentResource {
 
     constructor(name: string, args: VmClusterArgs, opts?: pulumi.ComponentResourceOptions) {
         super("consul:vm:VmCluster", name, {}, opts);
-        const { settings, pki } = args;
+        const { settings } = args;
         const vm = settings.vm as VmSettings;
         const ssh: SshAccess = {
             user: vm.sshUser,
@@ -53,12 +53,38 @@ export class VmCluster extends pulumi.ComponentResource {
             bastion: vm.bastion,
             hostKeys: vm.hostKeys,
         };
-        this.plan = planRollout(vm.servers, vm.clients, vm.clientBatchSize, settings.acl.enabled);
-        const urls = serverApiUrls(settings, vm.servers);
+        // Dead hosts are out of every live host's config; their own commands are kept as they were.
+        const dead = new Set(vm.deadHosts);
+        const servers = vm.servers.filter((h) => !dead.has(h.name));
+        const clients = vm.clients.filter((h) => !dead.has(h.name));
+        const live: Settings = { ...settings, serverCount: servers.length };
+        this.plan = planRollout(servers, clients, vm.clientBatchSize, settings.acl.enabled, dead.size > 0);
+        const urls = serverApiUrls(settings, servers);
         const done: Record<string, pulumi.Resource> = {};
 
         for (const step of this.plan) {
             const dependsOn = step.after.map((id) => done[id]);
+            if (step.kind === "prune") {
+                done[step.id] = new remote.Command(
+                    `${name}-prune`,
+                    {
+                        connection: sshConnection(step.host, ssh),
+                        create: wrapForUser(
+                            pruneScript({
+                                nodeName: step.host.name,
+                                httpsPort: settings.ports.https,
+                                deadNodes: [...dead],
+                                waitSeconds: WAIT_SECONDS,
+                            }),
+                            ssh.user,
+                        ),
+                        logging: "stdout",
+                        addPreviousOutputInEnv: false,
+                    },
+                    { parent: this, dependsOn },
+                );
+                continue;
+            }
             if (step.kind === "acl") {
                 this.acl = new remote.Command(
                     `${name}-acl`,
@@ -69,7 +95,7 @@ export class VmCluster extends pulumi.ComponentResource {
                                 nodeName: step.host.name,
                                 httpsPort: settings.ports.https,
                                 policyName: AGENT_POLICY_NAME,
-                                policyJson: agentPolicyJson(),
+                                policyJson: agentPolicyBody(),
                                 waitSeconds: WAIT_SECONDS,
                             }),
                             ssh.user,
@@ -82,59 +108,15 @@ export class VmCluster extends pulumi.ComponentResource {
                 done[step.id] = this.acl;
                 continue;
             }
-            const role = step.kind;
-            const files = pulumi
-                .all([
-                    pki.caCertPem,
-                    args.gossipKey.key,
-                    role === "server" ? pki.serverCerts[step.host.name].certPem : "",
-                    role === "server" ? pki.serverCerts[step.host.name].privateKeyPem : "",
-                    role === "server" ? pki.cliCert.certPem : "",
-                    role === "server" ? pki.cliCert.privateKeyPem : "",
-                    args.aclTokens && role === "server" ? args.aclTokens.managementToken : "",
-                    args.aclTokens ? args.aclTokens.agentToken : "",
-                ])
-                .apply(([ca, gossip, cert, key, cliCert, cliKey, management, agent]) => {
-                    const material: NodeMaterial = {
-                        caCertPem: ca,
-                        gossipKey: gossip,
-                        serverCertPem: cert || undefined,
-                        serverKeyPem: key || undefined,
-                        cliCertPem: cliCert || undefined,
-                        cliKeyPem: cliKey || undefined,
-                        managementToken: management || undefined,
-                        agentToken: agent || undefined,
-                    };
-                    return nodeFiles(settings, role, step.host, vm.servers, material);
-                });
-            const node = new ConsulNode(
-                `${name}-${step.id}`,
-                {
-                    host: step.host,
-                    role,
-                    ssh,
-                    files: pulumi.secret(files),
-                    after: step.after,
-                    dependsOn,
-                    script: {
-                        consulVersion: settings.consulVersion,
-                        installMode: vm.installMode,
-                        releaseMirrorUrl: vm.releaseMirrorUrl,
-                        httpsPort: settings.ports.https,
-                        serverCount: vm.servers.length,
-                        isLastServer: step.isLastServer ?? false,
-                        serverApiUrls: role === "client" ? urls : [],
-                        updatedServers:
-                            role === "server"
-                                ? vm.servers.slice(0, vm.servers.indexOf(step.host)).map((s) => s.address)
-                                : [],
-                        waitSeconds: WAIT_SECONDS,
-                    },
-                },
-                { parent: this, dependsOn },
-            );
+            const node = this.node(name, args, live, servers, urls, ssh, step, dependsOn);
             this.nodes[step.id] = node;
             done[step.id] = node;
+        }
+        // A dead host's command is registered as it was, so the engine runs nothing on it.
+        for (const host of [...vm.servers, ...vm.clients].filter((h) => dead.has(h.name))) {
+            const role = vm.servers.includes(host) ? "server" : "client";
+            const step: RolloutStep = { id: ownerId(role, host), kind: role, host, after: [] };
+            this.nodes[step.id] = this.node(name, args, live, servers, urls, ssh, step, [], true);
         }
 
         this.cliEnvironment = {
@@ -148,5 +130,71 @@ export class VmCluster extends pulumi.ComponentResource {
             },
         };
         this.registerOutputs({});
+    }
+
+    /** One host's agent (a dead one's is kept as last deployed). */
+    private node(
+        name: string,
+        args: VmClusterArgs,
+        live: Settings,
+        servers: readonly Host[],
+        urls: readonly string[],
+        ssh: SshAccess,
+        step: RolloutStep,
+        dependsOn: pulumi.Resource[],
+        dead = false,
+    ): ConsulNode {
+        const { pki } = args;
+        const vm = live.vm as VmSettings;
+        const role = step.kind === "server" ? "server" : "client";
+        const files = pulumi
+            .all([
+                pki.caCertPem,
+                args.gossipKey.key,
+                role === "server" ? pki.serverCerts[step.host.name].certPem : "",
+                role === "server" ? pki.serverCerts[step.host.name].privateKeyPem : "",
+                role === "server" ? pki.cliCert.certPem : "",
+                role === "server" ? pki.cliCert.privateKeyPem : "",
+                args.aclTokens && role === "server" ? args.aclTokens.managementToken : "",
+                args.aclTokens ? args.aclTokens.agentToken : "",
+            ])
+            .apply(([ca, gossip, cert, key, cliCert, cliKey, management, agent]) => {
+                const material: NodeMaterial = {
+                    caCertPem: ca,
+                    gossipKey: gossip,
+                    serverCertPem: cert || undefined,
+                    serverKeyPem: key || undefined,
+                    cliCertPem: cliCert || undefined,
+                    cliKeyPem: cliKey || undefined,
+                    managementToken: management || undefined,
+                    agentToken: agent || undefined,
+                };
+                return nodeFiles(live, role, step.host, servers, material);
+            });
+        return new ConsulNode(
+            `${name}-${step.id}`,
+            {
+                host: step.host,
+                role,
+                ssh,
+                files: pulumi.secret(files),
+                after: step.after,
+                dead,
+                dependsOn,
+                script: {
+                    consulVersion: live.consulVersion,
+                    installMode: vm.installMode,
+                    releaseMirrorUrl: vm.releaseMirrorUrl,
+                    httpsPort: live.ports.https,
+                    serverCount: servers.length,
+                    isLastServer: step.isLastServer ?? false,
+                    serverApiUrls: role === "client" ? urls : [],
+                    updatedServers:
+                        role === "server" ? servers.slice(0, servers.indexOf(step.host)).map((s) => s.address) : [],
+                    waitSeconds: WAIT_SECONDS,
+                },
+            },
+            { parent: this, dependsOn },
+        );
     }
 }

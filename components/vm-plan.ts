@@ -1,7 +1,14 @@
 // Pure planning for the VM topology: which files each host gets, and in which order hosts are
 // touched. No Pulumi resources here, so all of it is unit-testable with plain values.
 
-import { clientAgentConfig, renderJson, serverAgentConfig, agentSecretConfig, AgentRole } from "./agent-config";
+import {
+    agentSecretConfig,
+    AgentRole,
+    clientAgentConfig,
+    renderJson,
+    serverAgentConfig,
+    splitStartupOnly,
+} from "./agent-config";
 import { Host, Settings } from "./config";
 import { NodeFile, PATHS, shellQuote } from "./node-scripts";
 import { consulUnit, renderUnit } from "./systemd";
@@ -10,7 +17,7 @@ import { consulUnit, renderUnit } from "./systemd";
 export interface RolloutStep {
     /** Resource-name stem, unique: `server-<name>`, `client-<name>`, `acl`. */
     readonly id: string;
-    readonly kind: "server" | "acl" | "client";
+    readonly kind: "prune" | "server" | "acl" | "client";
     readonly host: Host;
     /** Ids of the steps that must have finished first. */
     readonly after: readonly string[];
@@ -21,7 +28,9 @@ export interface RolloutStep {
 }
 
 /**
- * Servers one at a time in the configured order, then (with ACLs) the policy and agent token on
+ * With dead hosts, first their prune on the first server (a dead voter would keep autopilot from
+ * reporting healthy, and every later step waits for that). Then servers one at a time in the
+ * configured order, then (with ACLs) the policy and agent token on
  * the first server, then clients in batches of `clientBatchSize`; every client in batch k waits for
  * every client in batch k-1. The leader is not known here: each server's script checks at run
  * time whether it is the leader and hands leadership over before it restarts.
@@ -31,11 +40,16 @@ export function planRollout(
     clients: readonly Host[],
     clientBatchSize: number,
     aclEnabled: boolean,
+    pruneDeadHosts = false,
 ): RolloutStep[] {
     if (servers.length === 0) throw new Error("the VM topology needs at least one server");
     if (clientBatchSize < 1) throw new Error("clientBatchSize must be at least 1");
     const steps: RolloutStep[] = [];
     let previous: string[] = [];
+    if (pruneDeadHosts) {
+        steps.push({ id: "prune", kind: "prune", host: servers[0], after: [] });
+        previous = ["prune"];
+    }
     servers.forEach((host, i) => {
         const id = ownerId("server", host);
         steps.push({ id, kind: "server", host, after: previous, isLastServer: i === servers.length - 1 });
@@ -178,7 +192,8 @@ export function nodeFiles(
     servers: readonly Host[],
     material: NodeMaterial,
 ): NodeFile[] {
-    const configFiles = [PATHS.mainConfig, PATHS.secretConfig];
+    const configFiles = [PATHS.mainConfig, PATHS.joinConfig, PATHS.secretConfig];
+    const { main, startupOnly } = splitStartupOnly(vmAgentConfig(settings, role, host, servers));
     const unit = consulUnit({
         role,
         nodeName: host.name,
@@ -188,9 +203,10 @@ export function nodeFiles(
         hasPeerToJoin: role === "client" || servers.length > 1,
         lowestPort: lowestListenPort(settings, role),
     });
+    // The management token is no agent's business: the apply script bootstraps the ACL system with
+    // it from the root-only token file, so the consul user never reads it.
     const secrets = agentSecretConfig(role, {
         gossipKey: material.gossipKey,
-        managementToken: role === "server" && settings.acl.enabled ? material.managementToken : undefined,
         agentToken: settings.acl.enabled ? material.agentToken : undefined,
     });
     const files: NodeFile[] = [
@@ -199,8 +215,9 @@ export function nodeFiles(
             mode: "0640",
             owner: "root",
             group: "consul",
-            content: renderJson(vmAgentConfig(settings, role, host, servers)),
+            content: renderJson(main),
         },
+        { path: PATHS.joinConfig, mode: "0640", owner: "root", group: "consul", content: renderJson(startupOnly) },
         { path: PATHS.secretConfig, mode: "0640", owner: "root", group: "consul", content: renderJson(secrets) },
         { path: PATHS.caFile, mode: "0644", owner: "root", group: "consul", content: material.caCertPem },
         {
@@ -273,17 +290,4 @@ export function nodeFiles(
 /** Servers' HTTPS base URLs (clients fetch the Connect CA roots from them). */
 export function serverApiUrls(settings: Pick<Settings, "ports">, servers: readonly Host[]): string[] {
     return servers.map((s) => httpsUrl(s, settings.ports.https));
-}
-
-/** The agent policy: register any node, read any service (as JSON rules, rendered). */
-export const AGENT_POLICY_NAME = "consul-agents";
-export function agentPolicyJson(): string {
-    const rules = { node_prefix: { "": { policy: "write" } }, service_prefix: { "": { policy: "read" } } };
-    // One line: it travels as a script parameter.
-    const oneLine = (value: unknown) => JSON.stringify(JSON.parse(renderJson(value)));
-    return oneLine({
-        Name: AGENT_POLICY_NAME,
-        Description: "Consul agents: register their node, read services (consul-pulumi)",
-        Rules: oneLine(rules),
-    });
 }

@@ -14,6 +14,7 @@ import {
     StackValidationArgs,
     StackValidationPolicy,
 } from "@pulumi/policy";
+import { STARTUP_ONLY_KEYS } from "../components/agent-config";
 import { gossipKeyFromSeed, tokenFromSeed } from "../components/secret-seeds";
 
 export const TYPES = {
@@ -111,12 +112,24 @@ export function agentConfigs(type: string, props: Json): Found[] {
         }
     }
     if (type === TYPES.command) {
-        for (const [path, content] of bundleFiles(props.stdin)) {
+        // The agent reads its main config and its startup-only file (join.json) as one config.
+        const files = bundleFiles(props.stdin);
+        const startupOnly = [...files.values()]
+            .map((content) => parseJson(content))
+            .filter((c): c is Json => c !== undefined && isStartupOnly(c));
+        for (const [path, content] of files) {
             const config = parseJson(content);
-            if (config && looksLikeAgentConfig(config)) found.push({ where: `stdin file ${path}`, config });
+            if (config && looksLikeAgentConfig(config)) {
+                found.push({ where: `stdin file ${path}`, config: Object.assign({}, config, ...startupOnly) as Json });
+            }
         }
     }
     return found;
+}
+
+function isStartupOnly(config: Json): boolean {
+    const keys = Object.keys(config);
+    return keys.length > 0 && keys.every((k) => (STARTUP_ONLY_KEYS as readonly string[]).includes(k));
 }
 
 /** Every secret fragment (gossip key, tokens) this resource carries. */

@@ -3,7 +3,8 @@
 // (provider/pkg/provider/remote/command*.go, common/inputs.go) and the SDK (replaceOnChanges
 // "triggers[*]"): no input changed → nothing runs; `triggers` changed → replace, i.e. the new
 // create and then the old delete (create-before-delete); any other input changed → update (the
-// `update` script, else `create`); gone → delete; new → create. Every run is one SSH session.
+// `update` script, else `create`); gone → delete, unless registered with retainOnDelete; new →
+// create. Every run is one SSH session. (ignoreChanges is applied by the mocks, ./mocks.ts.)
 
 import { RecordedResource } from "./mocks";
 
@@ -49,7 +50,8 @@ export function diffCommands(before: readonly RecordedResource[], after: readonl
         runs.push({ name, host: hostOf(r), op, sessions: SESSIONS[op] });
     }
     for (const [name, r] of old) {
-        if (!now.has(name)) runs.push({ name, host: hostOf(r), op: "delete", sessions: 1 });
+        // retainOnDelete: the engine drops the resource from the state and runs nothing.
+        if (!now.has(name) && !r.retainOnDelete) runs.push({ name, host: hostOf(r), op: "delete", sessions: 1 });
     }
     return runs;
 }

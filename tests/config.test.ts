@@ -87,6 +87,13 @@ const badCases: BadCase[] = [
         fix: /no leading v/,
     },
     {
+        what: "version before the tls {} stanza",
+        raw: { consulVersion: "1.11.9" },
+        key: "consulVersion",
+        value: '"1.11.9"',
+        fix: /older than 1\.12\.0.*tls \{\}/,
+    },
+    {
         what: "log level",
         raw: { logLevel: "verbose" },
         key: "logLevel",
@@ -360,6 +367,20 @@ const badCases: BadCase[] = [
         key: "sshHostKeys",
         value: '"s9=ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExample"',
         fix: /node listed in serverHosts or clientHosts/,
+    },
+    {
+        what: "dead host that is not listed",
+        raw: { ...vmBase, deadHosts: JSON.stringify(["s9"]) },
+        key: "deadHosts",
+        value: '"s9"',
+        fix: /still listed in serverHosts or clientHosts/,
+    },
+    {
+        what: "every server dead",
+        raw: { ...vmBase, deadHosts: JSON.stringify(["s1", "s2", "s3"]) },
+        key: "deadHosts",
+        value: '["s1","s2","s3"]',
+        fix: /at least one live server/,
     },
     {
         what: "host key that is not a public key",

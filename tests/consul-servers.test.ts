@@ -2,6 +2,7 @@
 /* eslint-disable @typescript-eslint/no-unsafe-argument, @typescript-eslint/no-unsafe-call -- manifests are read as loose JSON */
 
 import * as assert from "assert";
+import { DEFAULT_CONSUL_VERSION } from "../components/config-schema";
 import { configChecksum, CHECKSUM_ANNOTATION, sha256 } from "../components/k8s-manifests";
 import { ConsulMocks, containsSecret, EvaluatedStack, evaluateProgram, stackFileConfig } from "./mocks";
 import {
@@ -76,7 +77,7 @@ describe("ConsulServers (Pulumi.dev.yaml)", () => {
 
     it("StatefulSet: image, command, advertise the pod IP from the downward API", () => {
         const c = container(sts(r));
-        assert.strictEqual(c.image, "hashicorp/consul:1.16.2");
+        assert.strictEqual(c.image, `hashicorp/consul:${DEFAULT_CONSUL_VERSION}`);
         assert.deepStrictEqual(c.command, ["consul"]);
         assert.deepStrictEqual(c.args, [
             "agent",

@@ -35,6 +35,8 @@ export interface RecordedResource {
     readonly order: number;
     /** The `deleteBeforeReplace` resource option, as the SDK sent it. */
     readonly deleteBeforeReplace?: boolean;
+    /** The `retainOnDelete` resource option: the engine drops it from the state without a delete. */
+    readonly retainOnDelete?: boolean;
 }
 
 // The SDK's mock monitor drops a registration's dependency list before calling `newResource`. Keep
@@ -42,10 +44,14 @@ export interface RecordedResource {
 interface DependencyRequest {
     getDependenciesList(): string[];
     getDeletebeforereplace(): boolean;
+    getIgnorechangesList(): string[];
+    getRetainondelete(): boolean;
 }
 type RegisterResource = (this: unknown, req: DependencyRequest, callback: unknown) => unknown;
 let pendingDependencies: string[] = [];
 let pendingDeleteBeforeReplace = false;
+let pendingIgnoreChanges: string[] = [];
+let pendingRetainOnDelete = false;
 {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const monitor = require("@pulumi/pulumi/runtime/mocks") as { MockMonitor: { prototype: Record<string, unknown> } };
@@ -55,6 +61,8 @@ let pendingDeleteBeforeReplace = false;
         const wrapped: RegisterResource = function (this: unknown, req, callback) {
             pendingDependencies = req.getDependenciesList();
             pendingDeleteBeforeReplace = req.getDeletebeforereplace();
+            pendingIgnoreChanges = req.getIgnorechangesList();
+            pendingRetainOnDelete = req.getRetainondelete();
             return original.call(this, req, callback);
         };
         (wrapped as { recordsDependencies?: boolean }).recordsDependencies = true;
@@ -303,9 +311,19 @@ export class ConsulMocks implements pulumi.runtime.Mocks {
         pendingDependencies = [];
         const deleteBeforeReplace = pendingDeleteBeforeReplace;
         pendingDeleteBeforeReplace = false;
+        const ignoreChanges = pendingIgnoreChanges;
+        pendingIgnoreChanges = [];
+        const retainOnDelete = pendingRetainOnDelete;
+        pendingRetainOnDelete = false;
         const order = this.calls++;
-        const inputs = unwrapSecrets(args.inputs) as Record<string, unknown>;
         const before = this.previous?.resources.find((r) => r.type === args.type && r.name === args.name);
+        // ignoreChanges (top-level properties): the engine keeps the stored value of each one.
+        const sent = { ...(args.inputs as Record<string, unknown>) };
+        for (const key of ignoreChanges) {
+            if (key.includes(".") || key.includes("[")) throw new Error(`mocks: nested ignoreChanges ${key}`);
+            if (before !== undefined && key in before.rawInputs) sent[key] = before.rawInputs[key];
+        }
+        const inputs = unwrapSecrets(sent) as Record<string, unknown>;
         const state =
             before !== undefined && this.keepsState(before, inputs)
                 ? before.state
@@ -314,12 +332,13 @@ export class ConsulMocks implements pulumi.runtime.Mocks {
             type: args.type,
             name: args.name,
             inputs,
-            rawInputs: args.inputs as Record<string, unknown>,
+            rawInputs: sent,
             state,
             provider: args.provider,
             dependencies,
             order,
             deleteBeforeReplace,
+            retainOnDelete,
         });
         return { id: `${args.name}-id`, state };
     }

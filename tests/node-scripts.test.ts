@@ -5,13 +5,14 @@ import {
     applyScript,
     ApplyScriptParams,
     NodeFile,
+    pruneScript,
     removeScript,
     renderBundle,
     sha256Hex,
     shellQuote,
     wrapForUser,
 } from "../components/node-scripts";
-import { agentPolicyJson, AGENT_POLICY_NAME } from "../components/vm-plan";
+import { agentPolicyBody as agentPolicyJson, AGENT_POLICY_NAME } from "../components/agent-policy";
 
 const applyBase: ApplyScriptParams = {
     nodeName: "consul-server-1",
@@ -114,7 +115,7 @@ describe("node scripts", () => {
 
     it("validates the staged set before anything is swapped in, then restarts without consul leave", () => {
         const script = applyScript(applyBase);
-        const validate = script.indexOf('"$CONSUL" validate "$STAGE$MAIN" "$STAGE$SECRET"');
+        const validate = script.indexOf('"$CONSUL" validate "$STAGE$MAIN" "$STAGE$JOIN" "$STAGE$SECRET"');
         const swap = script.indexOf("STEP=swap");
         const restart = script.indexOf("systemctl restart --no-block consul.service");
         assert.ok(validate > 0 && swap > validate && restart > swap);
@@ -124,6 +125,65 @@ describe("node scripts", () => {
         // The SHA-256 check comes before install.
         assert.ok(
             script.indexOf('if [ "$have" != "$want" ]') < script.indexOf('install -m 0755 -o root -g root "$WORK'),
+        );
+    });
+
+    it("a re-run whose files are already in place still waits for a healthy cluster before it ends", () => {
+        const script = applyScript(applyBase);
+        const unchanged = script.indexOf('say "nothing changed, agent left running"');
+        assert.ok(unchanged > 0);
+        // No early exit: the path falls through to the wait, like any other run.
+        const rest = script.slice(unchanged);
+        assert.ok(rest.indexOf("exit 0") < 0 || rest.indexOf("exit 0") > rest.indexOf('STEP="wait"'));
+        assert.ok(rest.indexOf('STEP="wait"') > 0);
+    });
+
+    it("rolls back a new binary alone (an upgrade), and gives up early on an agent that keeps crashing", () => {
+        const script = applyScript(applyBase);
+        // restore() puts back the previous binary and reports whether anything was put back.
+        assert.match(
+            script,
+            /if \[ "\$path" = binary \]; then\n\s+if \[ -e "\$BIN.previous" \]; then mv -f "\$BIN.previous" "\$BIN" && restored=0; fi/,
+        );
+        assert.match(script, /if \[ -s "\$WORK\/changed" \] && restore; then/);
+        assert.doesNotMatch(script, /ls -A "\$BACKUP"/);
+        assert.match(script, /NRestarts/);
+        // Once healthy, the previous files (old keys, tokens) and binary are deleted.
+        const waitLoop = script.lastIndexOf("while ! ready; do");
+        assert.ok(waitLoop > 0 && script.lastIndexOf('rm -rf "$BACKUP"') > waitLoop);
+        assert.ok(script.lastIndexOf('rm -f "$BIN.previous"') > waitLoop);
+    });
+
+    it("survives a dropped SSH session: HUP and PIPE are ignored, stale work dirs are removed", () => {
+        for (const script of [
+            applyScript(applyBase),
+            pruneScript({ nodeName: "s1", httpsPort: 8501, deadNodes: ["s3"], waitSeconds: 9 }),
+        ]) {
+            assert.match(script, /^trap '' HUP PIPE$/m);
+        }
+        const apply = applyScript(applyBase);
+        assert.match(apply, /find \/tmp -maxdepth 1 -name 'consul-pulumi\.\*' -mmin \+60/);
+        // A script that ignores HUP keeps running when the session drops; shown for real here.
+        const out = sh("trap '' HUP PIPE\nkill -HUP $$\necho still running");
+        assert.strictEqual(out.stdout.trim(), "still running");
+    });
+
+    it("bootstraps ACLs with the management token from the root-only file: no agent config holds it", () => {
+        const script = applyScript(applyBase);
+        assert.match(script, /"BootstrapSecret"/);
+        assert.match(script, /\/v1\/acl\/bootstrap/);
+        assert.match(script, /bootstrapped with another token/);
+    });
+
+    it("the prune script force-leaves and removes dead peers from a live server, then waits for health", () => {
+        const script = pruneScript({ nodeName: "s1", httpsPort: 8501, deadNodes: ["s5", "s4"], waitSeconds: 60 });
+        assert.match(script, /^DEAD_NODES='s4 s5'$/m);
+        assert.match(script, /force-leave -prune "\$dead"/);
+        assert.match(script, /operator raft remove-peer -id="\$id"/);
+        assert.ok(script.indexOf("remove-peer") < script.indexOf("autopilot/health"));
+        assert.throws(
+            () => pruneScript({ nodeName: "s1", httpsPort: 8501, deadNodes: ["$(x)"], waitSeconds: 1 }),
+            /bad node name/,
         );
     });
 
@@ -140,6 +200,7 @@ describe("node scripts", () => {
         assert.deepStrictEqual(JSON.parse(policy.Rules), {
             node_prefix: { "": { policy: "write" } },
             service_prefix: { "": { policy: "read" } },
+            service: { "consul-client": { policy: "write" } },
         });
     });
 
@@ -150,8 +211,12 @@ describe("node scripts", () => {
             role: "server",
             httpsPort: 8501,
             installMode: "download",
+            serverCount: 3,
+            waitSeconds: 300,
         });
         assert.match(server, /"\$BIN" leave/);
+        // A server leaves only while autopilot reports the others healthy (quorum after it leaves).
+        assert.ok(server.indexOf("/v1/operator/autopilot/health") < server.indexOf('"$BIN" leave'));
         assert.ok(server.indexOf('"$BIN" leave') < server.indexOf("rm -f /etc/systemd/system/consul.service"));
         // A host that moved to another resource (client <-> server, renamed) is left alone: the new
         // resource's create ran before this delete.
@@ -160,7 +225,14 @@ describe("node scripts", () => {
     });
 
     it("the remove script deletes a downloaded binary and a user it created, and nothing preinstalled", () => {
-        const params = { nodeName: "s1", ownerId: "server-s1", role: "server", httpsPort: 8501 } as const;
+        const params = {
+            nodeName: "s1",
+            ownerId: "server-s1",
+            role: "server",
+            httpsPort: 8501,
+            serverCount: 3,
+            waitSeconds: 300,
+        } as const;
         const downloaded = removeScript({ ...params, installMode: "download" });
         assert.match(downloaded, /^INSTALL_MODE='download'$/m);
         assert.match(downloaded, /if \[ "\$INSTALL_MODE" = download \]; then\n\s+rm -f "\$BIN"/);
@@ -175,7 +247,8 @@ describe("node scripts", () => {
 
     describe("shellcheck", function () {
         before(function () {
-            if (!hasShellcheck) this.skip();
+            if (!hasShellcheck)
+                throw new Error("shellcheck is not installed: run scripts/ensure-tools.sh (npm test does)");
         });
         const scripts: [string, () => string][] = [
             ["apply, server, download", () => applyScript(applyBase)],
@@ -199,6 +272,8 @@ describe("node scripts", () => {
                         role: "server",
                         httpsPort: 8501,
                         installMode: "download",
+                        serverCount: 3,
+                        waitSeconds: 300,
                     }),
             ],
             [
@@ -210,7 +285,13 @@ describe("node scripts", () => {
                         role: "client",
                         httpsPort: 8501,
                         installMode: "download",
+                        serverCount: 3,
+                        waitSeconds: 300,
                     }),
+            ],
+            [
+                "prune",
+                () => pruneScript({ nodeName: "s1", httpsPort: 8501, deadNodes: ["s4", "s5"], waitSeconds: 300 }),
             ],
             [
                 "acl",
@@ -290,6 +371,8 @@ describe("node script failure reporting", () => {
             role: "client",
             httpsPort: 8501,
             installMode: "download",
+            serverCount: 3,
+            waitSeconds: 300,
         });
         // The shared helpers without the remove body: header + COMMON up to the body's first step.
         return script.slice(0, script.indexOf("STEP=leave")) + body;

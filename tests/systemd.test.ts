@@ -136,7 +136,8 @@ describe("systemd unit rendering", () => {
     describe("systemd-analyze verify", function () {
         this.timeout(60000);
         before(function () {
-            if (!hasSystemdAnalyze) this.skip();
+            if (!hasSystemdAnalyze)
+                throw new Error("systemd-analyze is not installed: run scripts/ensure-tools.sh (npm test does)");
         });
         const variants: [string, ConsulUnitOptions][] = [
             ["server with peers", base],
