@@ -16,6 +16,8 @@
 #                                      (safe after a partial up, and when run twice)
 #   hosts.sh net-cut <workdir> <i>     cut host i (1-based) off the bridge
 #   hosts.sh net-restore <workdir> <i> reconnect host i
+#   hosts.sh power-off <workdir> <i>   shut host i down cleanly (its disk stays)
+#   hosts.sh boot <workdir> <i>        boot host i again (after power-off) and wait for sshd
 #   hosts.sh ssh <workdir> <i> <cmd...> run a command on host i as root
 #   hosts.sh info <workdir>            print bridge, subnet and host list
 #
@@ -73,6 +75,21 @@ subnet_in_use() {
 }
 
 host_addr() { printf '%s.%s\n' "$(cat "$1/subnet")" "$((10 + $2))"; }
+
+# Boots host i's container on its (mounted) overlay root: at `up`, and again after power-off.
+start_host() {
+  local wd="$1" i="$2" hd br
+  hd="$wd/hosts/$i"
+  br="$(cat "$wd/bridge")"
+  # setsid + all fds redirected: the container outlives this shell and holds none of
+  # the caller's pipes (a test runner waiting for EOF would otherwise hang).
+  setsid systemd-nspawn -D "$hd/root" --boot --register=no --keep-unit \
+    --network-bridge="$br" --machine="$(machine_name "$wd" "$i")" --hostname="consul-host-$i" \
+    --kill-signal=SIGRTMIN+3 --console=read-only --resolv-conf=off --timezone=off \
+    --link-journal=no --setenv=SYSTEMD_COLORS=0 \
+    </dev/null >>"$hd/console.log" 2>&1 9>&- &
+  printf '%s\n' "$!" >"$hd/pid"
+}
 
 cmd_up() {
   local wd="$1" n="$2"
@@ -157,15 +174,8 @@ EOF
     install -d -m 700 "$root/root/.ssh"
     install -m 600 "$wd/ssh_key.pub" "$root/root/.ssh/authorized_keys"
 
-    # setsid + all fds redirected: the container outlives this shell and holds none of
-    # the caller's pipes (a test runner waiting for EOF would otherwise hang).
-    setsid systemd-nspawn -D "$root" --boot --register=no --keep-unit \
-      --network-bridge="$br" --machine="$machine" --hostname="consul-host-$i" \
-      --kill-signal=SIGRTMIN+3 --console=read-only --resolv-conf=off --timezone=off \
-      --link-journal=no --setenv=SYSTEMD_COLORS=0 \
-      </dev/null >"$hd/console.log" 2>&1 9>&- &
-    printf '%s\n' "$!" >"$hd/pid"
-    log "host $i: $machine pid $! addr $addr veth $(veth_name "$wd" "$i")"
+    start_host "$wd" "$i"
+    log "host $i: $machine pid $(cat "$hd/pid") addr $addr veth $(veth_name "$wd" "$i")"
   done
 
   # hosts.json (written before the wait, so a debugging caller can look at it).
@@ -348,6 +358,33 @@ cmd_net() {
   esac
 }
 
+# power-off: a clean shutdown of host i (its root and disk stay); boot: start it again and wait
+# for sshd. Together they are a reboot of that machine.
+cmd_power() {
+  local action="$1" wd="$2" i="$3" hd t
+  host_dir_checked "$wd" "$i"
+  hd="$wd/hosts/$i"
+  case "$action" in
+    off)
+      stop_host "$hd"
+      log "host $i powered off"
+      ;;
+    on)
+      is_our_nspawn "$(cat "$hd/pid" 2>/dev/null || true)" "$hd/root" && die "host $i is running"
+      start_host "$wd" "$i"
+      for ((t = 0; t < BOOT_TIMEOUT; t++)); do
+        if ssh "${SSH_OPTS[@]}" -i "$wd/ssh_key" "root@$(host_addr "$wd" "$i")" true 2>/dev/null; then
+          log "host $i booted in ${t}s"
+          return 0
+        fi
+        sleep 1
+      done
+      tail -n 20 "$hd/console.log" >&2 || true
+      die "host $i: no sshd ${BOOT_TIMEOUT}s after boot"
+      ;;
+  esac
+}
+
 cmd_ssh() {
   local wd="$1" i="$2"
   shift 2
@@ -371,6 +408,8 @@ main() {
     down) cmd_down "$wd" ;;
     net-cut) (($# == 1)) || usage; cmd_net cut "$(realpath -m "$wd")" "$1" ;;
     net-restore) (($# == 1)) || usage; cmd_net restore "$(realpath -m "$wd")" "$1" ;;
+    power-off) (($# == 1)) || usage; cmd_power off "$(realpath -m "$wd")" "$1" ;;
+    boot) (($# == 1)) || usage; cmd_power on "$(realpath -m "$wd")" "$1" ;;
     ssh) (($# >= 2)) || usage; cmd_ssh "$(realpath -m "$wd")" "$@" ;;
     info) cmd_info "$(realpath -m "$wd")" ;;
     *) usage ;;

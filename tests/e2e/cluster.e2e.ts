@@ -477,6 +477,22 @@ describe("Consul on real hosts, deployed by the program's own commands over SSH"
         );
     }
 
+    /** What the legitimate servers logged since `since` (ms), for their view of a rogue. */
+    async function serverLogsSince(since: number): Promise<string> {
+        const logs = await Promise.all(
+            SERVERS.map((i) =>
+                hosts.run(i, `journalctl -u consul --no-pager -o cat --since @${Math.floor(since / 1000)}`),
+            ),
+        );
+        return logs.join("\n");
+    }
+    /** The first line matching `re` (for the figures: the rejection as it was logged). */
+    const firstLine = (text: string, re: RegExp) =>
+        text
+            .split("\n")
+            .find((l) => re.test(l))
+            ?.trim() ?? "(none)";
+
     async function stopRogue(name: string): Promise<string> {
         const logs = await hosts.exec(
             ROGUE,
@@ -555,6 +571,7 @@ describe("Consul on real hosts, deployed by the program's own commands over SSH"
 
     it("8a. a server with a certificate from another CA (and the gossip key) never becomes a Raft voter or sees a leader", async () => {
         const evil = foreignCa();
+        const started = Date.now();
         await runRogue(
             "rogue-foreign-ca",
             {
@@ -577,10 +594,17 @@ describe("Consul on real hosts, deployed by the program's own commands over SSH"
         const member = (await members()).find((m) => m.Name === "rogue-foreign-ca");
         const rogueLeader = (await hosts.exec(ROGUE, "curl -sk https://127.0.0.1:8501/v1/status/leader")).stdout;
         const logs = await stopRogue("rogue-foreign-ca");
+        const serverLogs = await serverLogsSince(started);
         const inRaft = raft.find((s) => s.Node === "rogue-foreign-ca");
+        // The reason, not just the absence: TLS refused the rogue, on its side and on the servers'.
+        const refused =
+            /x509: certificate signed by unknown authority|tls: (bad|unknown) certificate|certificate required/;
         figure(
-            `8a. foreign-CA server: serf status ${member?.Status ?? "absent"}, in Raft: ${inRaft ? `yes, voter=${inRaft.Voter}` : "no"}, its leader view ${JSON.stringify(rogueLeader)}; TLS errors in its log: ${/certificate|x509|tls/i.test(logs)}`,
+            `8a. foreign-CA server: serf status ${member?.Status ?? "absent"}, in Raft: ${inRaft ? `yes, voter=${inRaft.Voter}` : "no"}, its leader view ${JSON.stringify(rogueLeader)}; ` +
+                `its log: ${firstLine(logs, refused)}; the servers' log: ${firstLine(serverLogs, refused)}`,
         );
+        assert.match(logs, refused, "the rogue's log shows no TLS rejection");
+        assert.match(serverLogs, refused, "no server logged a TLS rejection of the rogue");
         assert.ok(!inRaft?.Voter, "a foreign-CA server became a Raft voter");
         assert.ok(!/:8300/.test(rogueLeader), "the foreign-CA server knows the leader");
         assert.strictEqual((await raftServers()).filter((s) => s.Voter).length, 3);
@@ -588,6 +612,7 @@ describe("Consul on real hosts, deployed by the program's own commands over SSH"
 
     it("8b. an agent without the gossip key cannot join", async () => {
         const agentToken = (await hosts.run(1, "cat /etc/consul.d/tokens/agent")).trim();
+        const started = Date.now();
         await runRogue(
             "rogue-no-key",
             { "ca.pem": ca, "acl.json": JSON.stringify({ acl: { tokens: { agent: agentToken } } }) },
@@ -604,15 +629,25 @@ describe("Consul on real hosts, deployed by the program's own commands over SSH"
         await sleep(ROGUE_WAIT_MS);
         const member = (await members()).find((m) => m.Name === "rogue-no-key");
         const logs = await stopRogue("rogue-no-key");
-        figure(
-            `8b. no gossip key: serf status ${member?.Status ?? "absent"}; gossip errors in its log: ${/encrypt|key|No installed keys|decrypt/i.test(logs)}`,
+        const serverLogs = await serverLogsSince(started);
+        // Gossip encryption refused it: the rogue is told the remote state is encrypted, and the
+        // servers cannot decrypt (or refuse unencrypted) what it sends.
+        const rogueSide = /[Ee]ncryption is not configured|Remote state is encrypted/;
+        const serverSide = new RegExp(
+            `(No installed keys could decrypt|remote state is not encrypted|[Ee]ncryption is configured but)[^\n]*|[^\n]*${addr(ROGUE).replace(/\./g, "\\.")}[^\n]*(decrypt|[Ee]ncrypt)`,
         );
+        figure(
+            `8b. no gossip key: serf status ${member?.Status ?? "absent"}; its log: ${firstLine(logs, rogueSide)}; the servers' log: ${firstLine(serverLogs, serverSide)}`,
+        );
+        assert.match(logs, rogueSide, "the rogue's log shows no gossip-encryption refusal");
+        assert.match(serverLogs, serverSide, "no server logged the rogue's unencrypted gossip");
         assert.ok(member === undefined || member.Status !== 1, "an agent without the gossip key joined");
     });
 
     it("8c. the CLI certificate (clientAuth only) cannot act as a server", async () => {
         const cliCert = await hosts.run(1, "cat /etc/consul.d/cli/cli.pem");
         const cliKey = await hosts.run(1, "cat /etc/consul.d/cli/cli-key.pem");
+        const started = Date.now();
         await runRogue(
             "rogue-cli-cert",
             {
@@ -633,55 +668,83 @@ describe("Consul on real hosts, deployed by the program's own commands over SSH"
         await sleep(ROGUE_WAIT_MS);
         const raft = await raftServers();
         const rogueLeader = (await hosts.exec(ROGUE, "curl -sk https://127.0.0.1:8501/v1/status/leader")).stdout;
-        await stopRogue("rogue-cli-cert");
+        const logs = await stopRogue("rogue-cli-cert");
+        const serverLogs = await serverLogsSince(started);
         const inRaft = raft.find((s) => s.Node === "rogue-cli-cert");
+        // The CLI certificate is for cli.<dc>.<domain> with clientAuth only: verify_server_hostname
+        // (and its key usage) refuse it as a server.
+        const refused = /not server\.dc1\.consul|incompatible key usage|tls: (bad|unknown) certificate|x509:/;
         figure(
-            `8c. CLI cert as server: in Raft: ${inRaft ? `yes, voter=${inRaft.Voter}` : "no"}, its leader view ${JSON.stringify(rogueLeader)}`,
+            `8c. CLI cert as server: in Raft: ${inRaft ? `yes, voter=${inRaft.Voter}` : "no"}, its leader view ${JSON.stringify(rogueLeader)}; ` +
+                `its log: ${firstLine(logs, refused)}; the servers' log: ${firstLine(serverLogs, refused)}`,
         );
+        assert.match(logs + "\n" + serverLogs, refused, "no TLS refusal of the CLI certificate was logged");
         assert.ok(!inRaft?.Voter, "a server with the CLI certificate became a Raft voter");
         assert.ok(!/:8300/.test(rogueLeader), "the CLI-cert server knows the leader");
         assert.strictEqual((await raftServers()).filter((s) => s.Voter).length, 3);
     });
 
-    it("anchor: time to leader with our raft_multiplier (1) vs Consul's default 5, same cluster, cold start", async () => {
-        // All agents stop; the servers' data dirs are emptied; all three servers start at once.
-        async function coldStart(multiplier: number): Promise<number> {
-            await Promise.all(
-                [...SERVERS, ...CLIENTS].map((i) => hosts.run(i, "systemctl stop consul 2>/dev/null || true")),
-            );
-            await Promise.all(
-                SERVERS.map((i) =>
-                    hosts.run(
-                        i,
-                        `find /var/lib/consul -mindepth 1 -delete && sed -i -E 's/"raft_multiplier": [0-9]+/"raft_multiplier": ${multiplier}/' /etc/consul.d/consul.json && grep -q '"raft_multiplier": ${multiplier}' /etc/consul.d/consul.json`,
-                    ),
-                ),
-            );
-            const watch = new LeaderWatch(serverAddrs(), ca, 100);
-            await Promise.all(SERVERS.map((i) => hosts.run(i, "systemctl start --no-block consul")));
-            await waitFor("a leader", () => Promise.resolve(watch.firstLeaderAt !== undefined), 120_000, 100);
-            await watch.stop();
-            const lastStart = Math.max(...(await Promise.all(SERVERS.map(startedAt))));
-            return (watch.firstLeaderAt as number) - lastStart;
+    it("anchor: time to a new leader after the leader is killed, our raft_multiplier (1) vs Consul's default (5)", async () => {
+        // Each setting on the same three servers in the same run; each sample kills the leader's
+        // agent (kill -9) and times how long the other two take to report a new leader. Raft's
+        // election timeouts scale with the multiplier (1 s at 1, 5 s at 5) and are randomised, so
+        // medians of 10 samples are compared.
+        async function setMultiplier(multiplier: number): Promise<void> {
+            for (const i of SERVERS) {
+                await hosts.run(
+                    i,
+                    `sed -i -E 's/"raft_multiplier": [0-9]+/"raft_multiplier": ${multiplier}/' /etc/consul.d/consul.json && grep -q '"raft_multiplier": ${multiplier}' /etc/consul.d/consul.json && systemctl restart consul`,
+                );
+                await waitFor("autopilot healthy after the restart", autopilotHealthy, 120_000, 500);
+            }
         }
-        const ours: number[] = [];
-        const reference: number[] = [];
-        // Election timeouts are randomised, so one start says little: three of each, medians compared.
-        for (let round = 0; round < 3; round++) {
-            ours.push(await coldStart(1));
-            reference.push(await coldStart(5));
+        async function autopilotHealthy(): Promise<boolean> {
+            for (const i of SERVERS) {
+                const r = await api(addr(i), "/v1/operator/autopilot/health", asMgmt({ timeoutMs: 2000 })).catch(
+                    () => undefined,
+                );
+                if (r?.status === 200) return (JSON.parse(r.body) as { Healthy: boolean }).Healthy;
+            }
+            return false;
+        }
+        async function sample(): Promise<number> {
+            const old = await leaderOf(addr(1), ca);
+            const victim = SERVERS.find((i) => old.startsWith(addr(i) + ":")) as number;
+            const others = SERVERS.filter((i) => i !== victim);
+            await hosts.run(victim, `kill -9 ${await mainPid(victim)}`);
+            const killedAt = Date.now();
+            let newLeader = "";
+            await waitFor(
+                "a new leader",
+                async () => {
+                    const seen = await Promise.all(others.map((i) => leaderOf(addr(i), ca, 500)));
+                    newLeader = seen.find((l) => l !== "" && l !== old) ?? "";
+                    return newLeader !== "";
+                },
+                60_000,
+                50,
+            );
+            const ms = Date.now() - killedAt;
+            // systemd brings the killed agent back (RestartSec=5s); the next sample starts healthy.
+            await waitFor("the killed server back and autopilot healthy", autopilotHealthy, 120_000, 500);
+            return ms;
+        }
+        const samples: Record<number, number[]> = { 1: [], 5: [] };
+        for (const multiplier of [5, 1]) {
+            await setMultiplier(multiplier);
+            for (let k = 0; k < 10; k++) samples[multiplier].push(await sample());
         }
         const median = (xs: number[]) => {
             const sorted = [...xs].sort((a, b) => a - b);
-            const mid = Math.floor(sorted.length / 2);
-            return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+            return (sorted[4] + sorted[5]) / 2;
         };
+        const ours = median(samples[1]);
+        const reference = median(samples[5]);
         figure(
-            `anchor: time to leader, raft_multiplier 1 (ours): ${ours.join(", ")} ms; raft_multiplier 5 (Consul default): ${reference.join(", ")} ms; medians ${median(ours)} vs ${median(reference)} ms, ratio 5/1 = ${(median(reference) / Math.max(1, median(ours))).toFixed(2)}`,
+            `anchor: time to a new leader after kill -9 of the leader, raft_multiplier 1 (ours): ${samples[1].join(", ")} ms; ` +
+                `raft_multiplier 5 (Consul's default): ${samples[5].join(", ")} ms; medians ${ours} vs ${reference} ms, ratio ${(reference / ours).toFixed(2)}`,
         );
-        // The issue asks for both figures and their ratio, not a winner: cold-start elections are
-        // randomised and a run here saw the default win 2 of 3 starts (medians 1670 vs 969 ms), so
-        // asserting an order would make CI flaky. What must hold is that both clusters elected.
-        for (const ms of [...ours, ...reference]) assert.ok(Number.isFinite(ms) && ms >= 0, `bad sample ${ms}`);
+        // The stated margin: our median at most half the default's (the timeouts differ fivefold).
+        assert.ok(ours * 2 <= reference, `raft_multiplier 1 median ${ours} ms is not under half of ${reference} ms`);
     });
 });

@@ -27,9 +27,17 @@ export function requirePrerequisites(): void {
     if (problems.length > 0) throw new Error(`e2e prerequisites missing: ${problems.join("; ")}`);
 }
 
-function runScript(script: string, args: string[], timeoutMs: number): Promise<string> {
+function runScript(
+    script: string,
+    args: string[],
+    timeoutMs: number,
+    env: Record<string, string> = {},
+): Promise<string> {
     return new Promise((resolve, reject) => {
-        const child = spawn("bash", [path.join(SCRIPTS, script), ...args], { stdio: ["ignore", "pipe", "pipe"] });
+        const child = spawn("bash", [path.join(SCRIPTS, script), ...args], {
+            stdio: ["ignore", "pipe", "pipe"],
+            env: { ...process.env, ...env },
+        });
         let stdout = "";
         let stderr = "";
         const timer = setTimeout(() => child.kill("SIGTERM"), timeoutMs);
@@ -72,6 +80,12 @@ export async function ensureArtifacts(): Promise<Artifacts> {
         image,
         seconds: (Date.now() - started) / 1000,
     };
+}
+
+/** Another Consul release (build-consul.sh, cached): the directory with its binary and mirror files. */
+export async function ensureConsulRelease(version: string): Promise<string> {
+    const binary = await runScript("build-consul.sh", [], 45 * 60_000, { CONSUL_VERSION: version });
+    return path.dirname(binary);
 }
 
 export interface TestHost {
@@ -122,6 +136,16 @@ export class Hosts {
 
     async netRestore(i: number): Promise<void> {
         await runScript("hosts.sh", ["net-restore", this.workdir, String(i)], 30_000);
+    }
+
+    /** A clean shutdown of host i: the machine is off, its disk kept. */
+    async powerOff(i: number): Promise<void> {
+        await runScript("hosts.sh", ["power-off", this.workdir, String(i)], 60_000);
+    }
+
+    /** Boots host i again after powerOff and waits for sshd. */
+    async boot(i: number): Promise<void> {
+        await runScript("hosts.sh", ["boot", this.workdir, String(i)], 120_000);
     }
 
     /** Runs a command on host i (1-based) as root; never throws on a non-zero exit. */
@@ -196,7 +220,18 @@ export class Mirror {
         throw new Error(`the release mirror did not come up at ${url}: ${stderr}`);
     }
 
-    /** How many times each path was fetched (from the server's access log is not kept: count on stop). */
+    /** Serves one more release: `dir` holds consul_<version>_linux_amd64.zip and its SHA256SUMS. */
+    addRelease(version: string, dir: string): void {
+        const versionDir = path.join(this.dir, "consul", version);
+        fs.mkdirSync(versionDir, { recursive: true });
+        for (const file of [`consul_${version}_linux_amd64.zip`, `consul_${version}_SHA256SUMS`]) {
+            const source = path.join(dir, file);
+            if (!fs.existsSync(source)) throw new Error(`release mirror file ${source} is missing`);
+            fs.rmSync(path.join(versionDir, file), { force: true });
+            fs.symlinkSync(source, path.join(versionDir, file));
+        }
+    }
+
     stop(): void {
         if (this.child.exitCode === null) this.child.kill("SIGTERM");
         fs.rmSync(this.dir, { recursive: true, force: true });

@@ -8,7 +8,8 @@
 // Between deploys the provider's diff rules apply (`diffOp` in ../command-diff.ts): no input
 // changed → nothing; `triggers` changed → replace (create the new one now, delete the old one at
 // the end; with the deleteBeforeReplace option, delete the old one first); any other change (`connection` included) → update (`update`, else `create`); gone →
-// delete (at the end, newest first). A failed deploy keeps the previous state of the failed resource
+// delete (at the end, newest first), unless it was registered with retainOnDelete; ignoreChanges keeps
+// the stored value of each property it names (../mocks.ts). A failed deploy keeps the previous state of the failed resource
 // and of everything that was not reached, and deletes nothing, as the engine does.
 
 import { spawn } from "child_process";
@@ -23,6 +24,8 @@ interface Connection {
     port?: number;
     user?: string;
     privateKey?: string;
+    /** Pinned host key ("<type> <base64>"): the provider refuses any other. */
+    hostKey?: string;
     proxy?: Connection;
 }
 
@@ -162,7 +165,7 @@ export class ReplayMocks extends ConsulMocks {
             for (const r of gone) this.resources.push(r);
         } else {
             for (const r of [...gone].reverse()) {
-                if (r.type !== COMMAND_TYPE) continue;
+                if (r.type !== COMMAND_TYPE || r.retainOnDelete) continue;
                 try {
                     await this.run(r.name, "delete", r.inputs, r.inputs.delete, r.state);
                 } catch {
@@ -242,9 +245,20 @@ export class ReplayMocks extends ConsulMocks {
         return file;
     }
 
+    private knownHosts(hostKey: string): string {
+        const file = path.join(this.keyDir, `known-${Buffer.from(hostKey).toString("hex").slice(-24)}`);
+        if (!fs.existsSync(file)) fs.writeFileSync(file, `pinned-host ${hostKey}\n`, { mode: 0o600 });
+        return file;
+    }
+
     private sshArgs(connection: Connection): string[] {
+        // A pinned key is checked as the provider does (any other key is refused); without one, as
+        // the provider does too, any key is accepted.
+        const hostKeyArgs = connection.hostKey
+            ? ["-o", "StrictHostKeyChecking=yes", "-o", `UserKnownHostsFile=${this.knownHosts(connection.hostKey)}`]
+            : ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"];
         const args = [
-            ...["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"],
+            ...["-o", "BatchMode=yes", "-o", "HostKeyAlias=pinned-host", ...hostKeyArgs],
             ...["-o", "LogLevel=ERROR", "-o", "ConnectTimeout=15", "-o", "ControlMaster=no", "-o", "ControlPath=none"],
             ...["-o", "IdentitiesOnly=yes", "-p", String(connection.port ?? 22)],
         ];

@@ -240,6 +240,13 @@ describe("Consul on real hosts, deployed by the real Pulumi engine", function ()
             ),
         );
         const firstLeader = Math.min(...elected.map((t) => Date.parse(t.trim())).filter((t) => !Number.isNaN(t)));
+        // No journal line (Infinity) or a leader before the last start (a restart we did not expect)
+        // would make the figure meaningless: fail instead of printing it.
+        assert.ok(Number.isFinite(firstLeader), `no server journal names a leader: ${JSON.stringify(elected)}`);
+        assert.ok(
+            firstLeader >= lastStart - 1000,
+            `a leader ${lastStart - firstLeader} ms before the last server started`,
+        );
         figure(
             `1. time from the last server agent start to a leader (server journals): ${((firstLeader - lastStart) / 1000).toFixed(2)} s`,
         );
