@@ -673,20 +673,25 @@ describe("Consul on real hosts, deployed by the program's own commands over SSH"
         const inRaft = raft.find((s) => s.Node === "rogue-cli-cert");
         // The CLI certificate is for cli.<dc>.<domain> with clientAuth only: verify_server_hostname
         // (and its key usage) refuse it as a server.
-        const refused = /not server\.dc1\.consul|incompatible key usage|tls: (bad|unknown) certificate|x509:/;
+        const refused =
+            /wanted to match server\.dc1\.consul|not server\.dc1\.consul|incompatible key usage|tls: (bad|unknown) certificate/;
         figure(
             `8c. CLI cert as server: in Raft: ${inRaft ? `yes, voter=${inRaft.Voter}` : "no"}, its leader view ${JSON.stringify(rogueLeader)}; ` +
                 `its log: ${firstLine(logs, refused)}; the servers' log: ${firstLine(serverLogs, refused)}`,
         );
-        assert.match(logs + "\n" + serverLogs, refused, "no TLS refusal of the CLI certificate was logged");
+        assert.match(logs, refused, "the rogue's log shows no TLS refusal");
+        // The servers name the reason: its certificate is not for server.<dc>.<domain>.
+        assert.match(serverLogs, /wanted to match server\.dc1\.consul|not server\.dc1\.consul|incompatible key usage/);
         assert.ok(!inRaft?.Voter, "a server with the CLI certificate became a Raft voter");
         assert.ok(!/:8300/.test(rogueLeader), "the CLI-cert server knows the leader");
         assert.strictEqual((await raftServers()).filter((s) => s.Voter).length, 3);
     });
 
-    it("anchor: time to a new leader after the leader is killed, our raft_multiplier (1) vs Consul's default (5)", async () => {
-        // Each setting on the same three servers in the same run; each sample kills the leader's
-        // agent (kill -9) and times how long the other two take to report a new leader. Raft's
+    it("anchor: time to a new leader after the leader stops answering, our raft_multiplier (1) vs Consul's default (5)", async () => {
+        // Each setting on the same three servers in the same run; each sample freezes the leader's
+        // agent (SIGSTOP: it stops answering at once, and unlike a kill, systemd does not bring it
+        // back to win the election again) and times how long the other two take to report a new
+        // leader; then it is thawed and rejoins as a follower. Raft's
         // election timeouts scale with the multiplier (1 s at 1, 5 s at 5) and are randomised, so
         // medians of 10 samples are compared.
         async function setMultiplier(multiplier: number): Promise<void> {
@@ -711,7 +716,8 @@ describe("Consul on real hosts, deployed by the program's own commands over SSH"
             const old = await leaderOf(addr(1), ca);
             const victim = SERVERS.find((i) => old.startsWith(addr(i) + ":")) as number;
             const others = SERVERS.filter((i) => i !== victim);
-            await hosts.run(victim, `kill -9 ${await mainPid(victim)}`);
+            const pid = await mainPid(victim);
+            await hosts.run(victim, `kill -STOP ${pid}`);
             const killedAt = Date.now();
             let newLeader = "";
             await waitFor(
@@ -725,8 +731,8 @@ describe("Consul on real hosts, deployed by the program's own commands over SSH"
                 50,
             );
             const ms = Date.now() - killedAt;
-            // systemd brings the killed agent back (RestartSec=5s); the next sample starts healthy.
-            await waitFor("the killed server back and autopilot healthy", autopilotHealthy, 120_000, 500);
+            await hosts.run(victim, `kill -CONT ${pid}`);
+            await waitFor("the frozen server back and autopilot healthy", autopilotHealthy, 120_000, 500);
             return ms;
         }
         const samples: Record<number, number[]> = { 1: [], 5: [] };
@@ -741,7 +747,7 @@ describe("Consul on real hosts, deployed by the program's own commands over SSH"
         const ours = median(samples[1]);
         const reference = median(samples[5]);
         figure(
-            `anchor: time to a new leader after kill -9 of the leader, raft_multiplier 1 (ours): ${samples[1].join(", ")} ms; ` +
+            `anchor: time to a new leader after the leader is frozen (SIGSTOP), raft_multiplier 1 (ours): ${samples[1].join(", ")} ms; ` +
                 `raft_multiplier 5 (Consul's default): ${samples[5].join(", ")} ms; medians ${ours} vs ${reference} ms, ratio ${(reference / ours).toFixed(2)}`,
         );
         // The stated margin: our median at most half the default's (the timeouts differ fivefold).

@@ -148,6 +148,24 @@ export class Hosts {
         await runScript("hosts.sh", ["boot", this.workdir, String(i)], 120_000);
     }
 
+    /**
+     * Drops the SSH session in which host i runs the apply script, as a network drop would: kills
+     * the script's sshd session process, so the deploy side loses the connection mid-step. (The
+     * pattern's brackets keep this command's own shell from matching it.)
+     */
+    async dropApplySession(i: number): Promise<void> {
+        await this.run(
+            i,
+            [
+                "p=$(pgrep -f 'BUNDLE_SHA[2]56' | head -n 1)",
+                'test -n "$p" || { echo "no apply script is running" >&2; exit 1; }',
+                'while [ -n "$p" ] && [ "$p" != 1 ] && [ "$(cat "/proc/$p/comm")" != sshd ]; do p=$(ps -o ppid= -p "$p" | tr -d " "); done',
+                'test "$p" != 1 || { echo "the apply script has no sshd parent" >&2; exit 1; }',
+                'kill -KILL "$p"',
+            ].join("\n"),
+        );
+    }
+
     /** Runs a command on host i (1-based) as root; never throws on a non-zero exit. */
     exec(i: number, command: string, opts: { stdin?: string; timeoutMs?: number } = {}): Promise<ExecResult> {
         const host = this.hosts[i - 1];

@@ -6,10 +6,7 @@
 // linearizability. The scenarios share one cluster and run in order.
 
 import * as assert from "assert";
-import { spawnSync } from "child_process";
 import * as fs from "fs";
-import * as os from "os";
-import * as path from "path";
 import { evaluateProgram } from "../mocks";
 import { mainPid, vmStackConfig } from "./checks";
 import {
@@ -25,13 +22,12 @@ import {
     waitFor,
 } from "./infra";
 import { assertNoKeyLost, assertOneLeader, KvAccess, ScenarioWatch, writeBulk } from "./kv-checks";
+import { brokenRelease, BROKEN_VERSION } from "./releases";
 import { CommandFailed, ReplayMocks } from "./replay";
 
 const HOST_COUNT = 6;
 const CLIENT = 6;
 const OLD_VERSION = "1.16.2";
-/** A release whose binary passes `version` and `validate` but cannot start an agent. */
-const BROKEN_VERSION = "1.16.9";
 
 interface Deployed {
     readonly mocks: ReplayMocks;
@@ -43,32 +39,6 @@ const figures: string[] = [];
 function figure(line: string): void {
     figures.push(line);
     log(`FIGURE ${line}`);
-}
-
-/** The broken release: a zip whose `consul` reports BROKEN_VERSION, validates as the old one, never runs. */
-function brokenRelease(): string {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "consul-broken-"));
-    const script = [
-        "#!/bin/sh",
-        "# A Consul build that cannot start (for the failed-upgrade scenario).",
-        'case "$1" in',
-        `    version) echo "Consul v${BROKEN_VERSION}"; exit 0 ;;`,
-        '    validate) if [ -x /usr/local/bin/consul.previous ]; then exec /usr/local/bin/consul.previous "$@"; fi',
-        '        exec /usr/local/bin/consul "$@" ;;',
-        '    *) echo "this consul build cannot start" >&2; exit 1 ;;',
-        "esac",
-        "",
-    ].join("\n");
-    fs.writeFileSync(path.join(dir, "consul"), script, { mode: 0o755 });
-    const zip = `consul_${BROKEN_VERSION}_linux_amd64.zip`;
-    for (const [cmd, args] of [
-        ["zip", ["-q", "-X", "-j", zip, "consul"]],
-        ["sh", ["-c", `sha256sum ${zip} > consul_${BROKEN_VERSION}_SHA256SUMS`]],
-    ] as const) {
-        const r = spawnSync(cmd, [...args], { cwd: dir, encoding: "utf8" });
-        if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")}: ${r.stderr}`);
-    }
-    return dir;
 }
 
 describe("Operator changes on real hosts: upgrade, failed upgrade, SSH drop, same machine, scale, dead server, reboot", function () {
@@ -299,8 +269,7 @@ describe("Operator changes on real hosts: upgrade, failed upgrade, SSH drop, sam
             300_000,
             200,
         );
-        const killed = spawnSync("pkill", ["-KILL", "-f", `root@${addr(2)} -- `]);
-        assert.strictEqual(killed.status, 0, "no SSH session to server 2 was running");
+        await hosts.dropApplySession(2);
         const d = await deploying;
         assert.strictEqual(d.failures.length, 1, d.failures.map((f) => f.message).join("\n"));
         assert.strictEqual(d.failures[0].host, addr(2));
