@@ -216,6 +216,12 @@ transfer_target() {
     return 0
 }
 
+# transfer_leadership [ID]: asks Raft to hand leadership to ID, or to any up-to-date follower.
+transfer_leadership() {
+    CONSUL_HTTP_ADDR="https://127.0.0.1:$HTTPS_PORT" CONSUL_CACERT="$CA_FILE" CONSUL_HTTP_TOKEN_FILE="$(token_file)" \
+        "$BIN" operator raft transfer-leader ${"$"}{1:+"-id=$1"} 2>&1
+}
+
 STEP=preflight
 require_root
 require_tools systemctl base64 sha256sum install cmp stat curl awk
@@ -389,16 +395,17 @@ if [ "$ROLE" = server ] && [ "$ACTION" = restart ] && [ "$had_leader" -eq 1 ] &&
         else
             say "this node is the Raft leader, transferring leadership"
         fi
-        if CONSUL_HTTP_ADDR="https://127.0.0.1:$HTTPS_PORT" CONSUL_CACERT="$CA_FILE" CONSUL_HTTP_TOKEN_FILE="$(token_file)" \
-            "$BIN" operator raft transfer-leader ${"$"}{target:+"-id=$target"} >/dev/null 2>&1; then
+        # A transfer to the chosen server can be refused (it is still catching up, say): then to any
+        # up-to-date follower, and only if that fails too is the leader restarted as the leader.
+        if out=$(transfer_leadership "$target") || { [ -n "$target" ] && out=$(transfer_leadership ""); }; then
             deadline=$(($(now) + 60))
             while api /v1/agent/self "$(token_file)" | grep -q '"leader":"true"'; do
                 if [ "$(now)" -ge "$deadline" ]; then fail "leadership did not move away within 60s; nothing was changed, retry"; fi
                 sleep 1
             done
-            say "leadership transferred"
+            say "leadership transferred to $(leader "$CA_FILE")"
         else
-            say "transfer-leader failed (needs Consul 1.15+), restarting the leader anyway"
+            say "transfer-leader failed ($(printf '%s' "$out" | tail -n 1)), restarting the leader anyway"
         fi
     fi
 fi

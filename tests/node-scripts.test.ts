@@ -354,8 +354,12 @@ describe("leadership hand-over target", () => {
         assert.strictEqual(target("10.9.9.9").stdout, "");
     });
 
-    it("the apply script passes the target to transfer-leader", () => {
-        assert.match(script, /operator raft transfer-leader \$\{target:\+"-id=\$target"\}/);
+    it("the apply script passes the target to transfer-leader, then falls back to any follower", () => {
+        assert.match(script, /operator raft transfer-leader \$\{1:\+"-id=\$1"\}/);
+        assert.match(
+            script,
+            /if out=\$\(transfer_leadership "\$target"\) \|\| \{ \[ -n "\$target" \] && out=\$\(transfer_leadership ""\); \}; then/,
+        );
         assert.match(
             applyScript({ ...applyBase, updatedServers: ["10.0.0.11", "10.0.0.12"] }),
             /^UPDATED_SERVERS='10.0.0.11 10.0.0.12'$/m,

@@ -3,12 +3,12 @@ import * as assert from "assert";
 import { spawnSync } from "child_process";
 import * as crypto from "crypto";
 import * as fs from "fs";
-import * as os from "os";
 import * as path from "path";
-import { Host, parseSettings, Settings } from "../components/config";
+import { Host, Settings } from "../components/config";
 import { NodeFile, PATHS } from "../components/node-scripts";
-import { hostCliEnvironment, nodeFiles, NodeMaterial, planRollout, renderProfile } from "../components/vm-plan";
+import { hostCliEnvironment, nodeFiles, planRollout, renderProfile } from "../components/vm-plan";
 import { COMMAND_TYPE, diffCommands, sessionsPerHost } from "./command-diff";
+import { sampleMaterial, sampleVmSettings } from "./vm-fixtures";
 import {
     ConsulMocks,
     containsSecret,
@@ -102,34 +102,8 @@ describe("VM rollout plan", () => {
 });
 
 describe("VM host files", () => {
-    const settings = (() => {
-        const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "consul-vm-files-"));
-        const key = path.join(tmp, "id");
-        fs.writeFileSync(
-            key,
-            crypto.generateKeyPairSync("ed25519").privateKey.export({ type: "pkcs8", format: "pem" }),
-        );
-        return parseSettings(
-            {
-                topology: "vm",
-                serverHosts: JSON.stringify(["s1=10.0.0.11", "s2=10.0.0.12", "s3=10.0.0.13"]),
-                clientHosts: JSON.stringify(["c1=10.0.1.1"]),
-                sshPrivateKeyPath: key,
-            },
-            "consul",
-            "prod",
-        );
-    })();
-    const material: NodeMaterial = {
-        caCertPem: "-----BEGIN CERTIFICATE-----\nCA\n-----END CERTIFICATE-----\n",
-        gossipKey: crypto.randomBytes(32).toString("base64"),
-        serverCertPem: "-----BEGIN CERTIFICATE-----\nS\n-----END CERTIFICATE-----\n",
-        serverKeyPem: "-----BEGIN EC PRIVATE KEY-----\nSECRETSERVERKEY\n-----END EC PRIVATE KEY-----\n",
-        cliCertPem: "-----BEGIN CERTIFICATE-----\nC\n-----END CERTIFICATE-----\n",
-        cliKeyPem: "-----BEGIN EC PRIVATE KEY-----\nSECRETCLIKEY\n-----END EC PRIVATE KEY-----\n",
-        managementToken: crypto.randomUUID(),
-        agentToken: crypto.randomUUID(),
-    };
+    const settings = sampleVmSettings();
+    const material = sampleMaterial();
     const vm = settings.vm as NonNullable<Settings["vm"]>;
     const server = nodeFiles(settings, "server", vm.servers[0], vm.servers, material);
     const client = nodeFiles(settings, "client", vm.clients[0], vm.servers, material);

@@ -4,14 +4,14 @@
 
 import * as assert from "assert";
 import { spawnSync } from "child_process";
-import * as crypto from "crypto";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { parseSettings, Settings } from "../../components/config";
+import { Settings } from "../../components/config";
 import { DEFAULT_CONSUL_VERSION } from "../../components/config-schema";
 import { PATHS } from "../../components/node-scripts";
-import { NodeMaterial, nodeFiles } from "../../components/vm-plan";
+import { nodeFiles } from "../../components/vm-plan";
+import { sampleMaterial, sampleVmSettings } from "../vm-fixtures";
 import { Artifacts, ensureArtifacts } from "./infra";
 
 describe("consul validate on the rendered VM agent config", function () {
@@ -23,21 +23,7 @@ describe("consul validate on the rendered VM agent config", function () {
     before(async () => {
         artifacts = await ensureArtifacts();
         tmp = fs.mkdtempSync(path.join(os.tmpdir(), "consul-validate-"));
-        const key = path.join(tmp, "id");
-        fs.writeFileSync(
-            key,
-            crypto.generateKeyPairSync("ed25519").privateKey.export({ type: "pkcs8", format: "pem" }),
-        );
-        settings = parseSettings(
-            {
-                topology: "vm",
-                serverHosts: JSON.stringify(["s1=10.0.0.11", "s2=10.0.0.12", "s3=10.0.0.13"]),
-                clientHosts: JSON.stringify(["c1=10.0.1.1"]),
-                sshPrivateKeyPath: key,
-            },
-            "consul",
-            "prod",
-        );
+        settings = sampleVmSettings();
     });
     after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
@@ -48,16 +34,7 @@ describe("consul validate on the rendered VM agent config", function () {
     for (const role of ["server", "client"] as const) {
         it(`accepts the ${role}'s main config, startup-only file and secret fragment together`, () => {
             const vm = settings.vm as NonNullable<Settings["vm"]>;
-            const material: NodeMaterial = {
-                caCertPem: "unused by validate",
-                gossipKey: crypto.randomBytes(32).toString("base64"),
-                serverCertPem: "unused",
-                serverKeyPem: "unused",
-                cliCertPem: "unused",
-                cliKeyPem: "unused",
-                managementToken: crypto.randomUUID(),
-                agentToken: crypto.randomUUID(),
-            };
+            const material = sampleMaterial();
             const host = role === "server" ? vm.servers[0] : vm.clients[0];
             const files = Object.fromEntries(
                 nodeFiles(settings, role, host, vm.servers, material).map((f) => [f.path, f.content]),

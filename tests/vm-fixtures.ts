@@ -1,0 +1,39 @@
+// A small VM stack's settings and node material, for tests that render host files without Pulumi.
+
+import * as crypto from "crypto";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { parseSettings, Settings } from "../components/config";
+import { NodeMaterial } from "../components/vm-plan";
+
+/** Three servers (s1..s3) and one client (c1), with a throw-away SSH key file. */
+export function sampleVmSettings(): Settings {
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "consul-vm-files-"));
+    const key = path.join(tmp, "id");
+    fs.writeFileSync(key, crypto.generateKeyPairSync("ed25519").privateKey.export({ type: "pkcs8", format: "pem" }));
+    return parseSettings(
+        {
+            topology: "vm",
+            serverHosts: JSON.stringify(["s1=10.0.0.11", "s2=10.0.0.12", "s3=10.0.0.13"]),
+            clientHosts: JSON.stringify(["c1=10.0.1.1"]),
+            sshPrivateKeyPath: key,
+        },
+        "consul",
+        "prod",
+    );
+}
+
+/** Material shaped like the real thing; the key bodies are markers a test can look for. */
+export function sampleMaterial(): NodeMaterial {
+    return {
+        caCertPem: "-----BEGIN CERTIFICATE-----\nCA\n-----END CERTIFICATE-----\n",
+        gossipKey: crypto.randomBytes(32).toString("base64"),
+        serverCertPem: "-----BEGIN CERTIFICATE-----\nS\n-----END CERTIFICATE-----\n",
+        serverKeyPem: "-----BEGIN EC PRIVATE KEY-----\nSECRETSERVERKEY\n-----END EC PRIVATE KEY-----\n",
+        cliCertPem: "-----BEGIN CERTIFICATE-----\nC\n-----END CERTIFICATE-----\n",
+        cliKeyPem: "-----BEGIN EC PRIVATE KEY-----\nSECRETCLIKEY\n-----END EC PRIVATE KEY-----\n",
+        managementToken: crypto.randomUUID(),
+        agentToken: crypto.randomUUID(),
+    };
+}
