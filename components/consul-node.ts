@@ -55,9 +55,6 @@ export function machineTriggers(host: Host, hostKey: string | undefined): string
     return [hostKey !== undefined ? `host-key ${hostKey}` : `address ${host.address}`];
 }
 
-/** Every input a node's command has: a dead host's command keeps all of them as they were. */
-const COMMAND_INPUTS = ["connection", "triggers", "create", "delete", "stdin", "logging", "addPreviousOutputInEnv"];
-
 export interface ConsulNodeArgs {
     readonly host: Host;
     readonly role: "server" | "client";
@@ -124,28 +121,26 @@ export class ConsulNode extends pulumi.ComponentResource {
             }),
             args.ssh.user,
         );
-        this.command = new remote.Command(
-            `${name}-agent`,
-            {
-                connection: sshConnection(args.host, args.ssh),
-                triggers: machineTriggers(args.host, args.ssh.hostKeys?.[args.host.name]),
-                // No separate `update`: the provider runs `create` again on an update, and the script is
-                // written to be re-run (it compares, then swaps only what changed).
-                create: script,
-                delete: remove,
-                stdin: bundle,
-                // Our scripts print only progress lines; tools' stderr stays out of the engine log.
-                logging: "stdout",
-                addPreviousOutputInEnv: false,
-            },
-            {
-                parent: this,
-                dependsOn: args.dependsOn,
-                additionalSecretOutputs: ["stdin"],
-                deleteBeforeReplace: true,
-                ...(args.dead ? { ignoreChanges: [...COMMAND_INPUTS], retainOnDelete: true } : {}),
-            },
-        );
+        const commandArgs: remote.CommandArgs = {
+            connection: sshConnection(args.host, args.ssh),
+            triggers: machineTriggers(args.host, args.ssh.hostKeys?.[args.host.name]),
+            // No separate `update`: the provider runs `create` again on an update, and the script is
+            // written to be re-run (it compares, then swaps only what changed).
+            create: script,
+            delete: remove,
+            stdin: bundle,
+            // Our scripts print only progress lines; tools' stderr stays out of the engine log.
+            logging: "stdout",
+            addPreviousOutputInEnv: false,
+        };
+        this.command = new remote.Command(`${name}-agent`, commandArgs, {
+            parent: this,
+            dependsOn: args.dependsOn,
+            additionalSecretOutputs: ["stdin"],
+            deleteBeforeReplace: true,
+            // A dead host: every input keeps its deployed value, so nothing runs on it.
+            ...(args.dead ? { ignoreChanges: Object.keys(commandArgs), retainOnDelete: true } : {}),
+        });
         this.registerOutputs({ bundleSha256: this.bundleSha256 });
     }
 }

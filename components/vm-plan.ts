@@ -15,7 +15,7 @@ import { consulUnit, renderUnit } from "./systemd";
 
 /** One host in the rollout and what it waits for. */
 export interface RolloutStep {
-    /** Resource-name stem, unique: `server-<name>`, `client-<name>`, `acl`. */
+    /** Resource-name stem, unique: `server-<name>`, `client-<name>`, `acl`, `prune`. */
     readonly id: string;
     readonly kind: "prune" | "server" | "acl" | "client";
     readonly host: Host;
@@ -30,8 +30,8 @@ export interface RolloutStep {
 /**
  * With dead hosts, first their prune on the first server (a dead voter would keep autopilot from
  * reporting healthy, and every later step waits for that). Then servers one at a time in the
- * configured order, then (with ACLs) the policy and agent token on
- * the first server, then clients in batches of `clientBatchSize`; every client in batch k waits for
+ * configured order, then (with ACLs) the policy and agent token on the first server, then
+ * clients in batches of `clientBatchSize`; every client in batch k waits for
  * every client in batch k-1. The leader is not known here: each server's script checks at run
  * time whether it is the leader and hands leadership over before it restarts.
  */
