@@ -343,15 +343,13 @@ describe("leadership hand-over target", () => {
         );
 
     it("picks a voter the rollout already changed, so leadership moves once", () => {
-        assert.deepStrictEqual(target("10.0.0.11"), { status: 0, stdout: "id-1", stderr: "" });
-        assert.strictEqual(target("10.0.0.1 10.0.0.11").stdout, "id-1", "10.0.0.1 must not match 10.0.0.11");
-        assert.strictEqual(target("fd00::6").stdout, "id-6");
+        assert.deepStrictEqual(target("10.0.0.11"), { status: 0, stdout: "id-1 updated", stderr: "" });
+        assert.strictEqual(target("10.0.0.1 10.0.0.11").stdout, "id-1 updated", "10.0.0.1 must not match 10.0.0.11");
+        assert.strictEqual(target("fd00::6").stdout, "id-6 updated");
     });
 
-    it("is empty for the first server, a non-voter or an unknown address (then any server is taken)", () => {
-        assert.strictEqual(target("").stdout, "");
-        assert.strictEqual(target("10.0.0.14").stdout, "");
-        assert.strictEqual(target("10.9.9.9").stdout, "");
+    it("names another voter (never itself, the leader, nor a non-voter) when none is updated yet", () => {
+        for (const updated of ["", "10.0.0.14", "10.9.9.9"]) assert.strictEqual(target(updated).stdout, "id-1 other");
     });
 
     it("the apply script passes the target to transfer-leader, then falls back to any follower", () => {

@@ -308,11 +308,16 @@ export function api(address: string, pathAndQuery: string, opts: ApiOptions): Pr
 
 /** The leader as one server sees it ("" if none or unreachable). */
 export async function leaderOf(address: string, ca: string, timeoutMs = 1000): Promise<string> {
+    return (await leaderAnswer(address, ca, timeoutMs)) ?? "";
+}
+
+/** The leader as one server answers ("" for none), or undefined if it did not answer in time. */
+async function leaderAnswer(address: string, ca: string, timeoutMs: number): Promise<string | undefined> {
     try {
         const r = await api(address, "/v1/status/leader", { ca, timeoutMs });
         return r.status === 200 ? (JSON.parse(r.body) as string) : "";
     } catch {
-        return "";
+        return undefined;
     }
 }
 
@@ -340,6 +345,9 @@ export class LeaderWatch {
     private loop: Promise<void>;
     /** Per tick: the leaders reported (for debugging). */
     readonly leaders = new Set<string>();
+    /** The longest gap's ticks: how many servers answered "no leader" and how many did not answer. */
+    longestGapDetail = "";
+    private gapTicks: string[] = [];
 
     constructor(
         private readonly addresses: readonly string[],
@@ -351,27 +359,38 @@ export class LeaderWatch {
         this.loop = (async () => {
             while (this.running && Date.now() < deadline) {
                 const tickAt = Date.now();
-                const seen = await Promise.all(this.addresses.map((a) => leaderOf(a, this.ca, Math.max(everyMs, 300))));
+                const seen = await Promise.all(
+                    this.addresses.map((a) => leaderAnswer(a, this.ca, Math.max(everyMs, 300))),
+                );
                 this.ticks++;
-                const any = seen.find((l) => l !== "");
+                const any = seen.find((l) => l !== undefined && l !== "");
                 if (any) {
                     this.leaders.add(any);
                     if (this.firstLeaderAt === undefined) this.firstLeaderAt = tickAt;
-                    if (this.gapStart !== undefined) {
-                        this.longestGapMs = Math.max(this.longestGapMs, tickAt - this.gapStart);
-                        this.gapStart = undefined;
-                    }
-                } else if (this.firstLeaderAt !== undefined && this.gapStart === undefined) {
-                    this.gapStart = tickAt;
+                    if (this.gapStart !== undefined) this.endGap(tickAt);
+                } else if (this.firstLeaderAt !== undefined) {
+                    if (this.gapStart === undefined) this.gapStart = tickAt;
+                    const silent = seen.filter((l) => l === undefined).length;
+                    this.gapTicks.push(`${seen.length - silent} said none/${silent} silent`);
                 }
                 await sleep(Math.max(0, everyMs - (Date.now() - tickAt)));
             }
         })();
     }
 
+    private endGap(at: number): void {
+        const ms = at - (this.gapStart as number);
+        if (ms > this.longestGapMs) {
+            this.longestGapMs = ms;
+            this.longestGapDetail = this.gapTicks.join(", ");
+        }
+        this.gapStart = undefined;
+        this.gapTicks = [];
+    }
+
     async stop(): Promise<void> {
         this.running = false;
         await this.loop;
-        if (this.gapStart !== undefined) this.longestGapMs = Math.max(this.longestGapMs, Date.now() - this.gapStart);
+        if (this.gapStart !== undefined) this.endGap(Date.now());
     }
 }

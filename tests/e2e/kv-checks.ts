@@ -112,7 +112,7 @@ export class ScenarioWatch {
             `the KV history is not linearizable for ${check.badKeys.join(", ")}; see ${check.htmlFiles.join(", ")}`,
         );
         assert.ok(check.ops > 0, "the workload recorded no operation");
-        assert.ok(gapMs <= 2000, `leaderless for ${gapMs} ms`);
+        assert.ok(gapMs <= 2000, `leaderless for ${gapMs} ms (per 100 ms poll: ${this.leaderWatch.longestGapDetail})`);
         return { gapMs, check, opsPerSecond: this.workload.opsPerSecond };
     }
 }

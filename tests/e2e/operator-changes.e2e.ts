@@ -197,6 +197,21 @@ describe("Operator changes on real hosts: upgrade, failed upgrade, SSH drop, sam
                 (await members()).every((m) => m.Status === 1 && m.Tags.build?.startsWith(artifacts.consulVersion)),
             60_000,
         );
+        // Once healthy, the previous binary and files (old keys and tokens among them) are gone, and the
+        // management token is in no file the consul user can read.
+        for (const i of servers) {
+            const left = await hosts.exec(i, "ls -d /etc/.consul-previous /usr/local/bin/consul.previous 2>/dev/null");
+            assert.strictEqual(left.stdout.trim(), "", `host ${i} keeps ${left.stdout.trim()}`);
+            const readable = await hosts.exec(
+                i,
+                `runuser -u consul -- grep -rlF "$(cat /etc/consul.d/tokens/management)" /etc/consul.d 2>/dev/null`,
+            );
+            assert.strictEqual(
+                readable.stdout.trim(),
+                "",
+                `the consul user can read the management token on host ${i}`,
+            );
+        }
         const lost = await checkKeys();
         report(
             "c",
