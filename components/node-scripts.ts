@@ -404,12 +404,16 @@ if [ "$ROLE" = server ] && [ "$ACTION" = restart ] && [ "$had_leader" -eq 1 ] &&
         # A transfer to the chosen server can be refused (it is still catching up, say): then to any
         # up-to-date follower, and only if that fails too is the leader restarted as the leader.
         if out=$(transfer_leadership "$target") || { [ -n "$target" ] && out=$(transfer_leadership ""); }; then
+            # Stay up until another server is the leader: this node's vote may be what elects it.
             deadline=$(($(now) + 60))
-            while api /v1/agent/self "$(token_file)" | grep -q '"leader":"true"'; do
-                if [ "$(now)" -ge "$deadline" ]; then fail "leadership did not move away within 60s; nothing was changed, retry"; fi
-                sleep 1
+            new_leader=""
+            while [ -z "$new_leader" ]; do
+                if ! api /v1/agent/self "$(token_file)" | grep -q '"leader":"true"'; then new_leader=$(leader "$CA_FILE"); fi
+                if [ -n "$new_leader" ]; then break; fi
+                if [ "$(now)" -ge "$deadline" ]; then fail "no other server became the leader within 60s; nothing was changed, retry"; fi
+                sleep 0.2
             done
-            say "leadership transferred to $(leader "$CA_FILE")"
+            say "leadership transferred to $new_leader"
         else
             say "transfer-leader failed ($(printf '%s' "$out" | tail -n 1)), restarting the leader anyway"
         fi
