@@ -34,6 +34,7 @@ import {
     startedAt as checkStartedAt,
     vmStackConfig,
 } from "./checks";
+import { writeBulk } from "./kv-checks";
 import { CommandFailed, ReplayMocks, ReplayOptions } from "./replay";
 
 const SERVERS = [1, 2, 3];
@@ -285,19 +286,7 @@ describe("Consul on real hosts, deployed by the program's own commands over SSH"
     });
 
     it("5. server faults: kill -9, restart with the same node ID, network cut and restore", async () => {
-        // 1,000 keys, in transactions of 64 operations (the txn API's limit).
-        const keys = Array.from({ length: 1000 }, (_, i) => `e2e/bulk/${String(i).padStart(4, "0")}`);
-        for (let start = 0; start < keys.length; start += 64) {
-            const ops = keys.slice(start, start + 64).map((Key) => ({
-                KV: { Verb: "set", Key, Value: Buffer.from(`v-${Key}`).toString("base64") },
-            }));
-            const r = await api(
-                addr(1),
-                "/v1/txn",
-                asMgmt({ method: "PUT", body: JSON.stringify(ops), timeoutMs: 10_000 }),
-            );
-            assert.strictEqual(r.status, 200, r.body);
-        }
+        await writeBulk(addr(1), { ca, token }, "e2e/bulk");
         const leader = await leaderOf(addr(1), ca);
         const victim = SERVERS.find((i) => !leader.startsWith(addr(i) + ":")) as number;
         const survivors = SERVERS.filter((i) => i !== victim);
