@@ -103,6 +103,53 @@ export async function assertRestartedOneAtATime(hosts: Hosts, servers: readonly 
 }
 
 /**
+ * Elections a server started because it heard no leader in time (hashicorp/raft's follower
+ * heartbeat timeout), since `since` (ms). Consul 1.16's Raft has no pre-vote: a server that has
+ * just restarted can time out before the leader's backed-off heartbeats reach it, and its higher
+ * term makes the leader step down. Each such election can move leadership once more than the
+ * rollout's own hand-overs would.
+ */
+export async function electionsStartedByTimeout(
+    hosts: Hosts,
+    servers: readonly number[],
+    since: number,
+): Promise<string[]> {
+    const logs = await Promise.all(
+        servers.map(async (i) =>
+            (await hosts.run(i, `journalctl -u consul --no-pager -o cat --since @${Math.floor(since / 1000)}`))
+                .split("\n")
+                .filter((l) => l.includes("heartbeat timeout reached, starting election"))
+                .map((l) => `host ${i}: ${l.trim()}`),
+        ),
+    );
+    return logs.flat();
+}
+
+/**
+ * Asserts how a rolling restart handed leadership over, from the server steps' output in rollout
+ * order: after the first server, a leader hands over only to a server already updated, so
+ * leadership moves once (twice if the first server was the leader), plus at most once per
+ * election a restarted server forced.
+ */
+export function assertHandOvers(serverOutputs: readonly string[], firstWasLeader: boolean, elections: number): void {
+    const handOvers = serverOutputs.flatMap((out, k) =>
+        out
+            .split("\n")
+            .filter((l) => l.includes("transferring leadership"))
+            .map((l) => ({ k, line: l.trim() })),
+    );
+    for (const h of handOvers.filter((x) => x.k > 0)) {
+        assert.match(h.line, /\(already updated\)/, `server step ${h.k + 1} handed over to a server not yet updated`);
+    }
+    const allowed = (firstWasLeader ? 2 : 1) + elections;
+    assert.ok(
+        handOvers.length <= allowed,
+        `leadership handed over ${handOvers.length} times, allowed ${allowed} (${elections} forced elections): ` +
+            handOvers.map((h) => h.line).join(" | "),
+    );
+}
+
+/**
  * Asserts the checks of a fresh deploy: a leader, every stack host an alive member, TLS with
  * verify_server_hostname on servers and clients, our gossip key on every member, clients serving
  * auto_encrypt certificates, ACLs denying anonymous reads and writes, KV over verified HTTPS, and
