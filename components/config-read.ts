@@ -18,8 +18,11 @@ export function isIpAddress(text: string): boolean {
 /** Collects problems; each names the key, the value and the fix. */
 export class Problems {
     readonly list: string[] = [];
+    /** Full keys set with --secret: their values are never shown. */
+    constructor(private readonly secretKeys: ReadonlySet<string> = new Set()) {}
     add(key: string, value: unknown, problem: string): void {
-        this.list.push(`${key} = ${JSON.stringify(value)}: ${problem}`);
+        const shown = this.secretKeys.has(key) ? "[secret]" : JSON.stringify(value);
+        this.list.push(`${key} = ${shown}: ${problem}`);
     }
 }
 
@@ -39,8 +42,8 @@ export function readTyped(
             return text;
         case "integer": {
             const trimmed = text.trim();
-            if (!/^-?\d+$/.test(trimmed)) {
-                problems.add(fullKey, text, "must be a whole number.");
+            if (!/^-?\d+$/.test(trimmed) || !Number.isSafeInteger(parseInt(trimmed, 10))) {
+                problems.add(fullKey, text, "must be a whole number (below 2^53).");
                 return undefined;
             }
             return parseInt(trimmed, 10);

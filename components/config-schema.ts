@@ -220,7 +220,7 @@ export const configSchema = {
         type: "array",
         default: [],
         description:
-            "Pinned SSH host keys, each <node-name>=<type> <base64> (as in known_hosts, without the host); hosts not listed are not verified.",
+            "Pinned SSH host keys, each <node-name>=<type> <base64> (as in known_hosts, without the host). Required for every host outside development stacks (named dev or test, or starting with dev- or test-).",
     },
     installMode: {
         type: "string",
@@ -230,7 +230,14 @@ export const configSchema = {
     releaseMirrorUrl: {
         type: "string",
         default: "https://releases.hashicorp.com",
-        description: "Base URL serving consul/<version>/consul_<version>_linux_<arch>.zip and its SHA256SUMS.",
+        description:
+            "Base URL serving consul/<version>/consul_<version>_linux_<arch>.zip, its SHA256SUMS and HashiCorp's SHA256SUMS.sig (a mirror serves the same signed files).",
+    },
+    releaseMirrorAllowHttp: {
+        type: "boolean",
+        default: false,
+        description:
+            "Accept a plain http releaseMirrorUrl (a mirror on a trusted network); the release signature is checked either way.",
     },
     clientBatchSize: {
         type: "integer",

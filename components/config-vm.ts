@@ -6,6 +6,7 @@ import * as net from "net";
 import * as pulumi from "@pulumi/pulumi";
 import type { Host, Topology, VmSettings, Bastion } from "./config";
 import { ConfigKey } from "./config-schema";
+import { DEVELOPMENT_STACKS, isDevelopmentStack } from "./stack-kind";
 import { DNS_LABEL, expandHome, HOSTNAME, isIpAddress, Problems, readTyped } from "./config-read";
 
 const SSH_PUBLIC_KEY =
@@ -54,13 +55,26 @@ export function parseHost(entry: string): Host | string {
     return { name, address: address.toLowerCase(), addressIsIp: false, sshPort };
 }
 
+/** What the reader needs to know about the run, beyond the config values. */
+export interface ReadContext {
+    readonly stack: string;
+    /** `pulumi preview`: nothing connects to a host, so a missing SSH key file is only a note. */
+    readonly preview: boolean;
+    /** Keys (without the project prefix) set with --secret; undefined when the caller cannot tell. */
+    readonly secretKeys?: ReadonlySet<string>;
+    /** Where notes for the operator go (a preview without the SSH key, say). */
+    readonly notes: string[];
+}
+
 export function readVm(
     str: (k: ConfigKey) => string,
     int: (k: ConfigKey) => number,
+    bool: (k: ConfigKey) => boolean,
     raw: Record<string, string>,
     problems: Problems,
     key: (k: string) => string,
     topology: Topology,
+    context: ReadContext,
 ): VmSettings {
     const hosts = (name: "serverHosts" | "clientHosts"): Host[] => {
         const entries = (readTyped(name, raw[name], new Problems(), "") as string[] | undefined) ?? [];
@@ -121,10 +135,20 @@ export function readVm(
     const inlineKey = raw.sshPrivateKey;
     let keyText: string | undefined;
     if (keyPath && inlineKey) {
-        problems.add(key("sshPrivateKeyPath"), keyPath, `set either it or ${key("sshPrivateKey")}, not both.`);
+        problems.add(
+            key("sshPrivateKeyPath"),
+            looksLikePrivateKey(keyPath) ? "[a private key, not shown]" : keyPath,
+            `set either it or ${key("sshPrivateKey")}, not both.`,
+        );
     } else if (inlineKey) {
         keyText = inlineKey;
-        if (!looksLikePrivateKey(inlineKey)) {
+        if (context.secretKeys && !context.secretKeys.has("sshPrivateKey")) {
+            problems.add(
+                key("sshPrivateKey"),
+                "[not shown]",
+                "is stored in plain text in the stack file, where anyone who can read the repository has it; a private key must be a secret: `pulumi config rm sshPrivateKey`, then `pulumi config set --secret sshPrivateKey < ~/.ssh/id_ed25519`.",
+            );
+        } else if (!looksLikePrivateKey(inlineKey)) {
             problems.add(
                 key("sshPrivateKey"),
                 "[secret]",
@@ -134,7 +158,9 @@ export function readVm(
     } else if (keyPath) {
         const file = expandHome(keyPath);
         try {
-            keyText = fs.readFileSync(file, "utf8");
+            // A regular file of key size only: /dev/zero or a FIFO would never end.
+            const stat = fs.statSync(file);
+            keyText = stat.isFile() && stat.size <= 64 * 1024 ? fs.readFileSync(file, "utf8") : "";
             if (!looksLikePrivateKey(keyText)) {
                 problems.add(
                     key("sshPrivateKeyPath"),
@@ -143,12 +169,24 @@ export function readVm(
                 );
             }
         } catch (err) {
-            const reason = (err as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : "cannot be read";
-            problems.add(
-                key("sshPrivateKeyPath"),
-                keyPath,
-                `${reason}; create the key or point the path at an existing private key.`,
-            );
+            const missing = (err as NodeJS.ErrnoException).code === "ENOENT";
+            if (looksLikePrivateKey(keyPath)) {
+                problems.add(
+                    key("sshPrivateKeyPath"),
+                    "[a private key, not shown]",
+                    "must be the path of the key file, not the key; to give the key itself, `pulumi config rm sshPrivateKeyPath` and `pulumi config set --secret sshPrivateKey < ~/.ssh/id_ed25519`.",
+                );
+            } else if (missing && context.preview) {
+                context.notes.push(
+                    `${key("sshPrivateKeyPath")} = ${JSON.stringify(keyPath)}: no such file here. This preview goes on without it (a preview connects to no host); pulumi up will refuse until the key is there.`,
+                );
+            } else {
+                problems.add(
+                    key("sshPrivateKeyPath"),
+                    keyPath,
+                    `${missing ? "no such file" : "cannot be read"}; create the key or point the path at an existing private key.`,
+                );
+            }
         }
     } else {
         problems.add(
@@ -187,7 +225,13 @@ export function readVm(
         problems.add(
             key("releaseMirrorUrl"),
             releaseMirrorUrl,
-            "must be an http(s) URL such as https://releases.hashicorp.com.",
+            "must be an https URL such as https://releases.hashicorp.com.",
+        );
+    } else if (new URL(releaseMirrorUrl).protocol === "http:" && !bool("releaseMirrorAllowHttp")) {
+        problems.add(
+            key("releaseMirrorUrl"),
+            releaseMirrorUrl,
+            `is plain http: anyone on the path sees and can stall what the hosts fetch (a stale signed release passes the signature check). Use https, or set ${key("releaseMirrorAllowHttp")} to true for a mirror on a network you trust; the release signature is checked either way.`,
         );
     }
     const installMode = str("installMode");
@@ -195,7 +239,8 @@ export function readVm(
         problems.add(key("installMode"), installMode, "must be download or preinstalled.");
     }
 
-    const hostKeys: Record<string, string> = {};
+    // No prototype: a node may be named "constructor".
+    const hostKeys: Record<string, string> = Object.create(null) as Record<string, string>;
     const hostKeyEntries =
         (readTyped("sshHostKeys", raw.sshHostKeys, new Problems(), "") as string[] | undefined) ?? [];
     for (const entry of hostKeyEntries) {
@@ -230,6 +275,17 @@ export function readVm(
                 "must name a host that is still listed in serverHosts or clientHosts (its last deploy is what is pruned); a host never deployed can just be dropped from the lists.",
             );
         }
+    }
+    const unpinned = [...servers, ...clients].filter(
+        (h) => hostKeys[h.name] === undefined && !deadHosts.includes(h.name),
+    );
+    if (unpinned.length > 0 && !isDevelopmentStack(context.stack)) {
+        const scan = (h: Host) => `ssh-keyscan -t ed25519 ${h.sshPort === 22 ? "" : `-p ${h.sshPort} `}${h.address}`;
+        problems.add(
+            key("sshHostKeys"),
+            unpinned.map((h) => h.name),
+            `no pinned SSH host key for these hosts. Stack "${context.stack}" is not a development stack (those are named ${DEVELOPMENT_STACKS}), so each host's key must be pinned before the gossip key, TLS keys and tokens are sent to it. Print each key (${unpinned.map(scan).join("; ")}), check it against /etc/ssh/ssh_host_ed25519_key.pub on the host's console, and list it as "<node-name>=ssh-ed25519 AAAA..." in sshHostKeys.`,
+        );
     }
     const liveServers = servers.filter((h) => !deadHosts.includes(h.name));
     if (servers.length > 0 && liveServers.length === 0) {

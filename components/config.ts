@@ -4,9 +4,11 @@
 import * as fs from "fs";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
+import * as runtimeConfig from "@pulumi/pulumi/runtime/config";
 import { configSchema, ConfigKey, DEFAULT_CONSUL_VERSION } from "./config-schema";
 import { DNS_LABEL, expandHome, HOSTNAME, isIpAddress, Problems, RawValue, readTyped } from "./config-read";
 import { parseHost, readVm } from "./config-vm";
+import { DEVELOPMENT_STACKS, isDevelopmentStack } from "./stack-kind";
 
 export { isIpAddress, parseHost };
 
@@ -112,6 +114,8 @@ export interface Settings {
     readonly kubernetes?: KubernetesSettings;
     /** Set for the vm and hybrid topologies. */
     readonly vm?: VmSettings;
+    /** What the operator should know that is not a problem (a preview without the SSH key, say). */
+    readonly notes: readonly string[];
 }
 
 /** Thrown with every problem found; its message is what `pulumi preview` shows. */
@@ -163,16 +167,23 @@ export function parseQuantity(text: string): number | undefined {
  * Turns raw stack config (key without project prefix → string, as Pulumi stores it) into Settings.
  * Throws ConfigError listing every problem.
  */
-export function parseSettings(raw: Record<string, string>, project: string, stack: string): Settings {
-    const problems = new Problems();
+export function parseSettings(
+    raw: Record<string, string>,
+    project: string,
+    stack: string,
+    context: { preview?: boolean; secretKeys?: ReadonlySet<string> } = {},
+): Settings {
     const key = (k: string) => `${project}:${k}`;
+    const problems = new Problems(new Set([...(context.secretKeys ?? [])].map(key)));
 
     for (const name of Object.keys(raw)) {
-        if (!(name in configSchema)) {
+        // Own keys only: "toString" or "__proto__" are not config keys.
+        if (!Object.prototype.hasOwnProperty.call(configSchema, name)) {
             const hint = closestKey(name);
+            // The value is not shown: a misspelt key may hold a secret (sshPrivatekey, say).
             problems.add(
                 key(name),
-                raw[name],
+                "[not shown]",
                 `unknown key; ${hint ? `did you mean ${key(hint)}? ` : ""}remove it or use one of the keys in Pulumi.yaml.`,
             );
         }
@@ -248,11 +259,11 @@ export function parseSettings(raw: Record<string, string>, project: string, stac
     const aclEnabled = bool("aclEnabled");
     const aclDefaultPolicy = oneOf("aclDefaultPolicy", ["allow", "deny"] as const);
     const aclDownPolicy = oneOf("aclDownPolicy", ["allow", "deny", "extend-cache", "async-cache"] as const);
-    if (aclEnabled && aclDefaultPolicy === "allow" && !/^(dev|test)/.test(stack)) {
+    if (aclEnabled && aclDefaultPolicy === "allow" && !isDevelopmentStack(stack)) {
         problems.add(
             key("aclDefaultPolicy"),
             aclDefaultPolicy,
-            `an allow-by-default ACL policy is only accepted in dev/test stacks, not in stack "${stack}"; set it to deny.`,
+            `an allow-by-default ACL policy is only accepted in development stacks (named ${DEVELOPMENT_STACKS}), not in stack "${stack}"; set it to deny.`,
         );
     }
 
@@ -317,7 +328,15 @@ export function parseSettings(raw: Record<string, string>, project: string, stac
     const kubernetes = usesKubernetes
         ? readKubernetes(str, int, bool, oneOf, problems, key, consulVersion, (name) => get<string[]>(name) ?? [])
         : undefined;
-    const vm = usesVms ? readVm(str, int, raw, problems, key, topology) : undefined;
+    const notes: string[] = [];
+    const vm = usesVms
+        ? readVm(str, int, bool, raw, problems, key, topology, {
+              stack,
+              preview: context.preview ?? false,
+              secretKeys: context.secretKeys,
+              notes,
+          })
+        : undefined;
 
     const serverCountValid = problems.list.every((p) => !p.startsWith(`${key("serverCount")} `));
     if (
@@ -371,6 +390,7 @@ export function parseSettings(raw: Record<string, string>, project: string, stac
         telemetry: { enabled: bool("telemetryEnabled"), retention: telemetryRetention },
         kubernetes,
         vm,
+        notes,
     };
 }
 
@@ -591,5 +611,25 @@ export function loadSettings(): Settings {
     for (const [fullKey, value] of Object.entries(pulumi.runtime.allConfig())) {
         if (fullKey.startsWith(prefix)) raw[fullKey.slice(prefix.length)] = value;
     }
-    return parseSettings(raw, project, pulumi.getStack());
+    const settings = parseSettings(raw, project, pulumi.getStack(), {
+        preview: pulumi.runtime.isDryRun(),
+        secretKeys: secretConfigKeys(prefix, Object.keys(raw)),
+    });
+    for (const note of settings.notes) void pulumi.log.info(note);
+    return settings;
+}
+
+/**
+ * Which of these keys were set with --secret. The SDK's isConfigSecret is marked internal (no
+ * typings) but is what the engine's secret-key list is read through; without it, say so rather
+ * than guess.
+ */
+function secretConfigKeys(prefix: string, keys: readonly string[]): ReadonlySet<string> {
+    const isConfigSecret = (runtimeConfig as { isConfigSecret?: (fullKey: string) => boolean }).isConfigSecret;
+    if (typeof isConfigSecret !== "function") {
+        throw new pulumi.RunError(
+            "this @pulumi/pulumi no longer exposes runtime isConfigSecret; pin the version in package.json.",
+        );
+    }
+    return new Set(keys.filter((k) => isConfigSecret(prefix + k)));
 }

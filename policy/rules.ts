@@ -16,6 +16,7 @@ import {
 } from "@pulumi/policy";
 import { STARTUP_ONLY_KEYS } from "../components/agent-config";
 import { gossipKeyFromSeed, tokenFromSeed } from "../components/secret-seeds";
+import { isDevelopmentStack } from "../components/stack-kind";
 
 export const TYPES = {
     configMap: "kubernetes:core/v1:ConfigMap",
@@ -54,11 +55,6 @@ function parseJson(text: unknown): Json | undefined {
 export function stackOfUrn(urn: string): string {
     const match = /^urn:pulumi:([^:]+)::/.exec(urn);
     return match ? match[1] : "";
-}
-
-/** The same rule as components/config.ts: allow-by-default ACLs only in dev/test stacks. */
-export function isDevStack(stack: string): boolean {
-    return /^(dev|test)/.test(stack);
 }
 
 /** One file of a VM command's stdin bundle: `<path> <mode> <owner> <group> <base64>` per line. */
@@ -307,7 +303,7 @@ export const aclDefaultDeny: ResourceValidationPolicy = {
     description: "Outside dev/test stacks, ACLs are enabled with default_policy deny.",
     enforcementLevel: "mandatory",
     validateResource: (args, report) => {
-        if (isDevStack(stackOfUrn(args.urn))) return;
+        if (isDevelopmentStack(stackOfUrn(args.urn))) return;
         for (const { where, config } of agentConfigs(args.type, args.props)) {
             if (get(config, "acl", "enabled") !== true) report(`${where}: acl.enabled is not true.`);
             if (get(config, "acl", "default_policy") !== "deny")
@@ -315,6 +311,20 @@ export const aclDefaultDeny: ResourceValidationPolicy = {
                     `${where}: acl.default_policy is ${JSON.stringify(get(config, "acl", "default_policy"))}, not "deny".`,
                 );
         }
+    },
+};
+
+export const pinnedSshHostKeys: ResourceValidationPolicy = {
+    name: "consul-pinned-ssh-host-keys",
+    description:
+        "Outside development stacks, every remote command's SSH connection pins the host key: the stdin bundle carries the gossip key, TLS keys and tokens.",
+    enforcementLevel: "mandatory",
+    validateResource: (args, report) => {
+        if (args.type !== TYPES.command || isDevelopmentStack(stackOfUrn(args.urn))) return;
+        const connection = isObject(args.props.connection) ? args.props.connection : {};
+        const hostKey = connection.hostKey;
+        if (typeof hostKey !== "string" || !/^\S+ AAAA\S+$/.test(hostKey.trim()))
+            report(`connection to ${String(connection.host)} accepts any host key (connection.hostKey is not set).`);
     },
 };
 
@@ -535,6 +545,7 @@ export const resourcePolicies: readonly ResourceValidationPolicy[] = [
     tlsVerification,
     gossipEncryption,
     aclDefaultDeny,
+    pinnedSshHostKeys,
     oddServerCount,
     containerResources,
     noSecretInConfigMapOrArgs,

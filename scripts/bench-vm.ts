@@ -15,10 +15,11 @@ import * as fs from "fs";
 import * as path from "path";
 import { COMMAND_TYPE, CommandRun, diffCommands, sessionsPerHost } from "../tests/command-diff";
 import { ConsulMocks, evaluateProgram, RecordedResource, stackFileConfig, withOperatorHome } from "../tests/mocks";
+import { withPinnedKeys } from "../tests/vm-fixtures";
 
 function vmConfig(servers: number, clients: number): Record<string, string> {
     const { config } = stackFileConfig("prod");
-    return {
+    return withPinnedKeys({
         ...config,
         serverCount: String(servers),
         serverHosts: JSON.stringify(
@@ -30,7 +31,7 @@ function vmConfig(servers: number, clients: number): Record<string, string> {
                 (_, i) => `app-${i + 1}=10.20.${1 + Math.floor(i / 200)}.${(i % 200) + 21}`,
             ),
         ),
-    };
+    });
 }
 
 function summarize(runs: readonly CommandRun[], hostCount: number): string {

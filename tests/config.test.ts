@@ -7,6 +7,7 @@ import * as yaml from "js-yaml";
 import { ConfigError, parseHost, parseQuantity, parseSettings, Settings } from "../components/config";
 import { configSchema } from "../components/config-schema";
 import { PULUMI_YAML, schemaAsProjectConfig } from "../scripts/sync-pulumi-yaml";
+import { exampleHostKey, withPinnedKeys } from "./vm-fixtures";
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "consul-config-test-"));
 const keyFile = path.join(tmp, "id_ed25519");
@@ -14,16 +15,20 @@ fs.writeFileSync(keyFile, crypto.generateKeyPairSync("ed25519").privateKey.expor
 const pubFile = path.join(tmp, "id_ed25519.pub");
 fs.writeFileSync(pubFile, "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExample user@host\n");
 
-const vmBase: Record<string, string> = {
+const vmBase: Record<string, string> = withPinnedKeys({
     topology: "vm",
     serverHosts: JSON.stringify(["s1=10.0.0.11", "s2=10.0.0.12", "s3=10.0.0.13"]),
     clientHosts: JSON.stringify(["c1=10.0.0.21"]),
     sshPrivateKeyPath: keyFile,
-};
+});
 
-function problemsOf(raw: Record<string, string>, stack = "prod"): string[] {
+function problemsOf(
+    raw: Record<string, string>,
+    stack = "prod",
+    context: { preview?: boolean; secretKeys?: ReadonlySet<string> } = {},
+): string[] {
     try {
-        parseSettings(raw, "consul", stack);
+        parseSettings(raw, "consul", stack, context);
     } catch (err) {
         assert.ok(err instanceof ConfigError, `expected ConfigError, got ${String(err)}`);
         return err.problems as string[];
@@ -252,7 +257,7 @@ const badCases: BadCase[] = [
         what: "unknown key with a suggestion",
         raw: { serverCont: "3" },
         key: "serverCont",
-        value: '"3"',
+        value: '"[not shown]"',
         fix: /did you mean consul:serverCount/,
     },
     {
@@ -394,7 +399,14 @@ const badCases: BadCase[] = [
         raw: { ...vmBase, releaseMirrorUrl: "releases.example.com" },
         key: "releaseMirrorUrl",
         value: '"releases.example.com"',
-        fix: /http\(s\) URL/,
+        fix: /https URL/,
+    },
+    {
+        what: "SSH key path that is a device, not a file (it would never end)",
+        raw: { ...vmBase, sshPrivateKeyPath: "/dev/zero" },
+        key: "sshPrivateKeyPath",
+        value: '"/dev/zero"',
+        fix: /not a PEM\/OpenSSH private key/,
     },
     {
         what: "install mode",
@@ -426,7 +438,7 @@ const badCases: BadCase[] = [
     },
     {
         what: "hybrid with client hosts",
-        raw: { ...vmBase, topology: "hybrid" },
+        raw: { ...vmBase, topology: "hybrid", sshHostKeys: "[]" },
         key: "clientHosts",
         value: '["c1=10.0.0.21"]',
         fix: /runs client agents in Kubernetes/,
@@ -493,9 +505,10 @@ describe("config validation", () => {
                 ...vmBase,
                 serverHosts: JSON.stringify(["s1=10.0.0.11", "s2=[2001:db8::2]:2222", "s3=Consul-3.Example.com:22"]),
                 sshBastion: "ops@bastion.example.com:2200",
+                sshHostKeys: "[]",
             },
             "consul",
-            "prod",
+            "dev",
         );
         const vm = settings.vm!;
         assert.deepStrictEqual(vm.servers, [
@@ -514,9 +527,76 @@ describe("config validation", () => {
         const settings = parseSettings(
             { ...vmBase, sshHostKeys: JSON.stringify([`s1=${key} root@s1`, `c1=${key}`]) },
             "consul",
-            "prod",
+            "dev-alice",
         );
-        assert.deepStrictEqual(settings.vm!.hostKeys, { s1: key, c1: key });
+        assert.deepStrictEqual({ ...settings.vm!.hostKeys }, { s1: key, c1: key });
+    });
+
+    it("refuses a non-development stack with an unpinned host: one problem naming the hosts, the ssh-keyscan commands and how dev stacks are named", () => {
+        const raw = {
+            ...vmBase,
+            serverHosts: JSON.stringify(["s1=10.0.0.11", "s2=10.0.0.12:2222", "s3=10.0.0.13"]),
+            sshHostKeys: JSON.stringify([`s1=${exampleHostKey("s1")}`, `s3=${exampleHostKey("s3")}`]),
+        };
+        for (const stack of ["prod", "staging", "devops", "testing", "development"]) {
+            const problems = problemsOf(raw, stack);
+            assert.strictEqual(problems.length, 1, problems.join("\n"));
+            assert.ok(problems[0].startsWith('consul:sshHostKeys = ["s2","c1"]: no pinned SSH host key'), problems[0]);
+            assert.match(
+                problems[0],
+                /ssh-keyscan -t ed25519 -p 2222 10\.0\.0\.12; ssh-keyscan -t ed25519 10\.0\.0\.21/,
+            );
+            assert.match(
+                problems[0],
+                new RegExp(`Stack "${stack}" is not a development stack \\(those are named dev or test`),
+            );
+        }
+        for (const stack of ["dev", "test", "dev-alice", "test.e2e", "dev_1"])
+            assert.deepStrictEqual(problemsOf(raw, stack), []);
+        // A dead host is never contacted, so it needs no key.
+        assert.deepStrictEqual(
+            problemsOf({
+                ...raw,
+                serverHosts: JSON.stringify(["s1=10.0.0.11", "s2=10.0.0.12", "s3=10.0.0.13"]),
+                clientHosts: "[]",
+                deadHosts: '["s2"]',
+            }),
+            [],
+        );
+    });
+
+    it("refuses an inline SSH private key that is not a Pulumi secret, with the --secret command and without the value", () => {
+        const key = crypto
+            .generateKeyPairSync("ed25519")
+            .privateKey.export({ type: "pkcs8", format: "pem" })
+            .toString();
+        const raw = { ...vmBase, sshPrivateKeyPath: "", sshPrivateKey: key };
+        const plain = problemsOf(raw, "prod", { secretKeys: new Set() });
+        assert.strictEqual(plain.length, 1, plain.join("\n"));
+        assert.ok(plain[0].startsWith('consul:sshPrivateKey = "[not shown]": is stored in plain text'), plain[0]);
+        assert.match(plain[0], /pulumi config set --secret sshPrivateKey < ~\/\.ssh\/id_ed25519/);
+        assert.ok(!plain[0].includes(key.split("\n")[1]));
+        assert.deepStrictEqual(problemsOf(raw, "prod", { secretKeys: new Set(["sshPrivateKey"]) }), []);
+    });
+
+    it("refuses a plain http release mirror unless releaseMirrorAllowHttp says the network is trusted", () => {
+        const raw = { ...vmBase, releaseMirrorUrl: "http://mirror.internal:8080" };
+        const problems = problemsOf(raw);
+        assert.strictEqual(problems.length, 1, problems.join("\n"));
+        assert.ok(problems[0].startsWith('consul:releaseMirrorUrl = "http://mirror.internal:8080": is plain http'));
+        assert.match(problems[0], /Use https, or set consul:releaseMirrorAllowHttp to true/);
+        assert.deepStrictEqual(problemsOf({ ...raw, releaseMirrorAllowHttp: "true" }), []);
+        assert.strictEqual(problemsOf({ ...vmBase, releaseMirrorUrl: "ftp://mirror.internal" }).length, 1);
+    });
+
+    it("previews without the SSH key file (with a note), and refuses to deploy without it", () => {
+        const raw = { ...vmBase, sshPrivateKeyPath: path.join(tmp, "absent_ed25519") };
+        const settings = parseSettings(raw, "consul", "prod", { preview: true });
+        assert.strictEqual(settings.notes.length, 1);
+        assert.match(settings.notes[0], /no such file here\. This preview goes on without it .*pulumi up will refuse/);
+        const up = problemsOf(raw, "prod", { preview: false });
+        assert.strictEqual(up.length, 1);
+        assert.ok(up[0].startsWith(`consul:sshPrivateKeyPath = "${raw.sshPrivateKeyPath}": no such file`), up[0]);
     });
 
     it("accepts an allow-by-default ACL policy only in dev/test stacks", () => {

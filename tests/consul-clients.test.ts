@@ -23,6 +23,7 @@ import {
     T,
     volume,
 } from "./k8s-helpers";
+import { withPinnedKeys } from "./vm-fixtures";
 
 const dev = () => stackFileConfig("dev").config;
 const ds = (r: EvaluatedStack): Json => inputs(r, T.daemonSet, "consul-client");
@@ -316,11 +317,11 @@ describe("ConsulClients variants", () => {
         before(async () => {
             operator = withOperatorHome();
             r = await evaluateProgram(
-                {
+                withPinnedKeys({
                     topology: "hybrid",
                     serverHosts: JSON.stringify(["s1=10.20.0.11", "s2=10.20.0.12", "s3=consul-3.example.com"]),
                     sshPrivateKeyPath: "~/.ssh/consul_ed25519",
-                },
+                }),
                 { stack: "prod" },
             );
         });

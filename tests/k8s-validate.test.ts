@@ -10,6 +10,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { evaluateProgram, REPO_ROOT, stackFileConfig, withOperatorHome } from "./mocks";
+import { withPinnedKeys } from "./vm-fixtures";
 import { Json } from "./k8s-helpers";
 import { apiVersionKind, Manifest, manifestsOf, toYaml, writeManifests } from "./k8s-render";
 
@@ -38,11 +39,11 @@ const VARIANTS: Record<string, () => Promise<Manifest[]>> = {
         try {
             return manifestsOf(
                 await evaluateProgram(
-                    {
+                    withPinnedKeys({
                         topology: "hybrid",
                         serverHosts: JSON.stringify(["s1=10.20.0.11", "s2=10.20.0.12", "s3=consul-3.example.com"]),
                         sshPrivateKeyPath: "~/.ssh/consul_ed25519",
-                    },
+                    }),
                     { stack: "prod" },
                 ),
             );

@@ -22,6 +22,7 @@ import {
     noKnownSecretExposed,
     noSecretInConfigMapOrArgs,
     oddServerCount,
+    pinnedSshHostKeys,
     resourcePolicies,
     stackPolicies,
     tlsVerification,
@@ -241,6 +242,26 @@ describe("policy pack", () => {
                 acl: { ...c.acl, default_policy: "allow" },
             }));
             assert.strictEqual(check(aclDefaultDeny, TYPES.command, vm, "prod").length, 1);
+        });
+    });
+
+    describe("consul-pinned-ssh-host-keys", () => {
+        it("passes the prod stack's commands (every host pinned), and unpinned ones in dev stacks", () => {
+            assert.deepStrictEqual(check(pinnedSshHostKeys, TYPES.command, vmServer(), "prod"), []);
+            assert.deepStrictEqual(check(pinnedSshHostKeys, TYPES.command, vmClient(), "prod"), []);
+            const unpinned = vmServer();
+            delete (unpinned.connection as Props).hostKey;
+            assert.deepStrictEqual(check(pinnedSshHostKeys, TYPES.command, unpinned, "dev-alice"), []);
+        });
+        it("fails a command outside dev whose connection accepts any host key", () => {
+            const unpinned = vmServer();
+            delete (unpinned.connection as Props).hostKey;
+            const violations = check(pinnedSshHostKeys, TYPES.command, unpinned, "prod");
+            assert.strictEqual(violations.length, 1);
+            assert.match(violations[0], /connection to 10\.20\.0\.11 accepts any host key/);
+            const junk = vmServer();
+            (junk.connection as Props).hostKey = "SHA256:abc";
+            assert.strictEqual(check(pinnedSshHostKeys, TYPES.command, junk, "devops").length, 1);
         });
     });
 

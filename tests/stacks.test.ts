@@ -88,4 +88,23 @@ describe("stack files", () => {
         );
         assert.strictEqual(mocks.resources.length, 0);
     });
+
+    it("the prod stack previews with no SSH key file (as a pull-request check does), and refuses to deploy without it", async () => {
+        const { config, secretKeys } = stackFileConfig("prod");
+        fs.rmSync(`${operator.home}/.ssh/consul_ed25519`);
+        try {
+            const preview = await evaluateProgram(config, { stack: "prod", secretKeys, preview: true });
+            const agents = preview.mocks.resources.filter((r) => r.type === "command:remote:Command");
+            assert.strictEqual(agents.length, 6, "every host's step and the ACL step are previewed");
+            await assert.rejects(
+                evaluateProgram(config, { stack: "prod", secretKeys, mocks: new ConsulMocks() }),
+                (err: unknown) =>
+                    (err as Error).name === "ConfigError" &&
+                    /consul:sshPrivateKeyPath = "~\/\.ssh\/consul_ed25519": no such file/.test((err as Error).message),
+            );
+        } finally {
+            operator.restore();
+            operator = withOperatorHome();
+        }
+    });
 });

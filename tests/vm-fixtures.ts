@@ -18,10 +18,31 @@ export function sampleVmSettings(): Settings {
             serverHosts: JSON.stringify(["s1=10.0.0.11", "s2=10.0.0.12", "s3=10.0.0.13"]),
             clientHosts: JSON.stringify(["c1=10.0.1.1"]),
             sshPrivateKeyPath: key,
+            sshHostKeys: JSON.stringify(["s1", "s2", "s3", "c1"].map((n) => `${n}=${exampleHostKey(n)}`)),
         },
         "consul",
         "prod",
     );
+}
+
+/** A well-formed ed25519 host key, the same for the same name (tests need no real host). */
+export function exampleHostKey(name: string): string {
+    const body = crypto.createHash("sha256").update(name).digest();
+    const blob = Buffer.concat([
+        Buffer.from([0, 0, 0, 11]),
+        Buffer.from("ssh-ed25519"),
+        Buffer.from([0, 0, 0, 32]),
+        body,
+    ]);
+    return `ssh-ed25519 ${blob.toString("base64")}`;
+}
+
+/** The config with every listed host's key pinned (example keys), as non-development stacks need. */
+export function withPinnedKeys(config: Record<string, string>): Record<string, string> {
+    const names = ["serverHosts", "clientHosts"].flatMap((k) =>
+        (JSON.parse(config[k] ?? "[]") as string[]).map((entry) => entry.slice(0, entry.indexOf("="))),
+    );
+    return { ...config, sshHostKeys: JSON.stringify(names.map((n) => `${n}=${exampleHostKey(n)}`)) };
 }
 
 /** Material shaped like the real thing; the key bodies are markers a test can look for. */

@@ -8,7 +8,7 @@ import { Host, Settings } from "../components/config";
 import { NodeFile, PATHS } from "../components/node-scripts";
 import { hostCliEnvironment, nodeFiles, planRollout, renderProfile } from "../components/vm-plan";
 import { COMMAND_TYPE, diffCommands, sessionsPerHost } from "./command-diff";
-import { sampleMaterial, sampleVmSettings } from "./vm-fixtures";
+import { exampleHostKey, sampleMaterial, sampleVmSettings, withPinnedKeys } from "./vm-fixtures";
 import {
     ConsulMocks,
     containsSecret,
@@ -242,7 +242,7 @@ function knownSecrets(result: EvaluatedStack, sshKey: string): string[] {
 
 function hostsConfig(serverCount: number, clientCount: number): Record<string, string> {
     const { config } = stackFileConfig("prod");
-    return {
+    return withPinnedKeys({
         ...config,
         serverCount: String(serverCount),
         serverHosts: JSON.stringify(
@@ -254,7 +254,7 @@ function hostsConfig(serverCount: number, clientCount: number): Record<string, s
                 (_, i) => `app-${i + 1}=10.20.${1 + Math.floor(i / 200)}.${(i % 200) + 21}`,
             ),
         ),
-    };
+    });
 }
 
 describe("VM topology under mocks", function () {
@@ -400,7 +400,12 @@ describe("VM topology under mocks", function () {
             diffCommands(first.mocks.resources, again.mocks.resources).filter((r) => r.op !== "none"),
             [],
         );
-        const changed = { ...base, clientHosts: base.clientHosts.replace("app-4=10.20.1.24", "app-4=10.20.1.99") };
+        // app-4 now runs on another machine: another address and another host key.
+        const changed = {
+            ...base,
+            clientHosts: base.clientHosts.replace("app-4=10.20.1.24", "app-4=10.20.1.99"),
+            sshHostKeys: base.sshHostKeys.replace(`app-4=${exampleHostKey("app-4")}`, `app-4=${exampleHostKey("new")}`),
+        };
         const third = await evaluateProgram(changed, {
             stack: "prod",
             secretKeys,
@@ -418,14 +423,15 @@ describe("VM topology under mocks", function () {
     it("a new SSH port, user or bastion is the same machine; with a pinned key so is a new address, and a new key is a move", async () => {
         const { secretKeys } = stackFileConfig("prod");
         const key = (n: number) => `ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI${String(n).padStart(43, "A")}`;
+        // A development stack, so that server 1 can stay unpinned (the address is its identity).
         const base: Record<string, string> = {
             ...hostsConfig(3, 1),
             sshHostKeys: JSON.stringify([`consul-server-3=${key(1)}`]),
         };
-        const first = await evaluateProgram(base, { stack: "prod", secretKeys });
+        const first = await evaluateProgram(base, { stack: "dev", secretKeys });
         const ops = async (changed: Record<string, string>) => {
             const next = await evaluateProgram(changed, {
-                stack: "prod",
+                stack: "dev",
                 secretKeys,
                 mocks: new ConsulMocks(first.mocks),
             });
@@ -494,7 +500,7 @@ describe("VM topology under mocks", function () {
             assert.ok(!join.includes("10.20.0.15"), `${c.name} still joins the dead host`);
         }
         // Then the dead host leaves the lists: it is dropped from the state, and nothing runs on it.
-        const gone = {
+        const gone = withPinnedKeys({
             ...base,
             serverCount: "3",
             serverHosts: JSON.stringify([
@@ -502,7 +508,7 @@ describe("VM topology under mocks", function () {
                 "consul-server-2=10.20.0.12",
                 "consul-server-3=10.20.0.13",
             ]),
-        };
+        });
         const third = await evaluateProgram(gone, { stack: "prod", secretKeys, mocks: new ConsulMocks(second.mocks) });
         const last = diffCommands(second.mocks.resources, third.mocks.resources).filter((r) => r.op === "delete");
         assert.deepStrictEqual(last.map((r) => r.name).sort(), [

@@ -24,7 +24,8 @@ export interface Member {
 
 /**
  * The `vm` stack config (keys without the `consul:` prefix) for the test hosts: servers and clients
- * by host number, root over SSH with the hosts' key, Consul from the mirror on the bridge.
+ * by host number, root over SSH with the hosts' key, each host's own SSH host key pinned (the
+ * suites deploy stack "e2e", not a development stack), Consul from the mirror on the bridge.
  */
 export function vmStackConfig(
     hosts: Hosts,
@@ -40,7 +41,14 @@ export function vmStackConfig(
         clientHosts: JSON.stringify(placement.clients.map(entry)),
         sshUser: "root",
         sshPrivateKeyPath: hosts.sshKeyPath,
+        sshHostKeys: JSON.stringify(
+            [...placement.servers, ...placement.clients].map(
+                (i) => `${hosts.hosts[i - 1].name}=${hosts.hostKeys[i - 1]}`,
+            ),
+        ),
         releaseMirrorUrl: release.mirrorUrl,
+        // The test mirror is python's http.server on the bridge; the release signature is checked.
+        releaseMirrorAllowHttp: "true",
         consulVersion: release.consulVersion,
         aclDefaultPolicy: "deny",
         ...overrides,

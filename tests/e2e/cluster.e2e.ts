@@ -413,7 +413,16 @@ describe("Consul on real hosts, deployed by the program's own commands over SSH"
         // consul-host-4's entry now points at host 5's machine (which scenario 6 emptied).
         const [oldI, newI] = CLIENTS;
         const name = hosts.hosts[oldI - 1].name;
-        config = { ...stackConfig({ logLevel: "debug" }, []), clientHosts: JSON.stringify([`${name}=${addr(newI)}`]) };
+        const servers = stackConfig({ logLevel: "debug" }, []);
+        config = {
+            ...servers,
+            clientHosts: JSON.stringify([`${name}=${addr(newI)}`]),
+            // The new machine's own key: a different key is what makes this a move.
+            sshHostKeys: JSON.stringify([
+                ...(JSON.parse(servers.sshHostKeys) as string[]),
+                `${name}=${hosts.hostKeys[newI - 1]}`,
+            ]),
+        };
         const d = await deploy(config);
         figure(
             `9. client ${name} moved ${addr(oldI)} → ${addr(newI)}: sessions ${d.mocks.runs.map((r) => `${r.op}@${r.host}`).join(" ")}, failures ${d.failures.length}`,

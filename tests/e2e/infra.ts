@@ -106,6 +106,8 @@ export interface ExecResult {
 /** n nspawn hosts from hosts.sh; `down()` must run in an after() hook. */
 export class Hosts {
     hosts: TestHost[] = [];
+    /** Each host's SSH host key as its sshd presents it ("ssh-ed25519 AAAA..."), by host number - 1. */
+    hostKeys: string[] = [];
     sshKeyPath = "";
     bridgeAddr = "";
     private constructor(readonly workdir: string) {}
@@ -122,7 +124,32 @@ export class Hosts {
         h.hosts = JSON.parse(fs.readFileSync(path.join(wd, "hosts.json"), "utf8")) as TestHost[];
         h.sshKeyPath = path.join(wd, "ssh_key");
         h.bridgeAddr = fs.readFileSync(path.join(wd, "bridge_addr"), "utf8").trim();
+        await h.readHostKeys();
         return h;
+    }
+
+    /** Reads every host's ed25519 host key (generated at first boot, so each host has its own). */
+    async readHostKeys(): Promise<void> {
+        this.hostKeys = await Promise.all(
+            this.hosts.map(async (_, k) =>
+                (await this.run(k + 1, "cat /etc/ssh/ssh_host_ed25519_key.pub"))
+                    .trim()
+                    .split(/\s+/)
+                    .slice(0, 2)
+                    .join(" "),
+            ),
+        );
+    }
+
+    /** Gives host i a new ed25519 host key (as a reinstalled or impostor machine would have). */
+    async newHostKey(i: number): Promise<string> {
+        await this.run(
+            i,
+            "rm -f /etc/ssh/ssh_host_ed25519_key /etc/ssh/ssh_host_ed25519_key.pub && " +
+                "ssh-keygen -q -t ed25519 -N '' -f /etc/ssh/ssh_host_ed25519_key && systemctl reload ssh",
+        );
+        await this.readHostKeys();
+        return this.hostKeys[i - 1];
     }
 
     async down(): Promise<void> {

@@ -51,7 +51,6 @@ describe("Operator changes on real hosts: upgrade, failed upgrade, SSH drop, sam
     let servers = [1, 2, 3];
     let overrides: Record<string, string> = {};
     const prefixes: string[] = [];
-    const hostKeys: string[] = [];
     const etcHostsMarker = `# consul-pulumi-e2e ${process.pid}`;
 
     const addr = (i: number) => hosts.hosts[i - 1].address;
@@ -66,11 +65,9 @@ describe("Operator changes on real hosts: upgrade, failed upgrade, SSH drop, sam
 
     function stackConfig(version: string): Record<string, string> {
         const release = { mirrorUrl: mirror?.url ?? "", consulVersion: version };
-        const listed = [...servers, CLIENT];
         return vmStackConfig(hosts, { servers, clients: [CLIENT] }, release, {
             serverHosts: JSON.stringify(servers.map(entry)),
             serverCount: String(servers.length),
-            sshHostKeys: JSON.stringify(listed.map((i) => hostKeys[i - 1])),
             ...overrides,
         });
     }
@@ -155,10 +152,6 @@ describe("Operator changes on real hosts: upgrade, failed upgrade, SSH drop, sam
         mirror = await Mirror.start(artifacts, hosts.bridgeAddr);
         mirror.addRelease(OLD_VERSION, oldRelease);
         mirror.addRelease(BROKEN_VERSION, brokenRelease());
-        for (let i = 1; i <= HOST_COUNT; i++) {
-            const pub = (await hosts.run(i, "cat /etc/ssh/ssh_host_ed25519_key.pub")).trim().split(/\s+/);
-            hostKeys.push(`${name(i)}=${pub[0]} ${pub[1]}`);
-        }
         const d = await deploy(stackConfig(OLD_VERSION));
         noFailures(d);
         access = { ca: String(d.outputs.caCertPem), token: String(d.outputs.aclManagementToken) };
