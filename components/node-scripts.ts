@@ -6,6 +6,7 @@
 // the error message, whatever `logging` says).
 
 import * as crypto from "crypto";
+import type { ReleaseKey } from "./release-trust";
 
 /** Paths the scripts and the config agree on. */
 export const PATHS = {
@@ -230,6 +231,7 @@ transfer_leadership() {
 STEP=preflight
 require_root
 require_tools systemctl base64 sha256sum install cmp stat curl awk
+if [ "$INSTALL_MODE" = download ]; then require_tools gpgv; fi
 remove_stale_work
 WORK=$(mktemp -d /tmp/consul-pulumi.XXXXXX) || fail "cannot create a temporary directory"
 cat > "$WORK/bundle"
@@ -281,6 +283,14 @@ else
     if ! curl -fsSL --retry 3 --max-time 60 -o "$WORK/SHA256SUMS" "$base/consul_${"$"}{VERSION}_SHA256SUMS"; then
         fail "could not download $base/consul_${"$"}{VERSION}_SHA256SUMS; check releaseMirrorUrl"
     fi
+    if ! curl -fsSL --retry 3 --max-time 60 -o "$WORK/SHA256SUMS.sig" "$base/consul_${"$"}{VERSION}_SHA256SUMS.sig"; then
+        fail "could not download $base/consul_${"$"}{VERSION}_SHA256SUMS.sig; a mirror must serve HashiCorp's signature with the release"
+    fi
+    # The hashes count only once the list is proven to be signed by the release key.
+    printf '%s' "$RELEASE_KEYRING" | base64 -d > "$WORK/release-key.gpg" || fail "cannot decode the release key"
+    if ! gpgv --homedir "$WORK" --keyring "$WORK/release-key.gpg" "$WORK/SHA256SUMS.sig" "$WORK/SHA256SUMS" > "$WORK/gpgv.out" 2>&1; then
+        fail "consul_${"$"}{VERSION}_SHA256SUMS is not signed by the release key $RELEASE_KEY_FINGERPRINT ($(grep -m 1 -E 'BAD|no public key|Can.t check|invalid' "$WORK/gpgv.out" || tail -n 1 "$WORK/gpgv.out")): the mirror serves files HashiCorp did not sign; nothing was installed"
+    fi
     want=$(awk -v f="$zip" '$2 == f { print $1 }' "$WORK/SHA256SUMS")
     if [ -z "$want" ]; then
         fail "$zip is not listed in consul_${"$"}{VERSION}_SHA256SUMS; check consulVersion and the mirror"
@@ -304,7 +314,7 @@ else
         rm -f "$NEW_BIN"
         fail "the downloaded binary reports '$new_version', not Consul v$VERSION"
     fi
-    say "downloaded consul $VERSION ($ARCH), SHA-256 verified"
+    say "downloaded consul $VERSION ($ARCH), signature by $RELEASE_KEY_FINGERPRINT and SHA-256 verified"
 fi
 CONSUL=${"$"}{NEW_BIN:-$BIN}
 
@@ -592,6 +602,8 @@ export interface ApplyScriptParams {
     readonly consulVersion: string;
     readonly installMode: "download" | "preinstalled";
     readonly releaseMirrorUrl: string;
+    /** The key the release's SHA256SUMS must be signed with (installMode download). */
+    readonly releaseKey: Pick<ReleaseKey, "keyringBase64" | "fingerprint">;
     readonly httpsPort: number;
     readonly serverCount: number;
     /** Servers: the last one in the rollout waits for a leader even on a first deploy. */
@@ -620,6 +632,9 @@ export function applyScript(p: ApplyScriptParams): string {
                 INSTALL_MODE: p.installMode,
                 USER_MARKER: PATHS.userMarker,
                 MIRROR: p.releaseMirrorUrl,
+                // Only a host that downloads needs the key (7.5 kB in every command).
+                RELEASE_KEYRING: p.installMode === "download" ? p.releaseKey.keyringBase64 : "",
+                RELEASE_KEY_FINGERPRINT: p.releaseKey.fingerprint,
                 BIN: PATHS.binary,
                 HTTPS_PORT: p.httpsPort,
                 SERVER_COUNT: p.serverCount,

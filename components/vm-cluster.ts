@@ -6,6 +6,7 @@ import { ConsulNode, sshConnection, SshAccess } from "./consul-node";
 import { GossipKey } from "./gossip";
 import { aclScript, pruneScript, wrapForUser } from "./node-scripts";
 import { ConsulPki } from "./pki";
+import { ReleaseKey, releaseKey, TEST_RELEASE_KEY_ENV } from "./release-trust";
 import { AGENT_POLICY_NAME, agentPolicyBody } from "./agent-policy";
 import {
     CliEnvironment,
@@ -42,11 +43,20 @@ export class VmCluster extends pulumi.ComponentResource {
     public readonly nodes: Record<string, ConsulNode> = {};
     public readonly acl?: remote.Command;
     public readonly cliEnvironment: VmCliEnvironment;
+    /** What a downloaded release's SHA256SUMS must be signed with. */
+    private readonly releaseKey: ReleaseKey;
 
     constructor(name: string, args: VmClusterArgs, opts?: pulumi.ComponentResourceOptions) {
         super("consul:vm:VmCluster", name, {}, opts);
         const { settings } = args;
         const vm = settings.vm as VmSettings;
+        this.releaseKey = releaseKey();
+        if (this.releaseKey.testKeyFile) {
+            void pulumi.log.warn(
+                `${TEST_RELEASE_KEY_ENV} is set: Consul releases must be signed by the key in ${this.releaseKey.testKeyFile} (${this.releaseKey.fingerprint}), not HashiCorp's; only the test suites set it.`,
+                this,
+            );
+        }
         const ssh: SshAccess = {
             user: vm.sshUser,
             privateKey: vm.sshPrivateKey,
@@ -185,6 +195,7 @@ export class VmCluster extends pulumi.ComponentResource {
                     consulVersion: live.consulVersion,
                     installMode: vm.installMode,
                     releaseMirrorUrl: vm.releaseMirrorUrl,
+                    releaseKey: this.releaseKey,
                     httpsPort: live.ports.https,
                     serverCount: servers.length,
                     isLastServer: step.isLastServer ?? false,

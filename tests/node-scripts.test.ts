@@ -13,6 +13,7 @@ import {
     wrapForUser,
 } from "../components/node-scripts";
 import { agentPolicyBody as agentPolicyJson, AGENT_POLICY_NAME } from "../components/agent-policy";
+import { releaseKey } from "../components/release-trust";
 
 const applyBase: ApplyScriptParams = {
     nodeName: "consul-server-1",
@@ -20,6 +21,7 @@ const applyBase: ApplyScriptParams = {
     consulVersion: "1.16.2",
     installMode: "download",
     releaseMirrorUrl: "https://releases.hashicorp.com",
+    releaseKey: releaseKey({}),
     httpsPort: 8501,
     serverCount: 3,
     isLastServer: false,

@@ -236,5 +236,12 @@ export async function assertSecureCluster(access: ClusterAccess, gossipKey: stri
     const cli = await hosts.run(first, "bash -lc 'consul members'");
     const alive = cli.split("\n").filter((l) => / alive /.test(l));
     assert.strictEqual(alive.length, servers.length + clients.length, cli);
+    // The README's way to hand the CLI a token: on stdin, never in argv where ps shows it.
+    const tokenSelf = await hosts.run(
+        first,
+        "bash -lc 'CONSUL_HTTP_TOKEN_FILE=/dev/stdin consul acl token read -self'",
+        { stdin: access.token },
+    );
+    assert.match(tokenSelf, /global-management/, tokenSelf);
     return agentCa;
 }

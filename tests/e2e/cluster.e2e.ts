@@ -151,6 +151,54 @@ describe("Consul on real hosts, deployed by the program's own commands over SSH"
         await assertSecureCluster(access(), gossipKey);
     });
 
+    it("1b. every file under /etc/consul.d has the mode and owner this table gives it: secrets root-only, or readable by the consul group where the agent needs them", async () => {
+        // path: [mode, owner, group]. Readable by all: certificates and the owner marker only.
+        const table: Record<string, string> = {
+            "/etc/consul.d": "750 root consul",
+            "/etc/consul.d/consul.json": "640 root consul",
+            "/etc/consul.d/join.json": "640 root consul",
+            "/etc/consul.d/secrets.json": "640 root consul", // gossip key, agent token: the agent reads them
+            "/etc/consul.d/managed-by": "644 root root",
+            "/etc/consul.d/created-consul-user": "600 root root",
+            "/etc/consul.d/tls": "750 root consul",
+            "/etc/consul.d/tls/ca.pem": "644 root consul",
+            "/etc/consul.d/tls/agent-ca.pem": "644 root consul",
+            "/etc/consul.d/tls/server.pem": "644 root consul",
+            "/etc/consul.d/tls/server-key.pem": "640 root consul", // the agent's own TLS key
+            "/etc/consul.d/cli": "700 root root",
+            "/etc/consul.d/cli/cli.pem": "600 root root",
+            "/etc/consul.d/cli/cli-key.pem": "600 root root",
+            "/etc/consul.d/tokens": "700 root root",
+            "/etc/consul.d/tokens/management": "600 root root",
+            "/etc/consul.d/tokens/agent": "600 root root",
+        };
+        const secretFiles = {
+            server: ["secrets.json", "tls/server-key.pem", "cli/cli-key.pem", "tokens/agent"],
+            client: ["secrets.json"],
+        };
+        for (const [role, hostNumbers] of [
+            ["server", SERVERS],
+            ["client", CLIENTS],
+        ] as const) {
+            for (const i of hostNumbers) {
+                const listing = await hosts.run(i, "find /etc/consul.d -printf '%p %m %u %g\\n' | sort");
+                const found = listing.trim().split("\n");
+                for (const line of found) {
+                    const [file, ...rest] = line.split(" ");
+                    assert.ok(file in table, `host ${i}: ${file} (${rest.join(" ")}) is not in the table`);
+                    assert.strictEqual(rest.join(" "), table[file], `host ${i}: ${file}`);
+                }
+                for (const secret of secretFiles[role]) {
+                    assert.ok(
+                        found.some((l) => l.startsWith(`/etc/consul.d/${secret} `)),
+                        `host ${i}: no ${secret}`,
+                    );
+                }
+            }
+        }
+        figure(`1b. /etc/consul.d on ${SERVERS.length + CLIENTS.length} hosts: every file as the table says`);
+    });
+
     it("2. re-deploy with no change: 0 SSH sessions", async () => {
         const pids = await Promise.all([...SERVERS, ...CLIENTS].map(mainPid));
         const d = await deploy(config);

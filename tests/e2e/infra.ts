@@ -10,6 +10,7 @@ import * as https from "https";
 import * as os from "os";
 import * as path from "path";
 import { REPO_ROOT } from "../mocks";
+import { signWithTestKey } from "./release-signing";
 
 const SCRIPTS = path.join(REPO_ROOT, "scripts", "e2e");
 
@@ -141,15 +142,24 @@ export class Hosts {
         );
     }
 
-    /** Gives host i a new ed25519 host key (as a reinstalled or impostor machine would have). */
+    /** Gives host i a new ed25519 host key (as an impostor would present), keeping its own aside. */
     async newHostKey(i: number): Promise<string> {
         await this.run(
             i,
-            "rm -f /etc/ssh/ssh_host_ed25519_key /etc/ssh/ssh_host_ed25519_key.pub && " +
+            "mkdir -p /root/own-host-key && mv /etc/ssh/ssh_host_ed25519_key* /root/own-host-key/ && " +
                 "ssh-keygen -q -t ed25519 -N '' -f /etc/ssh/ssh_host_ed25519_key && systemctl reload ssh",
         );
         await this.readHostKeys();
         return this.hostKeys[i - 1];
+    }
+
+    /** Puts back the host key newHostKey set aside. */
+    async restoreHostKey(i: number): Promise<void> {
+        await this.run(
+            i,
+            "mv /root/own-host-key/ssh_host_ed25519_key* /etc/ssh/ && rmdir /root/own-host-key && systemctl reload ssh",
+        );
+        await this.readHostKeys();
     }
 
     async down(): Promise<void> {
@@ -238,16 +248,7 @@ export class Mirror {
 
     static async start(artifacts: Artifacts, bindAddr: string, port = 8080): Promise<Mirror> {
         const dir = fs.mkdtempSync(path.join(os.tmpdir(), "consul-mirror-"));
-        const versionDir = path.join(dir, "consul", artifacts.consulVersion);
-        fs.mkdirSync(versionDir, { recursive: true });
-        for (const file of [
-            `consul_${artifacts.consulVersion}_linux_amd64.zip`,
-            `consul_${artifacts.consulVersion}_SHA256SUMS`,
-        ]) {
-            const source = path.join(artifacts.mirrorDir, file);
-            if (!fs.existsSync(source)) throw new Error(`release mirror file ${source} is missing (build-consul.sh)`);
-            fs.symlinkSync(source, path.join(versionDir, file));
-        }
+        serveRelease(dir, artifacts.consulVersion, artifacts.mirrorDir);
         const child = spawn("python3", ["-m", "http.server", String(port), "--bind", bindAddr, "--directory", dir], {
             stdio: ["ignore", "ignore", "pipe"],
         });
@@ -265,21 +266,37 @@ export class Mirror {
         throw new Error(`the release mirror did not come up at ${url}: ${stderr}`);
     }
 
-    /** Serves one more release: `dir` holds consul_<version>_linux_amd64.zip and its SHA256SUMS. */
+    /** Serves one more release (or replaces one): see serveRelease. */
     addRelease(version: string, dir: string): void {
-        const versionDir = path.join(this.dir, "consul", version);
-        fs.mkdirSync(versionDir, { recursive: true });
-        for (const file of [`consul_${version}_linux_amd64.zip`, `consul_${version}_SHA256SUMS`]) {
-            const source = path.join(dir, file);
-            if (!fs.existsSync(source)) throw new Error(`release mirror file ${source} is missing`);
-            fs.rmSync(path.join(versionDir, file), { force: true });
-            fs.symlinkSync(source, path.join(versionDir, file));
-        }
+        serveRelease(this.dir, version, dir);
     }
 
     stop(): void {
         if (this.child.exitCode === null) this.child.kill("SIGTERM");
         fs.rmSync(this.dir, { recursive: true, force: true });
+    }
+}
+
+/**
+ * Serves `<mirror>/consul/<version>/` from `dir`, which holds consul_<version>_linux_amd64.zip and
+ * its SHA256SUMS, and the signature of that list as HashiCorp publishes it: the one in `dir` if
+ * there is one (a test that serves a tampered release brings its own), otherwise made with the
+ * suite's release key.
+ */
+function serveRelease(mirror: string, version: string, dir: string): void {
+    const versionDir = path.join(mirror, "consul", version);
+    fs.mkdirSync(versionDir, { recursive: true });
+    const sums = `consul_${version}_SHA256SUMS`;
+    for (const file of [`consul_${version}_linux_amd64.zip`, sums, `${sums}.sig`]) {
+        const source = path.join(dir, file);
+        const served = path.join(versionDir, file);
+        fs.rmSync(served, { force: true });
+        if (file.endsWith(".sig") && !fs.existsSync(source)) {
+            signWithTestKey(path.join(dir, sums), served);
+            continue;
+        }
+        if (!fs.existsSync(source)) throw new Error(`release mirror file ${source} is missing (build-consul.sh)`);
+        fs.symlinkSync(source, served);
     }
 }
 

@@ -22,7 +22,7 @@ import {
     waitFor,
 } from "./infra";
 import { assertNoKeyLost, assertOneLeader, KvAccess, ScenarioWatch, writeBulk } from "./kv-checks";
-import { brokenRelease, BROKEN_VERSION } from "./releases";
+import { brokenRelease, BROKEN_VERSION, TAMPERED_VERSION, tamperedReleases } from "./releases";
 import { CommandFailed, ReplayMocks } from "./replay";
 
 const HOST_COUNT = 6;
@@ -266,6 +266,49 @@ describe("Operator changes on real hosts: upgrade, failed upgrade, SSH drop, sam
             w,
             lost,
         );
+    });
+
+    it("h. a tampered release (another zip, or a re-hashed SHA256SUMS) is refused on the host: nothing installed, the old agent keeps running", async () => {
+        const tampered = tamperedReleases();
+        const pid1 = await mainPid(hosts, 1);
+        const cases = [
+            {
+                kind: "sums",
+                refusal:
+                    /consul-host-1 install: FAILED: consul_1\.16\.8_SHA256SUMS is not signed by the release key [0-9A-F]{40} \(.*BAD signature/,
+            },
+            {
+                kind: "zip",
+                refusal:
+                    /consul-host-1 install: FAILED: SHA-256 of consul_1\.16\.8_linux_amd64\.zip is [0-9a-f]{64}, expected [0-9a-f]{64}: the download is corrupt or was tampered with; nothing was installed/,
+            },
+        ] as const;
+        const refusals: string[] = [];
+        for (const c of cases) {
+            assert.ok(mirror);
+            mirror.addRelease(TAMPERED_VERSION, tampered[c.kind]);
+            const d = await deploy(stackConfig(TAMPERED_VERSION));
+            assert.strictEqual(d.failures.length, 1, d.failures.map((f) => f.message).join("\n"));
+            assert.strictEqual(d.failures[0].host, addr(1));
+            assert.match(d.failures[0].message, c.refusal);
+            refusals.push(d.failures[0].message.trim().split("\n").pop() ?? "");
+            assert.deepStrictEqual(
+                d.mocks.runs.map((r) => r.host),
+                [addr(1)],
+                "the rollout went past the refusing host",
+            );
+            assert.strictEqual(await mainPid(hosts, 1), pid1, "server 1's agent was restarted");
+            assert.match(
+                await hosts.run(1, "/usr/local/bin/consul version"),
+                new RegExp(`^Consul v${artifacts.consulVersion.replace(/\./g, "\\.")}`),
+            );
+            const staged = await hosts.exec(1, "ls /usr/local/bin/consul.new /tmp/consul-pulumi.* 2>/dev/null");
+            assert.strictEqual(staged.stdout, "", "a staged binary or work directory was left behind");
+        }
+        const back = await deploy(stackConfig(artifacts.consulVersion));
+        noFailures(back);
+        assert.strictEqual(back.mocks.runs.length, 0);
+        figure(`h. tampered releases refused on ${name(1)}: ${refusals.join(" | ")}`);
     });
 
     it("b. the SSH session to server 2 drops mid-rollout: the update fails there, quorum holds, the re-run waits for server 2's health before server 3", async () => {

@@ -39,6 +39,8 @@ import {
 import { assertNoKeyLost, KvAccess, ScenarioWatch, writeBulk } from "../e2e/kv-checks";
 import { brokenRelease, BROKEN_VERSION } from "../e2e/releases";
 import { nameOf, PulumiProject, Step, Update } from "./pulumi-cli";
+import { gossipKeyFromSeed, tokenFromSeed } from "../../components/secret-seeds";
+import { TYPES } from "../../policy/rules";
 
 const SERVERS = [1, 2, 3];
 const CLIENTS = [4, 5];
@@ -589,14 +591,80 @@ describe("Consul on real hosts, deployed by the real Pulumi engine", function ()
         );
     });
 
-    it("4. no secret in the engine's output or its event log; the SDK's debug log does hold the SSH key", () => {
+    it("3g. server 1 presents another SSH host key: the provider refuses it before logging in, nothing is sent; the key back, nothing to do", async () => {
+        const pid = await mainPid(hosts, 1);
+        const pinned = hosts.hostKeys[0];
+        const impostor = await hosts.newHostKey(1);
+        assert.notStrictEqual(impostor, pinned);
+        try {
+            project.setConfig(stackConfig({ logLevel: "debug" }));
+            const { update, sessions } = await recorded(() => project.update("up"));
+            assert.notStrictEqual(update.code, 0, "pulumi up went on with a host that presents another key");
+            assert.match(update.output, /host key mismatch/, update.output.slice(-3000));
+            // sshd counts no login on any host: the first step stopped at the key exchange, so no
+            // stdin (the gossip key, TLS keys, tokens) went anywhere, and nothing ran after it.
+            assert.deepStrictEqual(sessions, [0, 0, 0, 0, 0]);
+            assert.strictEqual(await mainPid(hosts, 1), pid);
+            const leftovers = await hosts.exec(1, "ls -d /tmp/consul-pulumi.* 2>/dev/null");
+            assert.strictEqual(leftovers.stdout, "", "a work directory on the host: something ran");
+            figure(
+                `3g. server 1 with another host key: ${update.output
+                    .split("\n")
+                    .find((l) => /host key mismatch/.test(l))
+                    ?.trim()}; SSH logins ${sessionsText(sessions)}`,
+            );
+        } finally {
+            await hosts.restoreHostKey(1);
+        }
+        assert.strictEqual(hosts.hostKeys[0], pinned);
+        project.setConfig(config);
+        const back = await recorded(() => project.update("up", ["--expect-no-changes"]));
+        assertSucceeded(back.update, "pulumi up with the host's own key back");
+        await replayModel(config);
+    });
+
+    it("4. no secret in the engine's output or its event log; the SDK's debug log does hold the SSH key", async () => {
         const key = fs.readFileSync(hosts.sshKeyPath, "utf8");
         const keyBody = key.split("\n").find((l) => l.length > 40 && !l.startsWith("-----")) ?? key;
+        // Every secret the stack holds, from its decrypted state: each RandomPassword seed with the
+        // gossip key and token IDs derived from it, and each line of every TLS private key.
+        const state = JSON.parse(await project.exportState(true)) as {
+            deployment: { resources?: { type: string; urn: string; outputs?: Record<string, unknown> }[] };
+        };
+        // --show-secrets writes a secret as {<signature>: ..., plaintext: <its JSON>}.
+        const reveal = (v: unknown): unknown =>
+            typeof v === "object" && v !== null && typeof (v as { plaintext?: unknown }).plaintext === "string"
+                ? JSON.parse((v as { plaintext: string }).plaintext)
+                : v;
+        const resources = (state.deployment.resources ?? []).map((r) => ({
+            ...r,
+            outputs: Object.fromEntries(Object.entries(r.outputs ?? {}).map(([k, v]) => [k, reveal(v)])),
+        }));
         const secrets: [string, string][] = [
             ["gossip key", gossipKey],
             ["ACL management token", access.token],
             ["SSH private key", keyBody],
         ];
+        for (const r of resources) {
+            const result = r.outputs?.result;
+            if (r.type === TYPES.randomPassword && typeof result === "string") {
+                secrets.push(
+                    [`seed of ${nameOf(r.urn)}`, result],
+                    [`gossip key from ${nameOf(r.urn)}`, gossipKeyFromSeed(result)],
+                    [`token from ${nameOf(r.urn)}`, tokenFromSeed(result)],
+                );
+            }
+            const pem = r.outputs?.privateKeyPem;
+            if (r.type === TYPES.privateKey && typeof pem === "string") {
+                pem.split("\n")
+                    .filter((l) => l.length >= 40 && !l.startsWith("-----"))
+                    .forEach((l, n) => secrets.push([`line ${n + 1} of ${nameOf(r.urn)}'s private key`, l]));
+            }
+        }
+        const seeds = resources.filter((r) => r.type === TYPES.randomPassword).length;
+        const tlsKeys = resources.filter((r) => r.type === TYPES.privateKey).length;
+        // The gossip seed and the two token seeds; the CA, each server's and the CLI's keys.
+        assert.ok(seeds >= 3 && tlsKeys >= SERVERS.length + 2, `${seeds} seeds, ${tlsKeys} TLS keys in the state`);
         assert.ok(logs.length >= 8, "the updates' logs were not recorded");
         for (const [what, value] of secrets) {
             assert.ok(value.length >= 20, `${what} is not known to the test`);
@@ -615,7 +683,7 @@ describe("Consul on real hosts, deployed by the real Pulumi engine", function ()
         const withKey = debugLines.filter((l) => l.includes(keyBody)).length;
         figure(
             `4. ${logs.length / 2} updates' output and event logs (${logs.reduce((n, l) => n + l.text.length, 0)} chars) searched: ` +
-                `no gossip key, token or SSH key; the SDK's debug-level messages (--debug only): ${debugLines.length}, ${withKey} with the SSH key`,
+                `none of ${secrets.length} secrets (${seeds} seeds with the gossip key and tokens from them, ${tlsKeys} TLS private keys, the SSH key); the SDK's debug-level messages (--debug only): ${debugLines.length}, ${withKey} with the SSH key`,
         );
     });
 
