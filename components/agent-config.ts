@@ -97,6 +97,22 @@ function commonConfig(settings: SharedSettings, options: AgentOptions): AgentCon
 }
 
 /** The main (non-secret) config of a Consul server. */
+
+/** No SSL, TLS 1.0 or 1.1 on any listener (Consul's default too, stated so no upgrade changes it). */
+export const TLS_MIN_VERSION = "TLSv1_2";
+
+/**
+ * TLS 1.2 suites: ECDHE with AEAD only, no CBC (testssl.sh calls those obsoleted). TLS 1.3 suites
+ * are Go's, all AEAD, and not configurable.
+ */
+export const TLS_CIPHER_SUITES = [
+    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+].join(",");
 export function serverAgentConfig(settings: SharedSettings, options: AgentOptions): AgentConfig {
     if (!options.tls.certFile || !options.tls.keyFile) {
         throw new Error("a server needs its own certificate and key (tls.certFile, tls.keyFile)");
@@ -133,7 +149,8 @@ export function serverAgentConfig(settings: SharedSettings, options: AgentOption
                 cert_file: options.tls.certFile,
                 key_file: options.tls.keyFile,
                 verify_outgoing: true,
-                tls_min_version: "TLSv1_2",
+                tls_min_version: TLS_MIN_VERSION,
+                tls_cipher_suites: TLS_CIPHER_SUITES,
             },
             internal_rpc: { verify_incoming: true, verify_server_hostname: true },
             // The API is guarded by ACLs; requiring client certificates there would lock out
@@ -164,7 +181,8 @@ export function clientAgentConfig(settings: SharedSettings, options: AgentOption
             defaults: {
                 ca_file: options.tls.caFile,
                 verify_outgoing: true,
-                tls_min_version: "TLSv1_2",
+                tls_min_version: TLS_MIN_VERSION,
+                tls_cipher_suites: TLS_CIPHER_SUITES,
             },
             internal_rpc: { verify_server_hostname: true },
             https: {

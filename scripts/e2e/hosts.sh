@@ -96,7 +96,7 @@ cmd_up() {
   if ! [[ "$n" =~ ^[1-9][0-9]?$ ]] || ((n > 50)); then die "n must be 1..50"; fi
   [[ $EUID -eq 0 ]] || die "must run as root"
   grep -qw overlay /proc/filesystems || modprobe overlay || die "kernel has no overlayfs"
-  ensure_apt systemd-container iproute2 openssh-client jq util-linux
+  ensure_apt systemd-container iproute2 openssh-client jq util-linux testssl.sh
 
   if [[ -e "$wd/$MARKER" ]]; then
     die "$wd is already in use (run: $0 down $wd)"

@@ -3,7 +3,8 @@
 # the project, offline, and prints each result. Nothing outside a temporary directory is touched:
 #   - the project is copied there (stack init writes an encryption salt into Pulumi.<stack>.yaml);
 #   - state: `pulumi login file://<tmp>/state`; secrets: passphrase (a throw-away one);
-#   - HOME is a temporary one holding a generated ~/.ssh/consul_ed25519 (the vm stacks read it);
+#   - HOME is a temporary one with no SSH key, as in a pull request's preview: the vm stacks preview
+#     without it (and say so);
 #   - PULUMI_HOME is a temporary one: each provider plugin built into the engine cache is installed
 #     there; a provider that could not be built is replaced by the preview-only stub
 #     (scripts/engine/go/cmd/pulumi-resource-stub), and the output says so;
@@ -38,8 +39,7 @@ export PATH="$bin:$PATH"
 export HOME="$tmp/home" PULUMI_HOME="$tmp/pulumi-home"
 export PULUMI_SKIP_UPDATE_CHECK=1 PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
 export PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK=true PULUMI_CONFIG_PASSPHRASE="preview-only-passphrase"
-mkdir -p "$HOME/.ssh" "$PULUMI_HOME" "$tmp/state"
-ssh-keygen -q -t ed25519 -N '' -C consul-preview -f "$HOME/.ssh/consul_ed25519"
+mkdir -p "$HOME" "$PULUMI_HOME" "$tmp/state"
 stubbed=()
 for pair in $(node -e '
     const deps = require(process.argv[1]).dependencies;

@@ -199,6 +199,75 @@ describe("Consul on real hosts, deployed by the program's own commands over SSH"
         figure(`1b. /etc/consul.d on ${SERVERS.length + CLIENTS.length} hosts: every file as the table says`);
     });
 
+    it("1c. testssl.sh on a server's HTTPS and gRPC TLS ports: TLS 1.2+ only, no weak cipher, a chain to our CA; without a token HTTPS serves only status", async () => {
+        const dir = fs.mkdtempSync(path.join(os.tmpdir(), "consul-testssl-"));
+        const caFile = path.join(dir, "ca.pem");
+        fs.writeFileSync(caFile, ca);
+        const summaries: string[] = [];
+        for (const [what, port] of [
+            ["HTTPS", 8501],
+            ["gRPC TLS", 8503],
+        ] as const) {
+            const json = path.join(dir, `${port}.json`);
+            const run = spawnSync(
+                "testssl",
+                ["--quiet", "--color", "0", "--warnings", "off", "--add-ca", caFile, "-p", "-s", "-S"].concat([
+                    "--jsonfile",
+                    json,
+                    `${addr(1)}:${port}`,
+                ]),
+                { encoding: "utf8", timeout: 600_000 },
+            );
+            assert.ok(fs.existsSync(json), `testssl wrote no findings for ${what}: ${run.stdout}${run.stderr}`);
+            const findings = new Map(
+                (JSON.parse(fs.readFileSync(json, "utf8")) as { id: string; finding: string }[]).map((f) => [
+                    f.id,
+                    f.finding,
+                ]),
+            );
+            const finding = (id: string) => {
+                const f = findings.get(id);
+                assert.ok(f !== undefined, `${what}: testssl reported no ${id}`);
+                return f;
+            };
+            for (const old of ["SSLv2", "SSLv3", "TLS1", "TLS1_1"]) {
+                assert.match(finding(old), /^not offered/, `${what} offers ${old}`);
+            }
+            assert.match(finding("TLS1_2"), /^offered/, `${what} does not offer TLS 1.2`);
+            // testssl 3.0's categories; AVERAGE is its "obsoleted CBC ciphers" (Go's TLS 1.2 defaults offer them).
+            const weak = ["NULL", "aNULL", "EXPORT", "LOW", "3DES_IDEA", "AVERAGE"];
+            for (const category of weak) {
+                assert.match(finding(`cipherlist_${category}`), /^not offered/, `${what} offers ${category} ciphers`);
+            }
+            assert.match(finding("cert_chain_of_trust"), /^passed/, `${what}: the chain does not verify with our CA`);
+            summaries.push(
+                `${what} :${port}: SSLv2-TLS1.1 not offered, TLS1.2 ${finding("TLS1_2")}, TLS1.3 ${finding("TLS1_3")}; ` +
+                    `${weak.join("/")} ciphers not offered; chain of trust ${finding("cert_chain_of_trust")}`,
+            );
+        }
+        fs.rmSync(dir, { recursive: true, force: true });
+        // verify_incoming is off on HTTPS (probes and apps hold only the CA): ACLs guard it instead.
+        const anonymous = { ca };
+        assert.match((await api(addr(1), "/v1/status/leader", anonymous)).body, /:8300"/);
+        for (const endpoint of [
+            "/v1/kv/e2e/hello",
+            "/v1/agent/self",
+            "/v1/acl/tokens",
+            "/v1/operator/raft/configuration",
+        ]) {
+            const r = await api(addr(1), endpoint, anonymous);
+            assert.strictEqual(r.status, 403, `${endpoint} answered ${r.status} without a token: ${r.body}`);
+        }
+        const nodes = await api(addr(1), "/v1/catalog/nodes", anonymous);
+        assert.strictEqual(nodes.body.trim(), "[]", "the catalog shows nodes to an anonymous caller");
+        const version = spawnSync("testssl", ["--version"], { encoding: "utf8" })
+            // --version ignores --color 0: drop its terminal colour codes.
+            // eslint-disable-next-line no-control-regex
+            .stdout.replace(/\x1b\[[0-9;]*m/g, "")
+            .match(/testssl\s+(\d[\d.]*)/)?.[1];
+        figure(`1c. testssl.sh ${version}: ${summaries.join(" | ")}`);
+    });
+
     it("2. re-deploy with no change: 0 SSH sessions", async () => {
         const pids = await Promise.all([...SERVERS, ...CLIENTS].map(mainPid));
         const d = await deploy(config);

@@ -74,6 +74,23 @@ export async function assertOneLeader(servers: readonly string[], ca: string): P
 
 /** The checks around one scenario: a leader watch and a KV workload while it runs. */
 export class ScenarioWatch {
+    /** Watches started and not stopped yet: a scenario that failed midway leaves one running. */
+    private static running = new Set<ScenarioWatch>();
+
+    /**
+     * Stops, without checking, any watch a failed scenario left running (call in afterEach), so its
+     * workload does not write on into the next scenario's keys and history.
+     */
+    static async abandonAll(): Promise<number> {
+        const left = [...ScenarioWatch.running];
+        ScenarioWatch.running.clear();
+        for (const w of left) {
+            await w.leaderWatch.stop();
+            await w.workload.stop();
+        }
+        return left.length;
+    }
+
     private constructor(
         private readonly leaderWatch: LeaderWatch,
         private readonly workload: KvWorkload,
@@ -94,11 +111,14 @@ export class ScenarioWatch {
         await workload.start();
         const outDir = path.join(process.env.E2E_OUTPUT_DIR ?? path.join(os.tmpdir(), "consul-e2e-output"), name);
         fs.mkdirSync(outDir, { recursive: true });
-        return new ScenarioWatch(new LeaderWatch(watched, access.ca, 100), workload, outDir);
+        const watch = new ScenarioWatch(new LeaderWatch(watched, access.ca, 100), workload, outDir);
+        ScenarioWatch.running.add(watch);
+        return watch;
     }
 
     /** Stops both; checks the history. Fails on a non-linearizable history or a gap over 2 s. */
     async stop(): Promise<{ gapMs: number; check: CheckResult; opsPerSecond: number }> {
+        ScenarioWatch.running.delete(this);
         await this.leaderWatch.stop();
         const history = await this.workload.stop();
         const check = checkHistory(history, this.outDir, buildChecker());

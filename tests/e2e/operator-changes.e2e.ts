@@ -158,6 +158,11 @@ describe("Operator changes on real hosts: upgrade, failed upgrade, SSH drop, sam
         await assertOneLeader(liveServerAddrs(), access.ca);
     });
 
+    afterEach(async function () {
+        const left = await ScenarioWatch.abandonAll();
+        if (left > 0) log(`stopped ${left} KV workload(s) left running by a failed scenario`);
+    });
+
     after(async function () {
         mirror?.stop();
         if (hosts) await hosts.down();

@@ -12,7 +12,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { COMMAND_TYPE, CommandOp, diffCommands } from "../command-diff";
-import { ConsulMocks, evaluateProgram, REPO_ROOT } from "../mocks";
+import { ConsulMocks, evaluateProgram, REPO_ROOT, stackFileConfig } from "../mocks";
 import {
     assertHandOvers,
     assertRestartedOneAtATime,
@@ -213,11 +213,38 @@ describe("Consul on real hosts, deployed by the real Pulumi engine", function ()
         );
     });
 
+    afterEach(async function () {
+        const left = await ScenarioWatch.abandonAll();
+        if (left > 0) log(`stopped ${left} KV workload(s) left running by a failed scenario`);
+    });
+
     after(async function () {
         mirror?.stop();
         if (hosts) await hosts.down();
         project?.dispose();
         log("figures:\n  " + figures.join("\n  "));
+    });
+
+    it("0. Pulumi.prod.yaml previews with no SSH key file, as a pull request's check does; pulumi up refuses without it", async () => {
+        const prod = await PulumiProject.create("prod", stackFileConfig("prod").config);
+        try {
+            const preview = await prod.run(["preview", "--stack", "prod"]);
+            assert.strictEqual(preview.code, 0, preview.output.slice(-4000));
+            assert.match(preview.output, /no such file here\. This preview goes on without it/);
+            assert.match(preview.output, /\+ +command:remote:Command +consul-vm-server-consul-server-1-agent +create/);
+            const up = await prod.run(["up", "--stack", "prod", "--yes", "--skip-preview"]);
+            assert.notStrictEqual(up.code, 0, "pulumi up went on without the SSH key");
+            assert.match(up.output, /consul:sshPrivateKeyPath = "~\/\.ssh\/consul_ed25519": no such file/);
+            assert.doesNotMatch(up.output, /\n\s+at \S+ \(/, "a stack trace instead of the message");
+            figure(
+                `0. prod preview without the SSH key: ${preview.output
+                    .split("\n")
+                    .find((l) => /no such file here/.test(l))
+                    ?.trim()}`,
+            );
+        } finally {
+            prod.dispose();
+        }
     });
 
     it("1. pulumi up: a healthy, secure cluster, the same steps as the replay, no secret in plaintext", async () => {
