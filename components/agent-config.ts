@@ -96,8 +96,6 @@ function commonConfig(settings: SharedSettings, options: AgentOptions): AgentCon
     return config;
 }
 
-/** The main (non-secret) config of a Consul server. */
-
 /** No SSL, TLS 1.0 or 1.1 on any listener (Consul's default too, stated so no upgrade changes it). */
 export const TLS_MIN_VERSION = "TLSv1_2";
 
@@ -113,6 +111,8 @@ export const TLS_CIPHER_SUITES = [
     "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
     "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
 ].join(",");
+
+/** The main (non-secret) config of a Consul server. */
 export function serverAgentConfig(settings: SharedSettings, options: AgentOptions): AgentConfig {
     if (!options.tls.certFile || !options.tls.keyFile) {
         throw new Error("a server needs its own certificate and key (tls.certFile, tls.keyFile)");

@@ -1,6 +1,8 @@
 // The stack config keys this program reads. Pulumi.yaml declares the same keys; a test keeps the
 // two identical, so this table is the one place a key, its type, default and description live.
 
+import { DEVELOPMENT_STACKS } from "./stack-kind";
+
 export type ConfigKeyType = "string" | "integer" | "boolean" | "array";
 
 export interface ConfigKeySpec {
@@ -63,7 +65,7 @@ export const configSchema = {
     aclDefaultPolicy: {
         type: "string",
         default: "deny",
-        description: "ACL default policy: deny or allow. deny is required outside dev stacks.",
+        description: `ACL default policy: deny or allow. deny is required outside development stacks (named ${DEVELOPMENT_STACKS}).`,
     },
     aclDownPolicy: {
         type: "string",
@@ -219,8 +221,7 @@ export const configSchema = {
     sshHostKeys: {
         type: "array",
         default: [],
-        description:
-            "Pinned SSH host keys, each <node-name>=<type> <base64> (as in known_hosts, without the host). Required for every host outside development stacks (named dev or test, or starting with dev- or test-).",
+        description: `Pinned SSH host keys, each <node-name>=<type> <base64> (as in known_hosts, without the host). Required for every host outside development stacks (named ${DEVELOPMENT_STACKS}).`,
     },
     installMode: {
         type: "string",

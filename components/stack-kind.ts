@@ -9,5 +9,5 @@ export function isDevelopmentStack(stack: string): boolean {
     return /^(dev|test)([-_.]|$)/.test(stack);
 }
 
-/** How the rule reads in messages. */
-export const DEVELOPMENT_STACKS = "dev or test, or starting with dev- or test-";
+/** How the rule reads in messages and the config reference. */
+export const DEVELOPMENT_STACKS = "dev or test, alone or followed by -, _ or . (dev-alice, test.e2e)";
