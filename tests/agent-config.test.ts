@@ -1,6 +1,7 @@
 import * as assert from "assert";
 import { agentSecretConfig, clientAgentConfig, renderJson, serverAgentConfig } from "../components/agent-config";
 import { parseSettings } from "../components/config";
+import { AEAD_SUITES } from "./vm-fixtures";
 
 const settings = parseSettings({}, "consul", "dev");
 const tls = {
@@ -25,6 +26,7 @@ describe("agent config", () => {
                 key_file: tls.keyFile,
                 verify_outgoing: true,
                 tls_min_version: "TLSv1_2",
+                tls_cipher_suites: AEAD_SUITES,
             },
             internal_rpc: { verify_incoming: true, verify_server_hostname: true },
             https: { verify_incoming: false },
@@ -60,7 +62,12 @@ describe("agent config", () => {
         assert.deepStrictEqual(server.auto_encrypt, { allow_tls: true });
         assert.deepStrictEqual(client.auto_encrypt, { tls: true, ip_san: ["10.0.0.21"] });
         assert.deepStrictEqual(client.tls, {
-            defaults: { ca_file: tls.caFile, verify_outgoing: true, tls_min_version: "TLSv1_2" },
+            defaults: {
+                ca_file: tls.caFile,
+                verify_outgoing: true,
+                tls_min_version: "TLSv1_2",
+                tls_cipher_suites: AEAD_SUITES,
+            },
             internal_rpc: { verify_server_hostname: true },
             https: { verify_incoming: false },
             grpc: { verify_incoming: false },

@@ -58,3 +58,8 @@ export function sampleMaterial(): NodeMaterial {
         agentToken: crypto.randomUUID(),
     };
 }
+
+/** The agents' TLS 1.2 suites: ECDHE with AES-GCM or ChaCha20-Poly1305 only (no CBC, which testssl.sh flags). */
+export const AEAD_SUITES =
+    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256," +
+    "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256";

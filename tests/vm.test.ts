@@ -8,7 +8,7 @@ import { Host, Settings } from "../components/config";
 import { NodeFile, PATHS } from "../components/node-scripts";
 import { hostCliEnvironment, nodeFiles, planRollout, renderProfile } from "../components/vm-plan";
 import { COMMAND_TYPE, diffCommands, sessionsPerHost } from "./command-diff";
-import { exampleHostKey, sampleMaterial, sampleVmSettings, withPinnedKeys } from "./vm-fixtures";
+import { AEAD_SUITES, exampleHostKey, sampleMaterial, sampleVmSettings, withPinnedKeys } from "./vm-fixtures";
 import {
     ConsulMocks,
     containsSecret,
@@ -186,6 +186,7 @@ describe("VM host files", () => {
             cert_file: PATHS.serverCert,
             key_file: PATHS.serverKey,
             tls_min_version: "TLSv1_2",
+            tls_cipher_suites: AEAD_SUITES,
             verify_outgoing: true,
         });
         const unit = byPath(server)[PATHS.unit].content;
