@@ -222,10 +222,13 @@ transfer_target() {
     return 0
 }
 
-# transfer_leadership [ID]: asks Raft to hand leadership to ID, or to any up-to-date follower.
+# transfer_leadership [ID]: asks Raft to hand leadership to ID, or to any up-to-date follower. Through
+# the HTTP API: Consul 1.16's 'consul operator raft transfer-leader' parses -id but never sends it, so
+# the CLI always lets Raft pick.
 transfer_leadership() {
-    CONSUL_HTTP_ADDR="https://127.0.0.1:$HTTPS_PORT" CONSUL_CACERT="$CA_FILE" CONSUL_HTTP_TOKEN_FILE="$(token_file)" \
-        "$BIN" operator raft transfer-leader ${"$"}{1:+"-id=$1"} 2>&1
+    { printf 'header = "X-Consul-Token: '; tr -d '\n' < "$(token_file)"; printf '"\n'; } |
+        curl -sS -f --max-time 30 --cacert "$CA_FILE" --config - -X POST \
+            "https://127.0.0.1:$HTTPS_PORT/v1/operator/raft/transfer-leader${"$"}{1:+?id=$1}" 2>&1
 }
 
 STEP=preflight
@@ -413,7 +416,10 @@ if [ "$ROLE" = server ] && [ "$ACTION" = restart ] && [ "$had_leader" -eq 1 ] &&
         target=${"$"}{target% *}
         # A transfer to the chosen server can be refused (it is still catching up, say): then to any
         # up-to-date follower, and only if that fails too is the leader restarted as the leader.
-        if out=$(transfer_leadership "$target") || { [ -n "$target" ] && out=$(transfer_leadership ""); }; then
+        if out=$(transfer_leadership "$target") || {
+            [ -n "$target" ] && say "transfer to $target refused ($(printf '%s' "$out" | tail -n 1)), to any follower instead" &&
+                out=$(transfer_leadership "")
+        }; then
             # Stay up until another server is the leader: this node's vote may be what elects it.
             # Leadership can come back here (e2e runs saw it still here 10 s later, after elections
             # that just-restarted servers forced): ask again, to any follower, every 3 s.
@@ -430,7 +436,7 @@ if [ "$ROLE" = server ] && [ "$ACTION" = restart ] && [ "$had_leader" -eq 1 ] &&
                     retry_at=$(($(now) + 3))
                     if api /v1/agent/self "$(token_file)" | grep -q '"leader":"true"'; then
                         say "still the leader $(($(now) - started))s after handing over, transferring again"
-                        out=$(transfer_leadership "") || :
+                        out=$(transfer_leadership "$target") || out=$(transfer_leadership "") || :
                     fi
                 fi
                 sleep 0.2

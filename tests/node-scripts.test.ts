@@ -122,7 +122,7 @@ describe("node scripts", () => {
         const restart = script.indexOf("systemctl restart --no-block consul.service");
         assert.ok(validate > 0 && swap > validate && restart > swap);
         assert.ok(!/\bleave\b/.test(script.replace(/leave_on_terminate/g, "").replace(/left running/g, "")));
-        assert.match(script, /operator raft transfer-leader/);
+        assert.match(script, /\/v1\/operator\/raft\/transfer-leader/);
         assert.match(script, /\/v1\/operator\/autopilot\/health/);
         // The SHA-256 check comes before install.
         assert.ok(
@@ -354,11 +354,15 @@ describe("leadership hand-over target", () => {
         for (const updated of ["", "10.0.0.14", "10.9.9.9"]) assert.strictEqual(target(updated).stdout, "id-1 other");
     });
 
-    it("the apply script passes the target to transfer-leader, then falls back to any follower", () => {
-        assert.match(script, /operator raft transfer-leader \$\{1:\+"-id=\$1"\}/);
+    it("the apply script passes the target to the transfer-leader API (the 1.16 CLI drops -id), then says it falls back to any follower", () => {
         assert.match(
             script,
-            /if out=\$\(transfer_leadership "\$target"\) \|\| \{ \[ -n "\$target" \] && out=\$\(transfer_leadership ""\); \}; then/,
+            /"https:\/\/127\.0\.0\.1:\$HTTPS_PORT\/v1\/operator\/raft\/transfer-leader\$\{1:\+\?id=\$1\}"/,
+        );
+        assert.doesNotMatch(script, /operator raft transfer-leader/);
+        assert.match(
+            script,
+            /if out=\$\(transfer_leadership "\$target"\) \|\| \{\n.*say "transfer to \$target refused .*to any follower instead" &&\n\s+out=\$\(transfer_leadership ""\)/,
         );
         assert.match(
             applyScript({ ...applyBase, updatedServers: ["10.0.0.11", "10.0.0.12"] }),

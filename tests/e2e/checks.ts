@@ -135,25 +135,38 @@ export async function electionsStartedByTimeout(
 
 /**
  * Asserts how a rolling restart handed leadership over, from the server steps' output in rollout
- * order: after the first server, a leader hands over only to a server already updated, so
- * leadership moves once (twice if the first server was the leader), plus at most once per
- * election a restarted server forced.
+ * order (`addresses` in the same order): after the first server, a leader hands over to a server
+ * already updated, and that server is the one that takes over, so leadership moves once (twice if
+ * the first server was the leader); each election a restarted server forced allows one more move.
  */
-export function assertHandOvers(serverOutputs: readonly string[], firstWasLeader: boolean, elections: number): void {
-    const handOvers = serverOutputs.flatMap((out, k) =>
-        out
-            .split("\n")
-            .filter((l) => l.includes("transferring leadership"))
-            .map((l) => ({ k, line: l.trim() })),
-    );
+export function assertHandOvers(
+    serverOutputs: readonly string[],
+    addresses: readonly string[],
+    firstWasLeader: boolean,
+    elections: number,
+): void {
+    const handOvers = serverOutputs.flatMap((out, k) => {
+        const lines = out.split("\n").map((l) => l.trim());
+        const at = lines.findIndex((l) => l.includes("transferring leadership"));
+        if (at < 0) return [];
+        const to = lines.slice(at).find((l) => l.includes("leadership transferred to"));
+        return [{ k, line: lines[at], to: /leadership transferred to (\S+):\d+/.exec(to ?? "")?.[1] }];
+    });
     for (const h of handOvers.filter((x) => x.k > 0)) {
         assert.match(h.line, /\(already updated\)/, `server step ${h.k + 1} handed over to a server not yet updated`);
+        // A forced election can move leadership again at any moment, even right after a transfer.
+        if (elections === 0) {
+            assert.ok(
+                h.to !== undefined && addresses.slice(0, h.k).includes(h.to),
+                `server step ${h.k + 1} named an updated server, but ${h.to ?? "nobody"} took over: ${serverOutputs[h.k]}`,
+            );
+        }
     }
     const allowed = (firstWasLeader ? 2 : 1) + elections;
     assert.ok(
         handOvers.length <= allowed,
         `leadership handed over ${handOvers.length} times, allowed ${allowed} (${elections} forced elections): ` +
-            handOvers.map((h) => h.line).join(" | "),
+            handOvers.map((h) => `${h.line} → ${h.to ?? "?"}`).join(" | "),
     );
 }
 

@@ -324,6 +324,7 @@ describe("Consul on real hosts, deployed by the program's own commands over SSH"
         figure(`3. elections started by a server's heartbeat timeout: ${elections.length} ${elections.join(" | ")}`);
         assertHandOvers(
             serverRuns.map((r) => r.stdout),
+            serverRuns.map((r) => r.host),
             leaderHost === hosts.hosts[SERVERS[0] - 1],
             elections.length,
         );

@@ -179,7 +179,7 @@ describe("Operator changes on real hosts: upgrade, failed upgrade, SSH drop, sam
         log("figures:\n  " + figures.join("\n  "));
     });
 
-    it("c. rolling upgrade 1.16.2 → 1.16.3: one server at a time, leadership moves at most once, all on 1.16.3", async () => {
+    it("c. rolling upgrade 1.16.2 → 1.16.3: one server at a time, leadership handed only to upgraded servers, all on 1.16.3", async () => {
         await writeKeys("c");
         const leaderBefore = await leaderOf(at(1), access.ca);
         const rolloutStart = Date.now();
@@ -188,8 +188,10 @@ describe("Operator changes on real hosts: upgrade, failed upgrade, SSH drop, sam
         const w = await watch.stop();
         noFailures(d);
         const elections = await electionsStartedByTimeout(hosts, servers, rolloutStart);
+        const serverRuns = d.mocks.runs.filter((r) => r.name.includes("-server-"));
         assertHandOvers(
-            d.mocks.runs.filter((r) => r.name.includes("-server-")).map((r) => r.stdout),
+            serverRuns.map((r) => r.stdout),
+            serverRuns.map((r) => r.host),
             leaderBefore.startsWith(addr(servers[0]) + ":"),
             elections.length,
         );

@@ -390,6 +390,7 @@ describe("Consul on real hosts, deployed by the real Pulumi engine", function ()
         figure(`3. elections started by a server's heartbeat timeout: ${elections.length} ${elections.join(" | ")}`);
         assertHandOvers(
             byHosts.map((i) => progressOf(update, i)),
+            byHosts.map(addr),
             leaderBefore.startsWith(addr(byHosts[0]) + ":"),
             elections.length,
         );
