@@ -365,11 +365,14 @@ describe("pod templates run as a kubelet would (nspawn hosts, real Consul)", fun
             );
             assert.strictEqual(app.status, 0, app.stderr);
         }
-        const services = api(
-            nodes[0],
-            `https://${SERVER_NAME}.${NAMESPACE}.svc:8501/v1/catalog/service/consul-client`,
-        ) as Json[];
-        assert.deepStrictEqual(services.map((s) => s.Node).sort(), [...Array(NODES).keys()].map(nodeName).sort());
+        // Each agent registers its own service once it has synced with the servers (anti-entropy),
+        // which can come after its readiness: CI saw one missing right after both were ready.
+        const registered = () =>
+            (api(nodes[0], `https://${SERVER_NAME}.${NAMESPACE}.svc:8501/v1/catalog/service/consul-client`) as Json[])
+                .map((s) => s.Node as string)
+                .sort();
+        await waitFor("both clients' own services in the catalog", 60, () => registered().length === NODES);
+        assert.deepStrictEqual(registered(), [...Array(NODES).keys()].map(nodeName).sort());
     });
 
     it("a server pod deleted and recreated with its claim keeps its node ID", async () => {
