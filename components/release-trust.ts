@@ -4,10 +4,9 @@
 
 import * as crypto from "crypto";
 import * as fs from "fs";
-import * as path from "path";
+import { HASHICORP_RELEASE_KEY } from "./release-keys/hashicorp";
 
-/** HashiCorp's release key (security@hashicorp.com), as HashiCorp publishes it. */
-export const HASHICORP_RELEASE_KEY_FILE = path.join(__dirname, "release-keys", "hashicorp.asc");
+export { HASHICORP_RELEASE_KEY };
 export const HASHICORP_RELEASE_KEY_FINGERPRINT = "C874011F0AB405110D02105534365D9472D7468F";
 
 /**
@@ -32,11 +31,11 @@ export function releaseKey(env: NodeJS.ProcessEnv = process.env): ReleaseKey {
         const keyring = dearmor(fs.readFileSync(testKeyFile, "utf8"));
         return { keyringBase64: keyring.toString("base64"), fingerprint: primaryFingerprint(keyring), testKeyFile };
     }
-    const keyring = dearmor(fs.readFileSync(HASHICORP_RELEASE_KEY_FILE, "utf8"));
+    const keyring = dearmor(HASHICORP_RELEASE_KEY);
     const fingerprint = primaryFingerprint(keyring);
     if (fingerprint !== HASHICORP_RELEASE_KEY_FINGERPRINT) {
         throw new Error(
-            `${HASHICORP_RELEASE_KEY_FILE} holds key ${fingerprint}, not HashiCorp's ${HASHICORP_RELEASE_KEY_FINGERPRINT}`,
+            `components/release-keys/hashicorp.ts holds key ${fingerprint}, not HashiCorp's ${HASHICORP_RELEASE_KEY_FINGERPRINT}`,
         );
     }
     return { keyringBase64: keyring.toString("base64"), fingerprint };

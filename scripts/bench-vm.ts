@@ -69,10 +69,7 @@ function compiledEvaluationTimes(): void {
         cwd: root,
         encoding: "utf8",
     });
-    if (tsc.status !== 0) {
-        console.log(`  (tsc failed, skipped)\n${tsc.stdout}${tsc.stderr}`);
-        return;
-    }
+    if (tsc.status !== 0) throw new Error(`tsc failed:\n${tsc.stdout}${tsc.stderr}`);
     for (const f of fs.readdirSync(root).filter((n) => /^Pulumi(\..+)?\.yaml$/.test(n))) {
         fs.copyFileSync(path.join(root, f), path.join(bin, f));
     }
@@ -82,6 +79,8 @@ function compiledEvaluationTimes(): void {
         stdio: ["ignore", "pipe", "inherit"],
     });
     process.stdout.write(child.stdout);
+    // A figure missing is a failed benchmark, not a shorter report.
+    if (child.status !== 0) throw new Error(`the compiled evaluation exited ${child.status}`);
 }
 
 async function main(): Promise<void> {

@@ -1,4 +1,9 @@
------BEGIN PGP PUBLIC KEY BLOCK-----
+// HashiCorp's release signing key, as HashiCorp publishes it (taken from hashicorp/hc-install,
+// internal/pubkey/pubkey.go, the copy renewed in 2026 that expires 2030-03-01). A TypeScript
+// constant rather than a file, so the program finds it however it is run or compiled.
+// Fingerprint: C874 011F 0AB4 0511 0D02  1055 3436 5D94 72D7 468F (checked when it is loaded).
+
+export const HASHICORP_RELEASE_KEY = `-----BEGIN PGP PUBLIC KEY BLOCK-----
 
 mQINBGB9+xkBEACabYZOWKmgZsHTdRDiyPJxhbuUiKX65GUWkyRMJKi/1dviVxOX
 PG6hBPtF48IFnVgxKpIb7G6NjBousAV+CuLlv5yqFKpOZEGC6sBV+Gx8Vu1CICpl
@@ -120,3 +125,4 @@ PEGtb/FkreKNxsk/p20jnlrB8WZxxswdr2Vri9NmFeyMDVX7qF3WqT+8aCV9GtS1
 GCHx/5nGBdDwoxEsXqpI3IUqPb6FDg==
 =wtp+
 -----END PGP PUBLIC KEY BLOCK-----
+`;
