@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
-import { loadSettings } from "./components/config";
-import * as consul from "./components/consul-cluster";
-import { clientTlsName } from "./components/names";
+import { loadSettings } from "./components/config/settings";
+import * as consul from "./components/cluster";
+import { clientTlsName } from "./components/agent/names";
 
 // Every setting is validated here, before any resource is registered.
 const settings = loadSettings();

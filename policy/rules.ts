@@ -14,9 +14,9 @@ import {
     StackValidationArgs,
     StackValidationPolicy,
 } from "@pulumi/policy";
-import { STARTUP_ONLY_KEYS } from "../components/agent-config";
-import { gossipKeyFromSeed, tokenFromSeed } from "../components/secret-seeds";
-import { isDevelopmentStack } from "../components/stack-kind";
+import { STARTUP_ONLY_KEYS } from "../components/agent/config";
+import { gossipKeyFromSeed, tokenFromSeed } from "../components/security/secret-seeds";
+import { isDevelopmentStack } from "../components/config/stack-kind";
 
 export const TYPES = {
     configMap: "kubernetes:core/v1:ConfigMap",

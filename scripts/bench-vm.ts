@@ -15,7 +15,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { COMMAND_TYPE, CommandRun, diffCommands, sessionsPerHost } from "../tests/command-diff";
 import { ConsulMocks, evaluateProgram, RecordedResource, stackFileConfig, withOperatorHome } from "../tests/mocks";
-import { withPinnedKeys } from "../tests/vm-fixtures";
+import { withPinnedKeys } from "../tests/vm/fixtures";
 
 function vmConfig(servers: number, clients: number): Record<string, string> {
     const { config } = stackFileConfig("prod");

@@ -6,7 +6,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import * as yaml from "js-yaml";
-import { configSchema } from "../components/config-schema";
+import { configSchema } from "../components/config/schema";
 
 export const PULUMI_YAML = path.join(__dirname, "..", "Pulumi.yaml");
 export const README = path.join(__dirname, "..", "README.md");

@@ -14,8 +14,8 @@ import {
     vmConsulEnvironment,
 } from "../app";
 import { ConsulMocks, evaluateProgram, REPO_ROOT, stackFileConfig, valueOf, withOperatorHome } from "./mocks";
-import { FILES } from "../components/k8s-manifests";
-import { CA_CONFIGMAP_NAME } from "../components/names";
+import { FILES } from "../components/kubernetes/manifests";
+import { CA_CONFIGMAP_NAME } from "../components/agent/names";
 
 const APP_PROJECT = "consul-example-app";
 const APP_DIR = path.join(REPO_ROOT, "examples", "app");

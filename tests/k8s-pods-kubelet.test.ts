@@ -5,8 +5,8 @@
 
 import * as assert from "assert";
 import { evaluateProgram, stackFileConfig } from "./mocks";
-import { Json } from "./k8s-helpers";
-import { Manifest, manifestsOf } from "./k8s-render";
+import { Json } from "./kubernetes/helpers";
+import { Manifest, manifestsOf } from "./kubernetes/render";
 import {
     containerArgv,
     containerEnv,

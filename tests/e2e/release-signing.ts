@@ -6,7 +6,7 @@ import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { TEST_RELEASE_KEY_ENV } from "../../components/release-trust";
+import { TEST_RELEASE_KEY_ENV } from "../../components/security/release-trust";
 
 interface SigningKey {
     readonly home: string;

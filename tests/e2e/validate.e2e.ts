@@ -7,11 +7,11 @@ import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { Settings } from "../../components/config";
-import { DEFAULT_CONSUL_VERSION } from "../../components/config-schema";
-import { PATHS } from "../../components/node-scripts";
-import { nodeFiles } from "../../components/vm-plan";
-import { sampleMaterial, sampleVmSettings } from "../vm-fixtures";
+import { Settings } from "../../components/config/settings";
+import { DEFAULT_CONSUL_VERSION } from "../../components/config/schema";
+import { PATHS } from "../../components/vm/scripts";
+import { nodeFiles } from "../../components/vm/plan";
+import { sampleMaterial, sampleVmSettings } from "../vm/fixtures";
 import { Artifacts, ensureArtifacts } from "./infra";
 
 describe("consul validate on the rendered VM agent config", function () {

@@ -39,7 +39,7 @@ import {
 import { assertNoKeyLost, KvAccess, ScenarioWatch, writeBulk } from "../e2e/kv-checks";
 import { brokenRelease, BROKEN_VERSION } from "../e2e/releases";
 import { nameOf, PulumiProject, Step, Update } from "./pulumi-cli";
-import { gossipKeyFromSeed, tokenFromSeed } from "../../components/secret-seeds";
+import { gossipKeyFromSeed, tokenFromSeed } from "../../components/security/secret-seeds";
 import { TYPES } from "../../policy/rules";
 
 const SERVERS = [1, 2, 3];

@@ -6,9 +6,9 @@
 // the README (Testing): scheduling, CNI, kube-proxy, probe timing, restarts, resource limits.
 /* eslint-disable @typescript-eslint/no-unsafe-argument, @typescript-eslint/no-unsafe-call -- manifests are read as loose JSON */
 
-import { shellQuote } from "../../components/k8s-scripts";
-import { Json } from "../k8s-helpers";
-import { Manifest } from "../k8s-render";
+import { shellQuote } from "../../components/kubernetes/scripts";
+import { Json } from "../kubernetes/helpers";
+import { Manifest } from "../kubernetes/render";
 
 /** The PATH of the hashicorp/consul (Alpine) image, which the kubelet hands every container. */
 export const IMAGE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";

@@ -8,10 +8,10 @@ import * as assert from "assert";
 import * as childProcess from "child_process";
 import * as fs from "fs";
 import * as path from "path";
-import { kubernetesServerPodDnsName, SERVER_NAME } from "../../components/names";
+import { kubernetesServerPodDnsName, SERVER_NAME } from "../../components/agent/names";
 import { evaluateProgram, REPO_ROOT, stackFileConfig } from "../mocks";
-import { Json } from "../k8s-helpers";
-import { Manifest, manifestsOf } from "../k8s-render";
+import { Json } from "../kubernetes/helpers";
+import { Manifest, manifestsOf } from "../kubernetes/render";
 import { checkPrerequisites, Host, Hosts } from "./hosts";
 import {
     containerUnit,

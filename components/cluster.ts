@@ -1,0 +1,185 @@
+import * as pulumi from "@pulumi/pulumi";
+import { AclTokens } from "./security/acl-tokens";
+import { agentSecretConfig, AgentRole, renderJson } from "./agent/config";
+import { Host, Settings } from "./config/settings";
+import { ConsulAclAgentToken } from "./kubernetes/acl-job";
+import { ConsulClients } from "./kubernetes/clients";
+import { ConsulServers } from "./kubernetes/servers";
+import { GossipKey } from "./security/gossip";
+import { KubernetesBase } from "./kubernetes/base";
+import { clientHttpsNames } from "./kubernetes/manifests";
+import { kubernetesServerDnsNames, kubernetesServerPodDnsName, serverTlsName } from "./agent/names";
+import { ConsulPki, ServerIdentity } from "./security/pki";
+import { VmCluster } from "./vm/cluster";
+
+/** What a VM server's certificate must be valid for: its node name and the address peers dial. */
+export function vmServerIdentity(host: Host): ServerIdentity {
+    return {
+        name: host.name,
+        dnsNames: host.addressIsIp ? [host.name] : [host.name, host.address],
+        ipAddresses: host.addressIsIp ? [host.address] : [],
+    };
+}
+
+/** The server certificates this topology needs: one shared on Kubernetes, one per host on VMs. */
+export function serverIdentities(settings: Settings): ServerIdentity[] {
+    if (settings.vm) return settings.vm.servers.map(vmServerIdentity);
+    const namespace = (settings.kubernetes as NonNullable<Settings["kubernetes"]>).namespace;
+    // `*.server.<dc>.<domain>`: the per-node server name Consul uses as SNI (ServerSNI).
+    const dnsNames = [...kubernetesServerDnsNames(namespace), `*.${serverTlsName(settings)}`];
+    return [{ name: "server", dnsNames, ipAddresses: [] }];
+}
+
+/** Where the servers' HTTPS API is, as operators and the hybrid clients reach it. */
+export function serverAddresses(settings: Settings): string[] {
+    const port = settings.ports.https;
+    if (settings.vm) {
+        return settings.vm.servers.map(
+            (h) => `https://${h.address.includes(":") ? `[${h.address}]` : h.address}:${port}`,
+        );
+    }
+    const namespace = (settings.kubernetes as NonNullable<Settings["kubernetes"]>).namespace;
+    return Array.from(
+        { length: settings.serverCount },
+        (_, i) => `https://${kubernetesServerPodDnsName(namespace, i)}:${port}`,
+    );
+}
+
+/**
+ * What an application puts in CONSUL_HTTP_ADDR: always its node-local agent (seed 003). In
+ * Kubernetes the node's address comes from a HOST_IP downward-API variable declared before it.
+ */
+export function consulHttpAddr(settings: Settings): string {
+    const port = settings.ports.https;
+    return settings.topology === "vm" ? `https://127.0.0.1:${port}` : `https://$(HOST_IP):${port}`;
+}
+
+/** The whole deployment: shared security material, then the workloads of the chosen topology. */
+export class ConsulCluster extends pulumi.ComponentResource {
+    public readonly pki: ConsulPki;
+    public readonly gossipKey: GossipKey;
+    public readonly aclTokens?: AclTokens;
+    /** Kubernetes topologies: provider, namespace, CA ConfigMaps. */
+    public readonly kubernetes?: KubernetesBase;
+    public readonly servers?: ConsulServers;
+    public readonly clients?: ConsulClients;
+    /** vm and hybrid topologies: the hosts reached over SSH (hybrid: servers only). */
+    public readonly vm?: VmCluster;
+
+    constructor(name: string, settings: Settings, opts?: pulumi.ComponentResourceOptions) {
+        super("consul:index:ConsulCluster", name, {}, opts);
+        const parent = { parent: this };
+        this.pki = new ConsulPki(
+            `${name}-pki`,
+            {
+                datacenter: settings.datacenter,
+                domain: settings.domain,
+                caValidityHours: settings.tls.caValidityHours,
+                certValidityHours: settings.tls.certValidityHours,
+                earlyRenewalHours: settings.tls.earlyRenewalHours,
+                servers: serverIdentities(settings),
+                clientHttps:
+                    settings.kubernetes && settings.kubernetes.clientsEnabled ? clientHttpsNames(settings) : undefined,
+            },
+            parent,
+        );
+        this.gossipKey = new GossipKey(`${name}-gossip`, { keeper: settings.gossipKeyKeeper }, parent);
+        if (settings.acl.enabled) this.aclTokens = new AclTokens(`${name}-acl`, parent);
+        if (settings.vm) {
+            this.vm = new VmCluster(
+                `${name}-vm`,
+                { settings, pki: this.pki, gossipKey: this.gossipKey, aclTokens: this.aclTokens },
+                parent,
+            );
+        }
+        if (settings.kubernetes) {
+            const deployed = this.deployKubernetes(name, settings);
+            this.kubernetes = deployed.base;
+            this.servers = deployed.servers;
+            this.clients = deployed.clients;
+        }
+        this.registerOutputs({});
+    }
+
+    /** The rendered secret fragment (gossip key, ACL tokens) of one agent role; a secret. */
+    secretConfig(role: AgentRole, selfRegister = false): pulumi.Output<string> {
+        const tokens = this.aclTokens;
+        return pulumi.secret(
+            pulumi
+                .all([this.gossipKey.key, tokens?.managementToken, tokens?.agentToken])
+                .apply(([gossipKey, managementToken, agentToken]) =>
+                    renderJson(
+                        agentSecretConfig(role, {
+                            gossipKey,
+                            managementToken,
+                            agentToken,
+                            // The self-registration service in the client config needs a token.
+                            configFileRegistrationToken: selfRegister ? agentToken : undefined,
+                        }),
+                    ),
+                ),
+        );
+    }
+
+    /**
+     * kubernetes: servers (StatefulSet) and client agents (DaemonSet). hybrid: only the client
+     * agents, joining settings.vm.servers, after the VM servers (this.vm) are up.
+     */
+    private deployKubernetes(
+        name: string,
+        settings: Settings,
+    ): { base: KubernetesBase; servers?: ConsulServers; clients?: ConsulClients } {
+        const kube = settings.kubernetes as NonNullable<Settings["kubernetes"]>;
+        const base = new KubernetesBase(
+            `${name}-k8s`,
+            { kubernetes: kube, caCertPem: this.pki.caCertPem },
+            { parent: this },
+        );
+        const common = { settings, namespace: base.namespace, provider: base.provider };
+        const after = { parent: this, dependsOn: [base] };
+        // hybrid: the agent token Job and the agents talk to the VM servers, so those come first.
+        const vmServers: pulumi.Resource[] = this.vm ? [this.vm] : [];
+        let servers: ConsulServers | undefined;
+        let clients: ConsulClients | undefined;
+        if (settings.topology === "kubernetes") {
+            servers = new ConsulServers(
+                `${name}-servers`,
+                {
+                    ...common,
+                    caCertPem: this.pki.caCertPem,
+                    serverCert: this.pki.serverCerts.server,
+                    secretConfig: this.secretConfig("server"),
+                },
+                after,
+            );
+        }
+        let aclJob: ConsulAclAgentToken | undefined;
+        if (this.aclTokens) {
+            aclJob = new ConsulAclAgentToken(
+                `${name}-acl-agent-token`,
+                {
+                    ...common,
+                    caConfigMapName: base.caConfigMapName,
+                    managementToken: this.aclTokens.managementToken,
+                    agentToken: this.aclTokens.agentToken,
+                },
+                { parent: this, dependsOn: [base, ...(servers ? [servers] : []), ...vmServers] },
+            );
+        }
+        if (kube.clientsEnabled) {
+            clients = new ConsulClients(
+                `${name}-clients`,
+                {
+                    ...common,
+                    caCertPem: this.pki.caCertPem,
+                    caConfigMapName: base.caConfigMapName,
+                    httpsCert: this.pki.clientHttpsCert as NonNullable<ConsulPki["clientHttpsCert"]>,
+                    secretConfig: this.secretConfig("client", kube.clientSelfRegister),
+                },
+                // The agents' auto_encrypt request needs the agent token to exist.
+                { parent: this, dependsOn: [base, ...(aclJob ? [aclJob] : []), ...vmServers] },
+            );
+        }
+        return { base, servers, clients };
+    }
+}

@@ -1,0 +1,76 @@
+// What every part of the config reader shares: the problem list, reading a raw string by its
+// declared type, and the name and address grammars.
+
+import * as net from "net";
+import * as os from "os";
+import * as path from "path";
+import { configSchema, ConfigKey } from "./schema";
+
+export type RawValue = string | number | boolean | string[];
+
+export const DNS_LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+export const HOSTNAME = /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/i;
+
+export function isIpAddress(text: string): boolean {
+    return net.isIP(text) !== 0;
+}
+
+/** Collects problems; each names the key, the value and the fix. */
+export class Problems {
+    readonly list: string[] = [];
+    /** Full keys set with --secret: their values are never shown. */
+    constructor(private readonly secretKeys: ReadonlySet<string> = new Set()) {}
+    add(key: string, value: unknown, problem: string): void {
+        const shown = this.secretKeys.has(key) ? "[secret]" : JSON.stringify(value);
+        this.list.push(`${key} = ${shown}: ${problem}`);
+    }
+}
+
+/** Parses one raw string by its declared type; records a problem and returns undefined if it can't. */
+export function readTyped(
+    name: ConfigKey,
+    text: string | undefined,
+    problems: Problems,
+    fullKey: string,
+): RawValue | undefined {
+    const spec = configSchema[name];
+    if (text === undefined) {
+        return "default" in spec ? (spec.default as RawValue) : undefined;
+    }
+    switch (spec.type) {
+        case "string":
+            return text;
+        case "integer": {
+            const trimmed = text.trim();
+            if (!/^-?\d+$/.test(trimmed) || !Number.isSafeInteger(parseInt(trimmed, 10))) {
+                problems.add(fullKey, text, "must be a whole number (below 2^53).");
+                return undefined;
+            }
+            return parseInt(trimmed, 10);
+        }
+        case "boolean":
+            if (text !== "true" && text !== "false") {
+                problems.add(fullKey, text, "must be true or false.");
+                return undefined;
+            }
+            return text === "true";
+        case "array": {
+            let parsed: unknown;
+            try {
+                parsed = JSON.parse(text);
+            } catch {
+                parsed = undefined;
+            }
+            if (!Array.isArray(parsed) || parsed.some((item) => typeof item !== "string")) {
+                problems.add(fullKey, text, "must be a list of strings (a YAML sequence in the stack file).");
+                return undefined;
+            }
+            return parsed as string[];
+        }
+    }
+}
+
+/** A path from the stack config, with a leading ~/ meaning the home directory. */
+export function expandHome(p: string): string {
+    return p.startsWith("~/") ? path.join(os.homedir(), p.slice(2)) : p;
+}

@@ -1,0 +1,95 @@
+// Consul client agents on Kubernetes: a DaemonSet, one agent per node, as seed 003 runs them in
+// production (host network, node ID on a hostPath), joining in-cluster or VM servers.
+//
+// How apps trust their node-local agent: with auto_encrypt alone the agent's HTTPS certificate
+// comes from Consul's Connect CA, which apps cannot know in advance (the Helm chart fetches it
+// with an init container). Instead the agents' HTTPS listener gets a certificate from our CA for
+// client.<dc>.<domain> (+ localhost, 127.0.0.1); Consul prefers it over the auto_encrypt one on
+// HTTPS only, so internal RPC and gRPC keep auto_encrypt. Apps set CONSUL_HTTP_ADDR=
+// https://$(HOST_IP):8501, CONSUL_CACERT=<consul-ca ConfigMap>/ca.crt and
+// CONSUL_TLS_SERVER_NAME=client.<dc>.<domain>. Checked against a real 1.16.2 agent on loopback.
+
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import { renderJson } from "../agent/config";
+import { Settings } from "../config/settings";
+import { clientDaemonSetSpec, configChecksum, FILES, kubernetesClientConfig, labels, sha256 } from "./manifests";
+import { CLIENT_NAME } from "../agent/names";
+import { IssuedCert } from "../security/pki";
+
+export interface ConsulClientsArgs {
+    readonly settings: Settings;
+    readonly namespace: pulumi.Input<string>;
+    readonly caCertPem: pulumi.Input<string>;
+    readonly caConfigMapName: pulumi.Input<string>;
+    /** Our-CA certificate for the agents' HTTPS listener (see clientTlsName in names.ts). */
+    readonly httpsCert: IssuedCert;
+    /** Rendered secret fragment (gossip key, agent token); a secret. */
+    readonly secretConfig: pulumi.Output<string>;
+    readonly provider?: k8s.Provider;
+}
+
+export class ConsulClients extends pulumi.ComponentResource {
+    public readonly daemonSet: k8s.apps.v1.DaemonSet;
+    public readonly checksum: pulumi.Output<string>;
+
+    constructor(name: string, args: ConsulClientsArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("consul:k8s:ConsulClients", name, {}, opts);
+        const { settings, namespace } = args;
+        const o = { parent: this, ...(args.provider ? { provider: args.provider } : {}) };
+        const meta = (objectName: string) => ({ name: objectName, namespace, labels: labels("client") });
+
+        const configJson = renderJson(kubernetesClientConfig(settings));
+        const configMap = new k8s.core.v1.ConfigMap(
+            `${name}-config`,
+            { metadata: meta(`${CLIENT_NAME}-config`), data: { [FILES.clientConfig]: configJson } },
+            o,
+        );
+        const secretConfig = new k8s.core.v1.Secret(
+            `${name}-secret-config`,
+            {
+                metadata: meta(`${CLIENT_NAME}-secret-config`),
+                type: "Opaque",
+                stringData: { [FILES.secretConfig]: pulumi.secret(args.secretConfig) },
+            },
+            o,
+        );
+        const httpsSecret = new k8s.core.v1.Secret(
+            `${name}-https`,
+            {
+                metadata: meta(`${CLIENT_NAME}-https`),
+                type: "kubernetes.io/tls",
+                stringData: {
+                    [FILES.tlsCert]: args.httpsCert.certPem,
+                    [FILES.tlsKey]: pulumi.secret(args.httpsCert.privateKeyPem),
+                },
+            },
+            o,
+        );
+
+        this.checksum = pulumi.unsecret(
+            pulumi
+                .all([args.caCertPem, args.httpsCert.certPem, args.secretConfig])
+                .apply(([ca, cert, secret]) => configChecksum([configJson, ca, cert, sha256(secret)])),
+        );
+
+        this.daemonSet = new k8s.apps.v1.DaemonSet(
+            `${name}-daemonset`,
+            {
+                metadata: meta(CLIENT_NAME),
+                spec: clientDaemonSetSpec(
+                    settings,
+                    {
+                        configMap: configMap.metadata.name,
+                        secretConfig: secretConfig.metadata.name,
+                        httpsSecret: httpsSecret.metadata.name,
+                        caConfigMap: args.caConfigMapName,
+                    },
+                    this.checksum,
+                ),
+            },
+            o,
+        );
+        this.registerOutputs({ checksum: this.checksum });
+    }
+}

@@ -1,0 +1,32 @@
+// The agent ACL policy, one definition for both topologies: the Kubernetes Job and the VM ACL step
+// upsert exactly this policy, so a change to its rules reaches the existing agent token on both.
+
+import { renderJson } from "../agent/config";
+
+export const AGENT_POLICY_NAME = "consul-agents";
+
+/** The service name client agents register themselves under (clientSelfService). */
+export const CLIENT_SELF_SERVICE = "consul-client";
+
+/**
+ * ACL rules of the agent token: register its node, read the catalog's services, and write its own
+ * self-registration service (registered from the config file with this token, see
+ * acl.tokens.config_file_service_registration).
+ */
+export function agentPolicyRules(): Record<string, unknown> {
+    return {
+        node_prefix: { "": { policy: "write" } },
+        service_prefix: { "": { policy: "read" } },
+        service: { [CLIENT_SELF_SERVICE]: { policy: "write" } },
+    };
+}
+
+/** PUT /v1/acl/policy body, on one line (it also travels as a script parameter). */
+export function agentPolicyBody(): string {
+    const oneLine = (value: unknown) => JSON.stringify(JSON.parse(renderJson(value)));
+    return oneLine({
+        Name: AGENT_POLICY_NAME,
+        Description: "Consul agents: register their own node, read services (created by Pulumi).",
+        Rules: oneLine(agentPolicyRules()),
+    });
+}

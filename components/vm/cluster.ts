@@ -1,0 +1,211 @@
+import * as pulumi from "@pulumi/pulumi";
+import { remote } from "@pulumi/command";
+import { AclTokens } from "../security/acl-tokens";
+import { Host, Settings, VmSettings } from "../config/settings";
+import { ConsulNode, sshConnection, SshAccess } from "./node";
+import { GossipKey } from "../security/gossip";
+import { aclScript, pruneScript, wrapForUser } from "./scripts";
+import { ConsulPki } from "../security/pki";
+import { ReleaseKey, releaseKey, TEST_RELEASE_KEY_ENV } from "../security/release-trust";
+import { AGENT_POLICY_NAME, agentPolicyBody } from "../security/agent-policy";
+import {
+    CliEnvironment,
+    hostCliEnvironment,
+    NodeMaterial,
+    nodeFiles,
+    ownerId,
+    planRollout,
+    RolloutStep,
+    serverApiUrls,
+} from "./plan";
+
+/** How long each host's wait (agent back, leader, autopilot healthy) may take. */
+export const WAIT_SECONDS = 300;
+
+export interface VmClusterArgs {
+    readonly settings: Settings;
+    readonly pki: ConsulPki;
+    readonly gossipKey: GossipKey;
+    readonly aclTokens?: AclTokens;
+}
+
+/** The CLI environment for operators, on the hosts and from their own machine. */
+export interface VmCliEnvironment {
+    readonly onServers: CliEnvironment;
+    readonly onClients: CliEnvironment;
+    /** Save the caCertPem, cliCertPem and cliKeyPem outputs under these file names. */
+    readonly fromWorkstation: CliEnvironment;
+}
+
+/** Consul servers and clients on SSH hosts, rolled out in the order `planRollout` gives. */
+export class VmCluster extends pulumi.ComponentResource {
+    public readonly plan: readonly RolloutStep[];
+    public readonly nodes: Record<string, ConsulNode> = {};
+    public readonly acl?: remote.Command;
+    public readonly cliEnvironment: VmCliEnvironment;
+    /** What a downloaded release's SHA256SUMS must be signed with. */
+    private readonly releaseKey: ReleaseKey;
+
+    constructor(name: string, args: VmClusterArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("consul:vm:VmCluster", name, {}, opts);
+        const { settings } = args;
+        const vm = settings.vm as VmSettings;
+        this.releaseKey = releaseKey();
+        if (this.releaseKey.testKeyFile) {
+            void pulumi.log.warn(
+                `${TEST_RELEASE_KEY_ENV} is set: Consul releases must be signed by the key in ${this.releaseKey.testKeyFile} (${this.releaseKey.fingerprint}), not HashiCorp's; only the test suites set it.`,
+                this,
+            );
+        }
+        const ssh: SshAccess = {
+            user: vm.sshUser,
+            privateKey: vm.sshPrivateKey,
+            bastion: vm.bastion,
+            hostKeys: vm.hostKeys,
+        };
+        // Dead hosts are out of every live host's config; their own commands are kept as they were.
+        const dead = new Set(vm.deadHosts);
+        const servers = vm.servers.filter((h) => !dead.has(h.name));
+        const clients = vm.clients.filter((h) => !dead.has(h.name));
+        const live: Settings = { ...settings, serverCount: servers.length };
+        this.plan = planRollout(servers, clients, vm.clientBatchSize, settings.acl.enabled, dead.size > 0);
+        const urls = serverApiUrls(settings, servers);
+        const done: Record<string, pulumi.Resource> = {};
+
+        for (const step of this.plan) {
+            const dependsOn = step.after.map((id) => done[id]);
+            if (step.kind === "prune") {
+                done[step.id] = new remote.Command(
+                    `${name}-prune`,
+                    {
+                        connection: sshConnection(step.host, ssh),
+                        create: wrapForUser(
+                            pruneScript({
+                                nodeName: step.host.name,
+                                httpsPort: settings.ports.https,
+                                deadNodes: [...dead],
+                                waitSeconds: WAIT_SECONDS,
+                            }),
+                            ssh.user,
+                        ),
+                        logging: "stdout",
+                        addPreviousOutputInEnv: false,
+                    },
+                    { parent: this, dependsOn },
+                );
+                continue;
+            }
+            if (step.kind === "acl") {
+                this.acl = new remote.Command(
+                    `${name}-acl`,
+                    {
+                        connection: sshConnection(step.host, ssh),
+                        create: wrapForUser(
+                            aclScript({
+                                nodeName: step.host.name,
+                                httpsPort: settings.ports.https,
+                                policyName: AGENT_POLICY_NAME,
+                                policyJson: agentPolicyBody(),
+                                waitSeconds: WAIT_SECONDS,
+                            }),
+                            ssh.user,
+                        ),
+                        logging: "stdout",
+                        addPreviousOutputInEnv: false,
+                    },
+                    { parent: this, dependsOn },
+                );
+                done[step.id] = this.acl;
+                continue;
+            }
+            const node = this.node(name, args, live, servers, urls, ssh, step, dependsOn);
+            this.nodes[step.id] = node;
+            done[step.id] = node;
+        }
+        // A dead host's command is registered as it was, so the engine runs nothing on it.
+        for (const host of [...vm.servers, ...vm.clients].filter((h) => dead.has(h.name))) {
+            const role = vm.servers.includes(host) ? "server" : "client";
+            const step: RolloutStep = { id: ownerId(role, host), kind: role, host, after: [] };
+            this.nodes[step.id] = this.node(name, args, live, servers, urls, ssh, step, [], true);
+        }
+
+        this.cliEnvironment = {
+            onServers: hostCliEnvironment(settings, "server"),
+            onClients: hostCliEnvironment(settings, "client"),
+            fromWorkstation: {
+                CONSUL_HTTP_ADDR: urls[0],
+                CONSUL_CACERT: "consul-agent-ca.pem",
+                CONSUL_CLIENT_CERT: "consul-cli.pem",
+                CONSUL_CLIENT_KEY: "consul-cli-key.pem",
+            },
+        };
+        this.registerOutputs({});
+    }
+
+    /** One host's agent (a dead one's is kept as last deployed). */
+    private node(
+        name: string,
+        args: VmClusterArgs,
+        live: Settings,
+        servers: readonly Host[],
+        urls: readonly string[],
+        ssh: SshAccess,
+        step: RolloutStep,
+        dependsOn: pulumi.Resource[],
+        dead = false,
+    ): ConsulNode {
+        const { pki } = args;
+        const vm = live.vm as VmSettings;
+        const role = step.kind === "server" ? "server" : "client";
+        const files = pulumi
+            .all([
+                pki.caCertPem,
+                args.gossipKey.key,
+                role === "server" ? pki.serverCerts[step.host.name].certPem : "",
+                role === "server" ? pki.serverCerts[step.host.name].privateKeyPem : "",
+                role === "server" ? pki.cliCert.certPem : "",
+                role === "server" ? pki.cliCert.privateKeyPem : "",
+                args.aclTokens && role === "server" ? args.aclTokens.managementToken : "",
+                args.aclTokens ? args.aclTokens.agentToken : "",
+            ])
+            .apply(([ca, gossip, cert, key, cliCert, cliKey, management, agent]) => {
+                const material: NodeMaterial = {
+                    caCertPem: ca,
+                    gossipKey: gossip,
+                    serverCertPem: cert || undefined,
+                    serverKeyPem: key || undefined,
+                    cliCertPem: cliCert || undefined,
+                    cliKeyPem: cliKey || undefined,
+                    managementToken: management || undefined,
+                    agentToken: agent || undefined,
+                };
+                return nodeFiles(live, role, step.host, servers, material);
+            });
+        return new ConsulNode(
+            `${name}-${step.id}`,
+            {
+                host: step.host,
+                role,
+                ssh,
+                files: pulumi.secret(files),
+                after: step.after,
+                dead,
+                dependsOn,
+                script: {
+                    consulVersion: live.consulVersion,
+                    installMode: vm.installMode,
+                    releaseMirrorUrl: vm.releaseMirrorUrl,
+                    releaseKey: this.releaseKey,
+                    httpsPort: live.ports.https,
+                    serverCount: servers.length,
+                    isLastServer: step.isLastServer ?? false,
+                    serverApiUrls: role === "client" ? urls : [],
+                    updatedServers:
+                        role === "server" ? servers.slice(0, servers.indexOf(step.host)).map((s) => s.address) : [],
+                    waitSeconds: WAIT_SECONDS,
+                },
+            },
+            { parent: this, dependsOn },
+        );
+    }
+}

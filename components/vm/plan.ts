@@ -1,0 +1,293 @@
+// Pure planning for the VM topology: which files each host gets, and in which order hosts are
+// touched. No Pulumi resources here, so all of it is unit-testable with plain values.
+
+import {
+    agentSecretConfig,
+    AgentRole,
+    clientAgentConfig,
+    renderJson,
+    serverAgentConfig,
+    splitStartupOnly,
+} from "../agent/config";
+import { Host, Settings } from "../config/settings";
+import { NodeFile, PATHS, shellQuote } from "./scripts";
+import { consulUnit, renderUnit } from "./systemd";
+
+/** One host in the rollout and what it waits for. */
+export interface RolloutStep {
+    /** Resource-name stem, unique: `server-<name>`, `client-<name>`, `acl`, `prune`. */
+    readonly id: string;
+    readonly kind: "prune" | "server" | "acl" | "client";
+    readonly host: Host;
+    /** Ids of the steps that must have finished first. */
+    readonly after: readonly string[];
+    /** Clients: 0-based batch number. */
+    readonly batch?: number;
+    /** Servers: the last one waits for a leader even on a first deploy. */
+    readonly isLastServer?: boolean;
+}
+
+/**
+ * With dead hosts, first their prune on the first server (a dead voter would keep autopilot from
+ * reporting healthy, and every later step waits for that). Then servers one at a time in the
+ * configured order, then (with ACLs) the policy and agent token on the first server, then
+ * clients in batches of `clientBatchSize`; every client in batch k waits for
+ * every client in batch k-1. The leader is not known here: each server's script checks at run
+ * time whether it is the leader and hands leadership over before it restarts.
+ */
+export function planRollout(
+    servers: readonly Host[],
+    clients: readonly Host[],
+    clientBatchSize: number,
+    aclEnabled: boolean,
+    pruneDeadHosts = false,
+): RolloutStep[] {
+    if (servers.length === 0) throw new Error("the VM topology needs at least one server");
+    if (clientBatchSize < 1) throw new Error("clientBatchSize must be at least 1");
+    const steps: RolloutStep[] = [];
+    let previous: string[] = [];
+    if (pruneDeadHosts) {
+        steps.push({ id: "prune", kind: "prune", host: servers[0], after: [] });
+        previous = ["prune"];
+    }
+    servers.forEach((host, i) => {
+        const id = ownerId("server", host);
+        steps.push({ id, kind: "server", host, after: previous, isLastServer: i === servers.length - 1 });
+        previous = [id];
+    });
+    if (aclEnabled) {
+        steps.push({ id: "acl", kind: "acl", host: servers[0], after: previous });
+        previous = ["acl"];
+    }
+    for (let start = 0, batch = 0; start < clients.length; start += clientBatchSize, batch++) {
+        const ids: string[] = [];
+        for (const host of clients.slice(start, start + clientBatchSize)) {
+            const id = ownerId("client", host);
+            steps.push({ id, kind: "client", host, after: previous, batch });
+            ids.push(id);
+        }
+        previous = ids;
+    }
+    return steps;
+}
+
+/** The address peers dial for a host (IPv6 without brackets, as retry_join takes it). */
+function joinAddress(host: Host): string {
+    return host.address;
+}
+
+function httpsUrl(host: Host, port: number): string {
+    return `https://${host.address.includes(":") ? `[${host.address}]` : host.address}:${port}`;
+}
+
+/** Lowest port the agent listens on (decides CAP_NET_BIND_SERVICE). */
+export function lowestListenPort(settings: Pick<Settings, "ports">, role: AgentRole): number {
+    const p = settings.ports;
+    const ports = [p.https, p.http, p.grpcTls, p.dns, p.serfLan];
+    if (role === "server") ports.push(p.serverRpc, p.serfWan);
+    return Math.min(...ports.filter((port) => port > 0));
+}
+
+/** The environment the CLI needs on a host (seed 002's /etc/profile.d/consul-cli.sh). */
+export interface CliEnvironment {
+    readonly CONSUL_HTTP_ADDR: string;
+    readonly CONSUL_CACERT: string;
+    readonly CONSUL_CLIENT_CERT?: string;
+    readonly CONSUL_CLIENT_KEY?: string;
+    readonly CONSUL_HTTP_TOKEN_FILE?: string;
+}
+
+export function hostCliEnvironment(settings: Pick<Settings, "ports">, role: AgentRole): CliEnvironment {
+    const addr = `https://127.0.0.1:${settings.ports.https}`;
+    if (role === "client") return { CONSUL_HTTP_ADDR: addr, CONSUL_CACERT: PATHS.agentCaBundle };
+    return {
+        CONSUL_HTTP_ADDR: addr,
+        CONSUL_CACERT: PATHS.caFile,
+        CONSUL_CLIENT_CERT: PATHS.cliCert,
+        CONSUL_CLIENT_KEY: PATHS.cliKey,
+        CONSUL_HTTP_TOKEN_FILE: PATHS.managementTokenFile,
+    };
+}
+
+/**
+ * /etc/profile.d/consul-cli.sh from the typed environment. The CLI certificate, key and token file
+ * are readable by root only, so those variables are set for root only (other users would get
+ * "permission denied" from the CLI instead of a useful error from the API).
+ */
+export function renderProfile(env: CliEnvironment): string {
+    const rootOnly = new Set(["CONSUL_CLIENT_CERT", "CONSUL_CLIENT_KEY", "CONSUL_HTTP_TOKEN_FILE"]);
+    const lines = ["# Managed by consul-pulumi: the Consul CLI talks to the local agent over HTTPS."];
+    const entries = Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined);
+    for (const [name, value] of entries.filter(([n]) => !rootOnly.has(n))) {
+        lines.push(`export ${name}=${shellQuote(value)}`);
+    }
+    const privileged = entries.filter(([n]) => rootOnly.has(n));
+    if (privileged.length > 0) {
+        lines.push('if [ "$(id -u)" -eq 0 ]; then');
+        for (const [name, value] of privileged) lines.push(`    export ${name}=${shellQuote(value)}`);
+        lines.push("fi");
+    }
+    return lines.join("\n") + "\n";
+}
+
+/** The security material a host's files are made from (resolved values; secrets included). */
+export interface NodeMaterial {
+    readonly caCertPem: string;
+    readonly gossipKey: string;
+    /** Servers. */
+    readonly serverCertPem?: string;
+    readonly serverKeyPem?: string;
+    readonly cliCertPem?: string;
+    readonly cliKeyPem?: string;
+    /** With ACLs. */
+    readonly managementToken?: string;
+    readonly agentToken?: string;
+}
+
+type VmShared = Pick<
+    Settings,
+    "datacenter" | "domain" | "logLevel" | "ports" | "acl" | "telemetry" | "raftMultiplier" | "serverCount"
+>;
+
+/** The main (non-secret) agent config of one VM host. */
+export function vmAgentConfig(
+    settings: VmShared,
+    role: AgentRole,
+    host: Host,
+    servers: readonly Host[],
+): Record<string, unknown> {
+    const common = {
+        dataDir: PATHS.dataDir,
+        nodeName: host.name,
+        bindAddr: host.addressIsIp ? host.address : undefined,
+        advertiseAddr: host.addressIsIp ? host.address : undefined,
+    };
+    if (role === "server") {
+        const others = servers.filter((s) => s.name !== host.name).map(joinAddress);
+        return serverAgentConfig(settings, {
+            ...common,
+            tls: { caFile: PATHS.caFile, certFile: PATHS.serverCert, keyFile: PATHS.serverKey },
+            // A lone server lists itself: bootstrap_expect needs a retry_join, joining itself is harmless.
+            retryJoin: others.length > 0 ? others : [joinAddress(host)],
+        });
+    }
+    return clientAgentConfig(settings, {
+        ...common,
+        tls: { caFile: PATHS.caFile },
+        retryJoin: servers.map(joinAddress),
+        autoEncryptIpSans: host.addressIsIp ? [host.address] : undefined,
+    });
+}
+
+/** The id of the resource that owns a host's agent; the same as its rollout step id. */
+export function ownerId(role: AgentRole, host: Host): string {
+    return `${role}-${host.name}`;
+}
+
+/** Every file one host gets, with owner and mode. Pure: same inputs, same files. */
+export function nodeFiles(
+    settings: VmShared,
+    role: AgentRole,
+    host: Host,
+    servers: readonly Host[],
+    material: NodeMaterial,
+): NodeFile[] {
+    const configFiles = [PATHS.mainConfig, PATHS.joinConfig, PATHS.secretConfig];
+    const { main, startupOnly } = splitStartupOnly(vmAgentConfig(settings, role, host, servers));
+    const unit = consulUnit({
+        role,
+        nodeName: host.name,
+        binary: PATHS.binary,
+        configFiles,
+        dataDir: PATHS.dataDir,
+        hasPeerToJoin: role === "client" || servers.length > 1,
+        lowestPort: lowestListenPort(settings, role),
+    });
+    // The management token is no agent's business: the apply script bootstraps the ACL system with
+    // it from the root-only token file, so the consul user never reads it.
+    const secrets = agentSecretConfig(role, {
+        gossipKey: material.gossipKey,
+        agentToken: settings.acl.enabled ? material.agentToken : undefined,
+    });
+    const files: NodeFile[] = [
+        {
+            path: PATHS.mainConfig,
+            mode: "0640",
+            owner: "root",
+            group: "consul",
+            content: renderJson(main),
+        },
+        { path: PATHS.joinConfig, mode: "0640", owner: "root", group: "consul", content: renderJson(startupOnly) },
+        { path: PATHS.secretConfig, mode: "0640", owner: "root", group: "consul", content: renderJson(secrets) },
+        { path: PATHS.caFile, mode: "0644", owner: "root", group: "consul", content: material.caCertPem },
+        {
+            path: PATHS.profile,
+            mode: "0644",
+            owner: "root",
+            group: "root",
+            content: renderProfile(hostCliEnvironment(settings, role)),
+        },
+        { path: PATHS.unit, mode: "0644", owner: "root", group: "root", content: renderUnit(unit) },
+        { path: PATHS.owner, mode: "0644", owner: "root", group: "root", content: ownerId(role, host) + "\n" },
+    ];
+    if (role === "server") {
+        const need = (value: string | undefined, what: string): string => {
+            if (!value) throw new Error(`server ${host.name} needs its ${what}`);
+            return value;
+        };
+        files.push(
+            {
+                path: PATHS.serverCert,
+                mode: "0644",
+                owner: "root",
+                group: "consul",
+                content: need(material.serverCertPem, "certificate"),
+            },
+            {
+                path: PATHS.serverKey,
+                mode: "0640",
+                owner: "root",
+                group: "consul",
+                content: need(material.serverKeyPem, "private key"),
+            },
+            {
+                path: PATHS.cliCert,
+                mode: "0600",
+                owner: "root",
+                group: "root",
+                content: need(material.cliCertPem, "CLI certificate"),
+            },
+            {
+                path: PATHS.cliKey,
+                mode: "0600",
+                owner: "root",
+                group: "root",
+                content: need(material.cliKeyPem, "CLI key"),
+            },
+        );
+        if (settings.acl.enabled) {
+            files.push(
+                {
+                    path: PATHS.managementTokenFile,
+                    mode: "0600",
+                    owner: "root",
+                    group: "root",
+                    content: need(material.managementToken, "management token") + "\n",
+                },
+                {
+                    path: PATHS.agentTokenFile,
+                    mode: "0600",
+                    owner: "root",
+                    group: "root",
+                    content: need(material.agentToken, "agent token") + "\n",
+                },
+            );
+        }
+    }
+    return files;
+}
+
+/** Servers' HTTPS base URLs (clients fetch the Connect CA roots from them). */
+export function serverApiUrls(settings: Pick<Settings, "ports">, servers: readonly Host[]): string[] {
+    return servers.map((s) => httpsUrl(s, settings.ports.https));
+}
