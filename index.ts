@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { loadSettings } from "./components/config/settings";
+import { loadSettings } from "./components/config";
 import * as consul from "./components/cluster";
 import { clientTlsName } from "./components/agent/names";
 

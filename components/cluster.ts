@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { AclTokens } from "./security/acl-tokens";
 import { agentSecretConfig, AgentRole, renderJson } from "./agent/config";
-import { Host, Settings } from "./config/settings";
+import { Host, Settings } from "./config";
 import { ConsulAclAgentToken } from "./kubernetes/acl-job";
 import { ConsulClients } from "./kubernetes/clients";
 import { ConsulServers } from "./kubernetes/servers";

@@ -2,7 +2,7 @@
 // The main config holds nothing secret so it can live in a ConfigMap, be shown in a diff and be
 // logged; the gossip key and ACL tokens go in a separate fragment that is handled as a secret.
 
-import { Settings } from "../config/settings";
+import { Settings } from "../config";
 
 export type AgentRole = "server" | "client";
 

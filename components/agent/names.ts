@@ -1,7 +1,7 @@
 // Names that several components must agree on: Kubernetes object names, DNS forms and file
 // paths. Kept pure so the PKI (which needs the DNS names for its SANs) and the workloads match.
 
-import { Settings } from "../config/settings";
+import { Settings } from "../config";
 
 export const SERVER_NAME = "consul-server";
 export const CLIENT_NAME = "consul-client";

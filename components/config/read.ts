@@ -74,3 +74,51 @@ export function readTyped(
 export function expandHome(p: string): string {
     return p.startsWith("~/") ? path.join(os.homedir(), p.slice(2)) : p;
 }
+
+/** The config values by their declared types, and where problems with them go. */
+export interface Reader {
+    /** Raw strings as the stack stores them, by key without the project prefix. */
+    readonly raw: Readonly<Record<string, string>>;
+    readonly problems: Problems;
+    /** The full key (`<project>:<name>`), as problems name it. */
+    readonly key: (name: string) => string;
+    readonly str: (name: ConfigKey) => string;
+    readonly int: (name: ConfigKey) => number;
+    readonly bool: (name: ConfigKey) => boolean;
+    /** An array key; empty when unset or unreadable (its problem is recorded once). */
+    readonly list: (name: ConfigKey) => string[];
+    /** A string key that must be one of `allowed`. */
+    readonly oneOf: <T extends string>(name: ConfigKey, allowed: readonly T[]) => T;
+}
+
+/** Reads every declared key once; type problems are recorded here, range problems by each parser. */
+export function createReader(
+    raw: Readonly<Record<string, string>>,
+    project: string,
+    secretKeys: ReadonlySet<string>,
+): Reader {
+    const key = (name: string) => `${project}:${name}`;
+    const problems = new Problems(new Set([...secretKeys].map(key)));
+    const typed = new Map<ConfigKey, RawValue | undefined>();
+    for (const name of Object.keys(configSchema) as ConfigKey[]) {
+        typed.set(name, readTyped(name, raw[name], problems, key(name)));
+    }
+    const get = <T extends RawValue>(name: ConfigKey): T => typed.get(name) as T;
+    const str = (name: ConfigKey) => get<string>(name);
+    return {
+        raw,
+        problems,
+        key,
+        str,
+        int: (name) => get<number>(name),
+        bool: (name) => get<boolean>(name),
+        list: (name) => get<string[]>(name) ?? [],
+        oneOf: <T extends string>(name: ConfigKey, allowed: readonly T[]): T => {
+            const value = str(name);
+            if (value !== undefined && !allowed.includes(value as T)) {
+                problems.add(key(name), value, `must be one of ${allowed.join(", ")}.`);
+            }
+            return value as T;
+        },
+    };
+}

@@ -4,7 +4,7 @@
 
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { Settings } from "../config/settings";
+import { Settings } from "../config";
 import { agentPolicyBody } from "../security/agent-policy";
 import { aclJobSpec, agentTokenBody, FILES, labels, tokenHeader } from "./manifests";
 

@@ -4,7 +4,7 @@ import * as os from "os";
 import * as path from "path";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { KubernetesSettings } from "../config/settings";
+import { KubernetesSettings } from "../config";
 import { labels, FILES } from "./manifests";
 import { CA_CONFIGMAP_NAME } from "../agent/names";
 

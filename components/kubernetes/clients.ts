@@ -12,7 +12,7 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { renderJson } from "../agent/config";
-import { Settings } from "../config/settings";
+import { Settings } from "../config";
 import { clientDaemonSetSpec, configChecksum, FILES, kubernetesClientConfig, labels, sha256 } from "./manifests";
 import { CLIENT_NAME } from "../agent/names";
 import { IssuedCert } from "../security/pki";

@@ -6,7 +6,7 @@ import * as crypto from "crypto";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { AgentConfig, clientAgentConfig, renderJson, serverAgentConfig } from "../agent/config";
-import { Host, KubernetesSettings, Ports, Resources, Settings } from "../config/settings";
+import { Host, KubernetesSettings, Ports, Resources, Settings } from "../config";
 import { AGENT_POLICY_NAME, agentPolicyBody, CLIENT_SELF_SERVICE } from "../security/agent-policy";
 import { clientTlsName, SERVER_NAME } from "../agent/names";
 import { aclAgentTokenScript, clientStartScript, leaderProbeScript } from "./scripts";

@@ -4,7 +4,7 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { renderJson } from "../agent/config";
-import { Settings } from "../config/settings";
+import { Settings } from "../config";
 import {
     configChecksum,
     FILES,

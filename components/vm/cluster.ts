@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { remote } from "@pulumi/command";
 import { AclTokens } from "../security/acl-tokens";
-import { Host, Settings, VmSettings } from "../config/settings";
+import { Host, Settings, VmSettings } from "../config";
 import { ConsulNode, sshConnection, SshAccess } from "./node";
 import { GossipKey } from "../security/gossip";
 import { aclScript, pruneScript, wrapForUser } from "./scripts";

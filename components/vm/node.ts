@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import { remote, types } from "@pulumi/command";
-import { Bastion, Host } from "../config/settings";
+import { Bastion, Host } from "../config";
 import { ownerId } from "./plan";
 import {
     applyScript,

@@ -9,7 +9,7 @@ import {
     serverAgentConfig,
     splitStartupOnly,
 } from "../agent/config";
-import { Host, Settings } from "../config/settings";
+import { Host, Settings } from "../config";
 import { NodeFile, PATHS, shellQuote } from "./scripts";
 import { consulUnit, renderUnit } from "./systemd";
 

@@ -1,6 +1,6 @@
 import * as assert from "assert";
 import { agentSecretConfig, clientAgentConfig, renderJson, serverAgentConfig } from "../../components/agent/config";
-import { parseSettings } from "../../components/config/settings";
+import { parseSettings } from "../../components/config";
 import { AEAD_SUITES } from "../vm/fixtures";
 
 const settings = parseSettings({}, "consul", "dev");

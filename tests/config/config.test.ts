@@ -4,7 +4,7 @@ import * as os from "os";
 import * as path from "path";
 import * as crypto from "crypto";
 import * as yaml from "js-yaml";
-import { ConfigError, parseHost, parseQuantity, parseSettings, Settings } from "../../components/config/settings";
+import { ConfigError, parseHost, parseQuantity, parseSettings, Settings } from "../../components/config";
 import { configSchema } from "../../components/config/schema";
 import { PULUMI_YAML, schemaAsProjectConfig } from "../../scripts/sync-pulumi-yaml";
 import { exampleHostKey, withPinnedKeys } from "../vm/fixtures";

@@ -9,7 +9,7 @@ import * as os from "os";
 import * as path from "path";
 import fc from "fast-check";
 import * as pulumi from "@pulumi/pulumi";
-import { ConfigError, parseSettings, Settings } from "../../components/config/settings";
+import { ConfigError, parseSettings, Settings } from "../../components/config";
 import { configSchema, ConfigKey } from "../../components/config/schema";
 
 // Fixed so every run checks the same 10,000 configs; FUZZ_SEED explores others locally.

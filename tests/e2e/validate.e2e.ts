@@ -7,7 +7,7 @@ import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { Settings } from "../../components/config/settings";
+import { Settings } from "../../components/config";
 import { DEFAULT_CONSUL_VERSION } from "../../components/config/schema";
 import { PATHS } from "../../components/vm/scripts";
 import { nodeFiles } from "../../components/vm/plan";

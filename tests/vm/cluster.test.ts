@@ -4,7 +4,7 @@ import { spawnSync } from "child_process";
 import * as crypto from "crypto";
 import * as fs from "fs";
 import * as path from "path";
-import { Host, Settings } from "../../components/config/settings";
+import { Host, Settings } from "../../components/config";
 import { NodeFile, PATHS } from "../../components/vm/scripts";
 import { hostCliEnvironment, nodeFiles, planRollout, renderProfile } from "../../components/vm/plan";
 import { COMMAND_TYPE, diffCommands, sessionsPerHost } from "../command-diff";
