@@ -1,16 +1,17 @@
 import * as pulumi from "@pulumi/pulumi";
-import { AclTokens } from "./security/acl-tokens";
-import { agentSecretConfig, AgentRole, renderJson } from "./agent/config";
+import { AclTokens, ConsulPki, GossipKey, ServerIdentity } from "./security";
+import {
+    AgentRole,
+    agentSecretConfig,
+    httpsUrl,
+    kubernetesServerDnsNames,
+    kubernetesServerPodDnsName,
+    renderJson,
+    serverTlsName,
+} from "./agent";
 import { Host, Settings } from "./config";
-import { ConsulAclAgentToken } from "./kubernetes/acl-job";
-import { ConsulClients } from "./kubernetes/clients";
-import { ConsulServers } from "./kubernetes/servers";
-import { GossipKey } from "./security/gossip";
-import { KubernetesBase } from "./kubernetes/base";
-import { clientHttpsNames } from "./kubernetes/manifests";
-import { kubernetesServerDnsNames, kubernetesServerPodDnsName, serverTlsName } from "./agent/names";
-import { ConsulPki, ServerIdentity } from "./security/pki";
-import { VmCluster } from "./vm/cluster";
+import { clientHttpsNames, ConsulAclAgentToken, ConsulClients, ConsulServers, KubernetesBase } from "./kubernetes";
+import { VmCluster } from "./vm";
 
 /** What a VM server's certificate must be valid for: its node name and the address peers dial. */
 export function vmServerIdentity(host: Host): ServerIdentity {
@@ -34,14 +35,11 @@ export function serverIdentities(settings: Settings): ServerIdentity[] {
 export function serverAddresses(settings: Settings): string[] {
     const port = settings.ports.https;
     if (settings.vm) {
-        return settings.vm.servers.map(
-            (h) => `https://${h.address.includes(":") ? `[${h.address}]` : h.address}:${port}`,
-        );
+        return settings.vm.servers.map((h) => httpsUrl(h.address, port));
     }
     const namespace = (settings.kubernetes as NonNullable<Settings["kubernetes"]>).namespace;
-    return Array.from(
-        { length: settings.serverCount },
-        (_, i) => `https://${kubernetesServerPodDnsName(namespace, i)}:${port}`,
+    return Array.from({ length: settings.serverCount }, (_, i) =>
+        httpsUrl(kubernetesServerPodDnsName(namespace, i), port),
     );
 }
 

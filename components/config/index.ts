@@ -3,7 +3,7 @@
 export * from "./types";
 export { configSchema, DEFAULT_CONSUL_VERSION } from "./schema";
 export type { ConfigKey, ConfigKeySpec } from "./schema";
-export { isIpAddress } from "./read";
+export { expandHome, isIpAddress } from "./read";
 export { parseHost } from "./ssh";
 export { MIN_CONSUL_VERSION } from "./common";
 export { parseQuantity } from "./kubernetes";

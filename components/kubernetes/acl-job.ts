@@ -5,7 +5,7 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { Settings } from "../config";
-import { agentPolicyBody } from "../security/agent-policy";
+import { agentPolicyBody } from "../security";
 import { aclJobSpec, agentTokenBody, FILES, labels, tokenHeader } from "./manifests";
 
 export interface ConsulAclAgentTokenArgs {

@@ -1,12 +1,10 @@
 // What every Kubernetes-side component shares: the provider, the namespace and the CA ConfigMaps.
 
-import * as os from "os";
-import * as path from "path";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { KubernetesSettings } from "../config";
+import { expandHome, KubernetesSettings } from "../config";
 import { labels, FILES } from "./manifests";
-import { CA_CONFIGMAP_NAME } from "../agent/names";
+import { CA_CONFIGMAP_NAME } from "../agent";
 
 /**
  * Provider arguments from config, or undefined for the ambient kubeconfig and context (then no
@@ -17,9 +15,7 @@ export function kubernetesProviderArgs(kube: KubernetesSettings): k8s.ProviderAr
     const args: { kubeconfig?: string; context?: string } = {};
     // The provider accepts a path or the file's content; a path keeps credentials out of the state.
     if (kube.kubeconfig) {
-        args.kubeconfig = kube.kubeconfig.startsWith("~/")
-            ? path.join(os.homedir(), kube.kubeconfig.slice(2))
-            : kube.kubeconfig;
+        args.kubeconfig = expandHome(kube.kubeconfig);
     }
     if (kube.context) args.context = kube.context;
     return args;

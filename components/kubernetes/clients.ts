@@ -11,11 +11,11 @@
 
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { renderJson } from "../agent/config";
 import { Settings } from "../config";
-import { clientDaemonSetSpec, configChecksum, FILES, kubernetesClientConfig, labels, sha256 } from "./manifests";
-import { CLIENT_NAME } from "../agent/names";
-import { IssuedCert } from "../security/pki";
+import { agentObjects } from "./agent-objects";
+import { clientDaemonSetSpec, FILES, kubernetesClientConfig, labels } from "./manifests";
+import { CLIENT_NAME } from "../agent";
+import { IssuedCert } from "../security";
 
 export interface ConsulClientsArgs {
     readonly settings: Settings;
@@ -39,39 +39,22 @@ export class ConsulClients extends pulumi.ComponentResource {
         const o = { parent: this, ...(args.provider ? { provider: args.provider } : {}) };
         const meta = (objectName: string) => ({ name: objectName, namespace, labels: labels("client") });
 
-        const configJson = renderJson(kubernetesClientConfig(settings));
-        const configMap = new k8s.core.v1.ConfigMap(
-            `${name}-config`,
-            { metadata: meta(`${CLIENT_NAME}-config`), data: { [FILES.clientConfig]: configJson } },
-            o,
-        );
-        const secretConfig = new k8s.core.v1.Secret(
-            `${name}-secret-config`,
+        const { configMap, secretConfig, tlsSecret, checksum } = agentObjects(
+            name,
             {
-                metadata: meta(`${CLIENT_NAME}-secret-config`),
-                type: "Opaque",
-                stringData: { [FILES.secretConfig]: pulumi.secret(args.secretConfig) },
+                role: "client",
+                objectName: CLIENT_NAME,
+                namespace,
+                configFile: FILES.clientConfig,
+                config: kubernetesClientConfig(settings),
+                secretConfig: args.secretConfig,
+                caCertPem: args.caCertPem,
+                cert: args.httpsCert,
+                tlsSuffix: "https",
             },
             o,
         );
-        const httpsSecret = new k8s.core.v1.Secret(
-            `${name}-https`,
-            {
-                metadata: meta(`${CLIENT_NAME}-https`),
-                type: "kubernetes.io/tls",
-                stringData: {
-                    [FILES.tlsCert]: args.httpsCert.certPem,
-                    [FILES.tlsKey]: pulumi.secret(args.httpsCert.privateKeyPem),
-                },
-            },
-            o,
-        );
-
-        this.checksum = pulumi.unsecret(
-            pulumi
-                .all([args.caCertPem, args.httpsCert.certPem, args.secretConfig])
-                .apply(([ca, cert, secret]) => configChecksum([configJson, ca, cert, sha256(secret)])),
-        );
+        this.checksum = checksum;
 
         this.daemonSet = new k8s.apps.v1.DaemonSet(
             `${name}-daemonset`,
@@ -82,7 +65,7 @@ export class ConsulClients extends pulumi.ComponentResource {
                     {
                         configMap: configMap.metadata.name,
                         secretConfig: secretConfig.metadata.name,
-                        httpsSecret: httpsSecret.metadata.name,
+                        httpsSecret: tlsSecret.metadata.name,
                         caConfigMap: args.caConfigMapName,
                     },
                     this.checksum,

@@ -1,23 +1,21 @@
 // Consul servers on Kubernetes: a StatefulSet behind a headless Service (seed 000, hardened the
-// way the Helm chart does it). Every manifest piece comes from k8s-manifests.ts.
+// way the Helm chart does it). Every manifest piece comes from manifests/.
 
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { renderJson } from "../agent/config";
 import { Settings } from "../config";
+import { agentObjects } from "./agent-objects";
 import {
-    configChecksum,
     FILES,
     kubernetesServerConfig,
     labels,
     serverHeadlessServiceSpec,
     serverPdbSpec,
     serverStatefulSetSpec,
-    sha256,
     uiServiceSpec,
 } from "./manifests";
-import { SERVER_NAME, UI_SERVICE_NAME } from "../agent/names";
-import { IssuedCert } from "../security/pki";
+import { SERVER_NAME, UI_SERVICE_NAME } from "../agent";
+import { IssuedCert } from "../security";
 
 export interface ConsulServersArgs {
     readonly settings: Settings;
@@ -43,41 +41,22 @@ export class ConsulServers extends pulumi.ComponentResource {
         const o = { parent: this, ...(args.provider ? { provider: args.provider } : {}) };
         const meta = (objectName: string) => ({ name: objectName, namespace, labels: labels("server") });
 
-        const configJson = renderJson(kubernetesServerConfig(settings));
-        const configMap = new k8s.core.v1.ConfigMap(
-            `${name}-config`,
-            { metadata: meta(`${SERVER_NAME}-config`), data: { [FILES.serverConfig]: configJson } },
-            o,
-        );
-        const secretConfig = new k8s.core.v1.Secret(
-            `${name}-secret-config`,
+        const { configMap, secretConfig, tlsSecret, checksum } = agentObjects(
+            name,
             {
-                metadata: meta(`${SERVER_NAME}-secret-config`),
-                type: "Opaque",
-                stringData: { [FILES.secretConfig]: pulumi.secret(args.secretConfig) },
+                role: "server",
+                objectName: SERVER_NAME,
+                namespace,
+                configFile: FILES.serverConfig,
+                config: kubernetesServerConfig(settings),
+                secretConfig: args.secretConfig,
+                caCertPem: args.caCertPem,
+                cert: args.serverCert,
+                tlsSuffix: "tls",
             },
             o,
         );
-        const tlsSecret = new k8s.core.v1.Secret(
-            `${name}-tls`,
-            {
-                metadata: meta(`${SERVER_NAME}-tls`),
-                type: "kubernetes.io/tls",
-                stringData: {
-                    [FILES.caCert]: args.caCertPem,
-                    [FILES.tlsCert]: args.serverCert.certPem,
-                    [FILES.tlsKey]: pulumi.secret(args.serverCert.privateKeyPem),
-                },
-            },
-            o,
-        );
-
-        // A change in config, certificates or secrets rolls the pods; the secret enters only as a hash.
-        this.checksum = pulumi.unsecret(
-            pulumi
-                .all([args.caCertPem, args.serverCert.certPem, args.secretConfig])
-                .apply(([ca, cert, secret]) => configChecksum([configJson, ca, cert, sha256(secret)])),
-        );
+        this.checksum = checksum;
 
         this.headlessService = new k8s.core.v1.Service(
             `${name}-headless`,

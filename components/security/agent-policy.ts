@@ -1,7 +1,7 @@
 // The agent ACL policy, one definition for both topologies: the Kubernetes Job and the VM ACL step
 // upsert exactly this policy, so a change to its rules reaches the existing agent token on both.
 
-import { renderJson } from "../agent/config";
+import { renderJson } from "../agent";
 
 export const AGENT_POLICY_NAME = "consul-agents";
 

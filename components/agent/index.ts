@@ -1,0 +1,5 @@
+// What a Consul agent is, whatever runs it: its config, its names, how its address is written.
+
+export * from "./config";
+export * from "./names";
+export * from "./address";

@@ -1,0 +1,66 @@
+// What every Kubernetes object of ours shares: the consul user, where things are mounted in the
+// containers, labels, and the checksum that rolls pods when their config changes.
+
+import * as crypto from "crypto";
+
+/** The image's `consul` user and group (uid 100, gid 1000), as the Helm chart runs them. */
+export const CONSUL_UID = 100;
+export const CONSUL_GID = 1000;
+
+/** Where things are mounted inside the agent containers. */
+export const MOUNTS = {
+    config: "/consul/config",
+    secretConfig: "/consul/secret",
+    tls: "/consul/tls",
+    ca: "/consul/ca",
+    data: "/consul/data",
+    extra: "/consul/extra",
+    tmp: "/tmp",
+    acl: "/consul/acl",
+    aclPolicy: "/consul/acl-policy",
+} as const;
+
+export const FILES = {
+    serverConfig: "server.json",
+    clientConfig: "client.json",
+    secretConfig: "secret.json",
+    caCert: "ca.crt",
+    tlsCert: "tls.crt",
+    tlsKey: "tls.key",
+    addressConfig: "addresses.json",
+    managementHeader: "management-token.header",
+    agentHeader: "agent-token.header",
+    agentToken: "agent-token.json",
+    agentPolicy: "agent-policy.json",
+} as const;
+
+/** Pod annotation whose value changes whenever the agent config or certificates change. */
+export const CHECKSUM_ANNOTATION = "consul.pulumi.com/config-checksum";
+
+export type Component = "server" | "client" | "acl-init";
+
+export function selectorLabels(component: Component): Record<string, string> {
+    return { "app.kubernetes.io/name": "consul", "app.kubernetes.io/component": component };
+}
+
+export function labels(component: Component): Record<string, string> {
+    return {
+        ...selectorLabels(component),
+        "app.kubernetes.io/part-of": "consul",
+        "app.kubernetes.io/managed-by": "pulumi",
+    };
+}
+
+/**
+ * sha256 over the given parts, each length-prefixed so that moving bytes between parts changes the
+ * result. Callers pass a hash of the secret fragment, never the fragment itself.
+ */
+export function configChecksum(parts: readonly string[]): string {
+    const hash = crypto.createHash("sha256");
+    for (const part of parts) hash.update(`${Buffer.byteLength(part)}:`).update(part);
+    return hash.digest("hex");
+}
+
+export function sha256(text: string): string {
+    return crypto.createHash("sha256").update(text).digest("hex");
+}

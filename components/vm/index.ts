@@ -1,0 +1,8 @@
+// The vm and hybrid topologies' hosts: the rollout plan, each host's files and systemd unit, the
+// scripts that apply them over SSH, and the components that carry them.
+
+export * from "./cluster";
+export * from "./node";
+export * from "./plan";
+export * from "./scripts";
+export * from "./systemd";
