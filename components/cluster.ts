@@ -133,7 +133,11 @@ export class ConsulCluster extends pulumi.ComponentResource {
             { kubernetes: kube, caCertPem: this.pki.caCertPem },
             { parent: this },
         );
-        const common = { settings, namespace: base.namespace, provider: base.provider };
+        const common = {
+            settings: { ...settings, kubernetes: kube },
+            namespace: base.namespace,
+            provider: base.provider,
+        };
         const after = { parent: this, dependsOn: [base] };
         // hybrid: the agent token Job and the agents talk to the VM servers, so those come first.
         const vmServers: pulumi.Resource[] = this.vm ? [this.vm] : [];

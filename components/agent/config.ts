@@ -45,12 +45,13 @@ export interface AgentSecrets {
     readonly configFileRegistrationToken?: string;
 }
 
-type SharedSettings = Pick<
+/** The slice of Settings an agent's config is made from. */
+export type AgentSettings = Pick<
     Settings,
     "datacenter" | "domain" | "logLevel" | "ports" | "acl" | "telemetry" | "raftMultiplier" | "serverCount"
 >;
 
-function commonConfig(settings: SharedSettings, options: AgentOptions): AgentConfig {
+function commonConfig(settings: AgentSettings, options: AgentOptions): AgentConfig {
     const config: AgentConfig = {
         datacenter: settings.datacenter,
         primary_datacenter: settings.datacenter,
@@ -113,7 +114,7 @@ export const TLS_CIPHER_SUITES = [
 ].join(",");
 
 /** The main (non-secret) config of a Consul server. */
-export function serverAgentConfig(settings: SharedSettings, options: AgentOptions): AgentConfig {
+export function serverAgentConfig(settings: AgentSettings, options: AgentOptions): AgentConfig {
     if (!options.tls.certFile || !options.tls.keyFile) {
         throw new Error("a server needs its own certificate and key (tls.certFile, tls.keyFile)");
     }
@@ -162,7 +163,7 @@ export function serverAgentConfig(settings: SharedSettings, options: AgentOption
 }
 
 /** The main (non-secret) config of a Consul client agent. */
-export function clientAgentConfig(settings: SharedSettings, options: AgentOptions): AgentConfig {
+export function clientAgentConfig(settings: AgentSettings, options: AgentOptions): AgentConfig {
     if (options.retryJoin.length === 0) {
         throw new Error("a client needs server addresses to join (retry_join)");
     }

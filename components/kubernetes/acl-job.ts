@@ -4,12 +4,11 @@
 
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { Settings } from "../config";
 import { agentPolicyBody } from "../security";
-import { aclJobSpec, agentTokenBody, FILES, labels, tokenHeader } from "./manifests";
+import { aclJobSpec, agentTokenBody, FILES, labels, tokenHeader, WorkloadSettings } from "./manifests";
 
 export interface ConsulAclAgentTokenArgs {
-    readonly settings: Settings;
+    readonly settings: WorkloadSettings;
     readonly namespace: pulumi.Input<string>;
     readonly caConfigMapName: pulumi.Input<string>;
     readonly managementToken: pulumi.Output<string>;

@@ -11,14 +11,13 @@
 
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { Settings } from "../config";
 import { agentObjects } from "./agent-objects";
-import { clientDaemonSetSpec, FILES, kubernetesClientConfig, labels } from "./manifests";
+import { clientDaemonSetSpec, FILES, kubernetesClientConfig, labels, WorkloadSettings } from "./manifests";
 import { CLIENT_NAME } from "../agent";
 import { IssuedCert } from "../security";
 
 export interface ConsulClientsArgs {
-    readonly settings: Settings;
+    readonly settings: WorkloadSettings;
     readonly namespace: pulumi.Input<string>;
     readonly caCertPem: pulumi.Input<string>;
     readonly caConfigMapName: pulumi.Input<string>;

@@ -3,7 +3,6 @@
 
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { Settings } from "../config";
 import { agentObjects } from "./agent-objects";
 import {
     FILES,
@@ -13,12 +12,13 @@ import {
     serverPdbSpec,
     serverStatefulSetSpec,
     uiServiceSpec,
+    WorkloadSettings,
 } from "./manifests";
 import { SERVER_NAME, UI_SERVICE_NAME } from "../agent";
 import { IssuedCert } from "../security";
 
 export interface ConsulServersArgs {
-    readonly settings: Settings;
+    readonly settings: WorkloadSettings;
     readonly namespace: pulumi.Input<string>;
     readonly caCertPem: pulumi.Input<string>;
     /** The shared in-cluster server certificate. */

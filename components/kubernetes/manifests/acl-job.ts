@@ -2,11 +2,10 @@
 
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { Settings } from "../../config";
 import { AGENT_POLICY_NAME, agentPolicyBody } from "../../security";
 import { aclAgentTokenScript } from "../scripts";
-import { kubernetesOf, serverHttpsUrls } from "./agent-config";
-import { CHECKSUM_ANNOTATION, FILES, labels, MOUNTS, sha256 } from "./common";
+import { serverHttpsUrls } from "./agent-config";
+import { CHECKSUM_ANNOTATION, FILES, labels, MOUNTS, sha256, WorkloadSettings } from "./common";
 import { containerSecurityContext, podSecurityContext } from "./pod";
 
 export interface AclJobNames {
@@ -15,8 +14,8 @@ export interface AclJobNames {
     readonly caConfigMap: pulumi.Input<string>;
 }
 
-export function aclJobSpec(settings: Settings, names: AclJobNames): k8s.types.input.batch.v1.JobSpec {
-    const kube = kubernetesOf(settings);
+export function aclJobSpec(settings: WorkloadSettings, names: AclJobNames): k8s.types.input.batch.v1.JobSpec {
+    const kube = settings.kubernetes;
     const script = aclAgentTokenScript({
         caFile: `${MOUNTS.ca}/${FILES.caCert}`,
         managementHeaderFile: `${MOUNTS.acl}/${FILES.managementHeader}`,

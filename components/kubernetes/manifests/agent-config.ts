@@ -10,9 +10,8 @@ import {
     SERVER_NAME,
     serverAgentConfig,
 } from "../../agent";
-import { KubernetesSettings, Settings } from "../../config";
 import { AGENT_POLICY_NAME, CLIENT_SELF_SERVICE } from "../../security";
-import { FILES, MOUNTS } from "./common";
+import { FILES, MOUNTS, WorkloadSettings } from "./common";
 
 /** The one retry_join entry in-cluster agents use: the headless service, resolving to every server pod. */
 export function serverServiceHost(namespace: string): string {
@@ -20,31 +19,26 @@ export function serverServiceHost(namespace: string): string {
 }
 
 /** retry_join for client agents: the in-cluster servers, or the VM servers in the hybrid topology. */
-export function clientRetryJoin(settings: Settings): string[] {
+export function clientRetryJoin(settings: WorkloadSettings): string[] {
     if (settings.topology === "hybrid") {
         const servers = settings.vm?.servers ?? [];
         if (servers.length === 0) throw new Error("the hybrid topology needs the VM server addresses (serverHosts)");
         return servers.map((h) => hostPort(h.address, settings.ports.serfLan));
     }
-    return [hostPort(serverServiceHost(kubernetesOf(settings).namespace), settings.ports.serfLan)];
+    return [hostPort(serverServiceHost(settings.kubernetes.namespace), settings.ports.serfLan)];
 }
 
 /** HTTPS base URLs of the servers, for the ACL Job. */
-export function serverHttpsUrls(settings: Settings): string[] {
+export function serverHttpsUrls(settings: WorkloadSettings): string[] {
     if (settings.topology === "hybrid") {
         return (settings.vm?.servers ?? []).map((h) => httpsUrl(h.address, settings.ports.https));
     }
-    return [httpsUrl(serverServiceHost(kubernetesOf(settings).namespace), settings.ports.https)];
-}
-
-export function kubernetesOf(settings: Settings): KubernetesSettings {
-    if (!settings.kubernetes) throw new Error(`topology ${settings.topology} has no Kubernetes settings`);
-    return settings.kubernetes;
+    return [httpsUrl(serverServiceHost(settings.kubernetes.namespace), settings.ports.https)];
 }
 
 /** The servers' main config (ConfigMap): data on the PVC, TLS from the mounted Secret. */
-export function kubernetesServerConfig(settings: Settings): AgentConfig {
-    const namespace = kubernetesOf(settings).namespace;
+export function kubernetesServerConfig(settings: WorkloadSettings): AgentConfig {
+    const namespace = settings.kubernetes.namespace;
     // Servers never leave on terminate (see agent-config.ts): a rescheduled pod keeps its PVC, its
     // node ID and its Raft seat; autopilot's min_quorum keeps a crash loop from shrinking the quorum.
     return serverAgentConfig(settings, {
@@ -59,7 +53,7 @@ export function kubernetesServerConfig(settings: Settings): AgentConfig {
 }
 
 /** The service a client agent registers for itself (seed 003's postStart script, declaratively). */
-export function clientSelfService(settings: Settings): Record<string, unknown> {
+export function clientSelfService(settings: WorkloadSettings): Record<string, unknown> {
     return {
         id: CLIENT_SELF_SERVICE,
         name: CLIENT_SELF_SERVICE,
@@ -80,7 +74,7 @@ export function clientSelfService(settings: Settings): Record<string, unknown> {
 }
 
 /** The client agents' main config (ConfigMap). Node name and addresses come from the start script. */
-export function kubernetesClientConfig(settings: Settings): AgentConfig {
+export function kubernetesClientConfig(settings: WorkloadSettings): AgentConfig {
     const config = clientAgentConfig(settings, {
         dataDir: MOUNTS.data,
         tls: {
@@ -90,12 +84,12 @@ export function kubernetesClientConfig(settings: Settings): AgentConfig {
         },
         retryJoin: clientRetryJoin(settings),
     });
-    if (kubernetesOf(settings).clientSelfRegister) config.services = [clientSelfService(settings)];
+    if (settings.kubernetes.clientSelfRegister) config.services = [clientSelfService(settings)];
     return config;
 }
 
 /** SANs of the client agents' HTTPS certificate: the name apps verify, and loopback for probes. */
-export function clientHttpsNames(settings: Pick<Settings, "datacenter" | "domain">): {
+export function clientHttpsNames(settings: Pick<WorkloadSettings, "datacenter" | "domain">): {
     dnsNames: string[];
     ipAddresses: string[];
 } {

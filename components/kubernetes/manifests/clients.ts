@@ -2,10 +2,8 @@
 
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { Settings } from "../../config";
 import { clientStartScript } from "../scripts";
-import { kubernetesOf } from "./agent-config";
-import { CHECKSUM_ANNOTATION, FILES, labels, MOUNTS, selectorLabels } from "./common";
+import { CHECKSUM_ANNOTATION, FILES, labels, MOUNTS, selectorLabels, WorkloadSettings } from "./common";
 import {
     agentPorts,
     agentVolumeMounts,
@@ -25,7 +23,7 @@ export interface ClientObjectNames {
     readonly caConfigMap: pulumi.Input<string>;
 }
 
-export function clientPrometheusAnnotations(settings: Settings): Record<string, string> {
+export function clientPrometheusAnnotations(settings: WorkloadSettings): Record<string, string> {
     if (!settings.telemetry.enabled) return {};
     return {
         "prometheus.io/scrape": "true",
@@ -36,11 +34,11 @@ export function clientPrometheusAnnotations(settings: Settings): Record<string, 
 }
 
 export function clientDaemonSetSpec(
-    settings: Settings,
+    settings: WorkloadSettings,
     names: ClientObjectNames,
     checksum: pulumi.Input<string>,
 ): k8s.types.input.apps.v1.DaemonSetSpec {
-    const kube = kubernetesOf(settings);
+    const kube = settings.kubernetes;
     const hostNetwork = kube.clientNetworkMode === "hostNetwork";
     const caFile = `${MOUNTS.ca}/${FILES.caCert}`;
     const podSpec: k8s.types.input.core.v1.PodSpec = {

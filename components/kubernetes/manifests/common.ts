@@ -2,6 +2,16 @@
 // containers, labels, and the checksum that rolls pods when their config changes.
 
 import * as crypto from "crypto";
+import type { AgentSettings } from "../../agent";
+import type { KubernetesSettings, Settings, VmSettings } from "../../config";
+
+/** The slice of Settings the Kubernetes workloads read. */
+export type WorkloadSettings = AgentSettings &
+    Pick<Settings, "topology"> & {
+        readonly kubernetes: KubernetesSettings;
+        /** Hybrid: the VM servers the client agents join. */
+        readonly vm?: Pick<VmSettings, "servers">;
+    };
 
 /** The image's `consul` user and group (uid 100, gid 1000), as the Helm chart runs them. */
 export const CONSUL_UID = 100;

@@ -2,9 +2,8 @@
 
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { Ports, Settings } from "../../config";
-import { kubernetesOf } from "./agent-config";
-import { CHECKSUM_ANNOTATION, FILES, labels, MOUNTS, selectorLabels } from "./common";
+import { Ports } from "../../config";
+import { CHECKSUM_ANNOTATION, FILES, labels, MOUNTS, selectorLabels, WorkloadSettings } from "./common";
 import {
     agentPorts,
     agentVolumeMounts,
@@ -35,11 +34,11 @@ export function serverAntiAffinity(mode: "required" | "preferred"): k8s.types.in
 }
 
 export function serverStatefulSetSpec(
-    settings: Settings,
+    settings: WorkloadSettings,
     names: ServerObjectNames,
     checksum: pulumi.Input<string>,
 ): k8s.types.input.apps.v1.StatefulSetSpec {
-    const kube = kubernetesOf(settings);
+    const kube = settings.kubernetes;
     const podSpec: k8s.types.input.core.v1.PodSpec = {
         affinity: serverAntiAffinity(kube.antiAffinity),
         // Servers do not leave (see kubernetesServerConfig), so a stop is just a clean shutdown.
@@ -118,9 +117,9 @@ export function serverHeadlessServiceSpec(ports: Ports): k8s.types.input.core.v1
     };
 }
 
-export function uiServiceSpec(settings: Settings): k8s.types.input.core.v1.ServiceSpec {
+export function uiServiceSpec(settings: WorkloadSettings): k8s.types.input.core.v1.ServiceSpec {
     return {
-        type: kubernetesOf(settings).uiServiceType,
+        type: settings.kubernetes.uiServiceType,
         selector: selectorLabels("server"),
         ports: [{ name: "https", port: 443, targetPort: settings.ports.https, protocol: "TCP" }],
     };
