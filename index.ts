@@ -1,10 +1,8 @@
 import * as pulumi from "@pulumi/pulumi";
-import { loadSettings } from "./components/config";
-import * as consul from "./components/cluster";
-import { clientTlsName } from "./components/agent/names";
+import * as consul from "./components";
 
 // Every setting is validated here, before any resource is registered.
-const settings = loadSettings();
+const settings = consul.loadSettings();
 const cluster = new consul.ConsulCluster("consul", settings);
 
 export const topology = settings.topology;
@@ -13,7 +11,7 @@ export const domain = settings.domain;
 /** Put this in CONSUL_HTTP_ADDR (on Kubernetes, after a HOST_IP downward-API variable). */
 export const consulHttpAddr = consul.consulHttpAddr(settings);
 /** Kubernetes apps: CONSUL_TLS_SERVER_NAME, the name on the node-local agents' HTTPS certificate. */
-export const consulTlsServerName = settings.kubernetes ? clientTlsName(settings) : "";
+export const consulTlsServerName = settings.kubernetes ? consul.clientTlsName(settings) : "";
 export const caCertPem = cluster.pki.caCertPem;
 export const serverAddresses = consul.serverAddresses(settings);
 export const gossipKey = cluster.gossipKey.key;

@@ -5,7 +5,7 @@
 
 import type * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { CA_CONFIGMAP_NAME } from "../components/agent/names";
+import { CA_CONFIGMAP_NAME } from "../components/agent";
 
 type EnvVar = k8s.types.input.core.v1.EnvVar;
 type Volume = k8s.types.input.core.v1.Volume;

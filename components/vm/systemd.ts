@@ -44,7 +44,7 @@ export interface ConsulUnitOptions {
     readonly dataDir: string;
     /**
      * True when the agent has another agent to join. Consul sends READY=1 only after a LAN join,
-     * so a lone server must not be Type=notify or it hangs in "activating" (FIELD-NOTES §2).
+     * so a lone server must not be Type=notify or it hangs in "activating" (it has no one to join).
      */
     readonly hasPeerToJoin: boolean;
     /** Lowest port the agent listens on; below 1024 it needs CAP_NET_BIND_SERVICE. */
@@ -64,7 +64,8 @@ export function consulUnit(options: ConsulUnitOptions): SystemdUnit {
             Documentation: "https://developer.hashicorp.com/consul/docs",
             Wants: "network-online.target",
             After: "network-online.target",
-            // The real file names, not the package's consul.hcl (FIELD-NOTES §2).
+            // The files this agent really loads: a condition on the package's consul.hcl would keep an
+            // agent configured under other names from ever starting.
             ConditionFileNotEmpty: [...options.configFiles],
         },
         Service: {
