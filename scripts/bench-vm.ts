@@ -73,6 +73,14 @@ function compiledEvaluationTimes(): void {
     for (const f of fs.readdirSync(root).filter((n) => /^Pulumi(\..+)?\.yaml$/.test(n))) {
         fs.copyFileSync(path.join(root, f), path.join(bin, f));
     }
+    // The VM host scripts are .sh files the modules read next to themselves; tsc copies only code.
+    const components = path.join(root, "components");
+    for (const f of fs
+        .readdirSync(components, { recursive: true, encoding: "utf8" })
+        .filter((n) => n.endsWith(".sh"))) {
+        fs.mkdirSync(path.dirname(path.join(bin, "components", f)), { recursive: true });
+        fs.copyFileSync(path.join(components, f), path.join(bin, "components", f));
+    }
     const child = spawnSync(process.execPath, [path.join(bin, "scripts", "bench-vm.js"), "--evaluation-only"], {
         cwd: root,
         encoding: "utf8",

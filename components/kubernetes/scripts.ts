@@ -2,10 +2,7 @@
 // them and run shellcheck on them. Every value put into a script is quoted with `shellQuote`;
 // nothing secret is ever put into a script: secrets are read from mounted files at run time.
 
-/** Single-quotes a value for POSIX sh. */
-export function shellQuote(value: string): string {
-    return `'${value.replace(/'/g, `'"'"'`)}'`;
-}
+import { shellQuote } from "../shell";
 
 function port(value: number): string {
     if (!Number.isInteger(value) || value < 1 || value > 65535) throw new Error(`not a TCP port: ${value}`);

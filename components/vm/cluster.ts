@@ -1,13 +1,18 @@
 import * as pulumi from "@pulumi/pulumi";
 import { remote } from "@pulumi/command";
-import { AclTokens } from "../security/acl-tokens";
+import {
+    AclTokens,
+    AGENT_POLICY_NAME,
+    agentPolicyBody,
+    ConsulPki,
+    GossipKey,
+    ReleaseKey,
+    releaseKey,
+    TEST_RELEASE_KEY_ENV,
+} from "../security";
 import { Host, Settings, VmSettings } from "../config";
 import { ConsulNode, sshConnection, SshAccess } from "./node";
-import { GossipKey } from "../security/gossip";
 import { aclScript, pruneScript, wrapForUser } from "./scripts";
-import { ConsulPki } from "../security/pki";
-import { ReleaseKey, releaseKey, TEST_RELEASE_KEY_ENV } from "../security/release-trust";
-import { AGENT_POLICY_NAME, agentPolicyBody } from "../security/agent-policy";
 import {
     CliEnvironment,
     hostCliEnvironment,

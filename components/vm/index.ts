@@ -6,3 +6,5 @@ export * from "./node";
 export * from "./plan";
 export * from "./scripts";
 export * from "./systemd";
+export * from "./paths";
+export * from "./bundle";

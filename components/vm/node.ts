@@ -2,15 +2,8 @@ import * as pulumi from "@pulumi/pulumi";
 import { remote, types } from "@pulumi/command";
 import { Bastion, Host } from "../config";
 import { ownerId } from "./plan";
-import {
-    applyScript,
-    ApplyScriptParams,
-    NodeFile,
-    removeScript,
-    renderBundle,
-    sha256Hex,
-    wrapForUser,
-} from "./scripts";
+import { NodeFile, renderBundle, sha256Hex } from "./bundle";
+import { applyScript, ApplyScriptParams, removeScript, wrapForUser } from "./scripts";
 
 /** How to reach the hosts over SSH. */
 export interface SshAccess {

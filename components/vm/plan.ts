@@ -8,9 +8,11 @@ import {
     renderJson,
     serverAgentConfig,
     splitStartupOnly,
-} from "../agent/config";
+} from "../agent";
 import { Host, Settings } from "../config";
-import { NodeFile, PATHS, shellQuote } from "./scripts";
+import { shellQuote } from "../shell";
+import { NodeFile } from "./bundle";
+import { PATHS } from "./paths";
 import { consulUnit, renderUnit } from "./systemd";
 
 /** One host in the rollout and what it waits for. */

@@ -9,7 +9,7 @@ import * as os from "os";
 import * as path from "path";
 import { Settings } from "../../components/config";
 import { DEFAULT_CONSUL_VERSION } from "../../components/config/schema";
-import { PATHS } from "../../components/vm/scripts";
+import { PATHS } from "../../components/vm/paths";
 import { nodeFiles } from "../../components/vm/plan";
 import { sampleMaterial, sampleVmSettings } from "../vm/fixtures";
 import { Artifacts, ensureArtifacts } from "./infra";

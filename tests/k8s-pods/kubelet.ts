@@ -6,7 +6,7 @@
 // the README (Testing): scheduling, CNI, kube-proxy, probe timing, restarts, resource limits.
 /* eslint-disable @typescript-eslint/no-unsafe-argument, @typescript-eslint/no-unsafe-call -- manifests are read as loose JSON */
 
-import { shellQuote } from "../../components/kubernetes/scripts";
+import { shellQuote } from "../../components/shell";
 import { Json } from "../kubernetes/helpers";
 import { Manifest } from "../kubernetes/render";
 

@@ -7,12 +7,8 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { CHECKSUM_ANNOTATION, configChecksum, sha256 } from "../../components/kubernetes/manifests";
-import {
-    aclAgentTokenScript,
-    clientStartScript,
-    leaderProbeScript,
-    shellQuote,
-} from "../../components/kubernetes/scripts";
+import { aclAgentTokenScript, clientStartScript, leaderProbeScript } from "../../components/kubernetes/scripts";
+import { shellQuote } from "../../components/shell";
 import { containsSecret, EvaluatedStack, evaluateProgram, stackFileConfig, withOperatorHome } from "../mocks";
 import {
     assertNoSecretIn,

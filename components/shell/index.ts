@@ -1,0 +1,2 @@
+export { scriptHeader, shellQuote } from "./quote";
+export type { ScriptParams } from "./quote";

@@ -1,0 +1,59 @@
+// Where things live on a VM host. The agent config, the systemd unit, the CLI profile and the
+// scripts (as read-only header variables) all take their paths from here.
+
+const CONFIG_DIR = "/etc/consul.d";
+const TLS_DIR = `${CONFIG_DIR}/tls`;
+const CLI_DIR = `${CONFIG_DIR}/cli`;
+const TOKEN_DIR = `${CONFIG_DIR}/tokens`;
+
+/** Paths the scripts and the config agree on. */
+export const PATHS = {
+    binary: "/usr/local/bin/consul",
+    configDir: CONFIG_DIR,
+    mainConfig: `${CONFIG_DIR}/consul.json`,
+    /**
+     * Settings Consul reads only when an agent starts or a cluster bootstraps (retry_join,
+     * bootstrap_expect, autopilot): a change here is written and reloaded, never a restart.
+     */
+    joinConfig: `${CONFIG_DIR}/join.json`,
+    secretConfig: `${CONFIG_DIR}/secrets.json`,
+    tlsDir: TLS_DIR,
+    caFile: `${TLS_DIR}/ca.pem`,
+    /** Clients: our CA plus the Connect CA roots that sign their auto_encrypt certificate. */
+    agentCaBundle: `${TLS_DIR}/agent-ca.pem`,
+    serverCert: `${TLS_DIR}/server.pem`,
+    serverKey: `${TLS_DIR}/server-key.pem`,
+    cliDir: CLI_DIR,
+    cliCert: `${CLI_DIR}/cli.pem`,
+    cliKey: `${CLI_DIR}/cli-key.pem`,
+    tokenDir: TOKEN_DIR,
+    managementTokenFile: `${TOKEN_DIR}/management`,
+    agentTokenFile: `${TOKEN_DIR}/agent`,
+    dataDir: "/var/lib/consul",
+    profile: "/etc/profile.d/consul-cli.sh",
+    unit: "/etc/systemd/system/consul.service",
+    /** Which rollout step (resource) owns the agent on this host: `server-<name>` or `client-<name>`. */
+    owner: `${CONFIG_DIR}/managed-by`,
+    /** Present when the apply script created the consul user (removal deletes only such a user). */
+    userMarker: `${CONFIG_DIR}/created-consul-user`,
+    /** The files (and binary) the last swap replaced, until the new agent is healthy. */
+    backupDir: "/etc/.consul-previous",
+    /**
+     * Where the apply script makes its staging directory (`.consul-stage.XXXXXX`): the file system
+     * of every file it swaps in, so each move is a rename.
+     */
+    stageParent: "/etc",
+    /** Where the scripts make their work directory (`consul-pulumi.XXXXXX`: the bundle, downloads). */
+    workParent: "/tmp",
+} as const;
+
+/** The scripts' PATH on the hosts (they set it, rather than trust the SSH session's). */
+export const TOOL_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/** Where a script looks for things on its host: PATHS and TOOL_PATH, unless a test rebases them. */
+export interface ScriptHost {
+    readonly paths: { readonly [K in keyof typeof PATHS]: string };
+    readonly toolPath: string;
+}
+
+export const REAL_HOST: ScriptHost = { paths: PATHS, toolPath: TOOL_PATH };

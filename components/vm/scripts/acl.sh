@@ -1,0 +1,53 @@
+# shellcheck shell=sh
+# shellcheck enable=check-unassigned-uppercase
+# The ACL script's body (components/vm/scripts.ts aclScript; common.sh runs first): upserts the
+# agent policy and creates the agent token with the SecretID from the host's token file.
+#
+# Parameters, set read-only by the header (see common.sh; these are the ones this file reads):
+#   from aclScript's params: NODE HTTPS_PORT POLICY_NAME POLICY_JSON TOKEN_DESCRIPTION WAIT_SECONDS;
+#   from PATHS: CA_FILE AGENT_TOKEN WORK_PARENT.
+readonly NODE HTTPS_PORT POLICY_NAME POLICY_JSON TOKEN_DESCRIPTION WAIT_SECONDS
+readonly CA_FILE AGENT_TOKEN WORK_PARENT
+# Set first by common.sh and read there: STEP (named by say and fail), WORK (removed on exit).
+# Read here too, so that shellcheck, which checks this file alone, sees them used.
+: "${STEP?}" "${WORK?}"
+STEP=acl
+require_root
+require_tools curl
+WORK=$(mktemp -d "$WORK_PARENT/consul-pulumi.XXXXXX") || fail "cannot create a temporary directory"
+deadline=$(($(now) + WAIT_SECONDS))
+# The last server's step bootstrapped the ACL system with the management token; wait until it works.
+until [ -n "$(leader "$CA_FILE")" ] && api /v1/acl/token/self "$(token_file)" >/dev/null; do
+    if [ "$(now)" -ge "$deadline" ]; then
+        fail "timed out after ${WAIT_SECONDS}s waiting for a leader and a working management token; see journalctl -u consul on $NODE"
+    fi
+    sleep 2
+done
+# Upserted on every run, so a changed policy reaches the existing agent token.
+printf '%s' "$POLICY_JSON" > "$WORK/policy.json"
+policy_id=$(api "/v1/acl/policy/name/$POLICY_NAME" "$(token_file)" | tr ',' '\n' |
+    sed -n 's/^{*"ID":"\([^"]*\)"$/\1/p' | head -n 1) || policy_id=""
+if [ -n "$policy_id" ]; then
+    { printf 'header = "X-Consul-Token: '; tr -d '\n' < "$(token_file)"; printf '"\n'; } |
+        curl -sS -f --max-time 10 --cacert "$CA_FILE" --config - -X PUT --data-binary "@$WORK/policy.json" \
+            "https://127.0.0.1:$HTTPS_PORT/v1/acl/policy/$policy_id" >/dev/null 2>&1 ||
+        fail "could not update ACL policy $POLICY_NAME"
+    say "policy $POLICY_NAME updated"
+else
+    { printf 'header = "X-Consul-Token: '; tr -d '\n' < "$(token_file)"; printf '"\n'; } |
+        curl -sS -f --max-time 10 --cacert "$CA_FILE" --config - -X PUT --data-binary "@$WORK/policy.json" \
+            "https://127.0.0.1:$HTTPS_PORT/v1/acl/policy" >/dev/null 2>&1 ||
+        fail "could not create ACL policy $POLICY_NAME"
+    say "policy $POLICY_NAME created"
+fi
+if api /v1/acl/token/self "$AGENT_TOKEN" >/dev/null; then
+    say "agent token exists"
+else
+    printf '{"SecretID":"%s","Description":"%s","Policies":[{"Name":"%s"}]}' \
+        "$(tr -d '\n' < "$AGENT_TOKEN")" "$TOKEN_DESCRIPTION" "$POLICY_NAME" > "$WORK/token.json"
+    { printf 'header = "X-Consul-Token: '; tr -d '\n' < "$(token_file)"; printf '"\n'; } |
+        curl -sS -f --max-time 10 --cacert "$CA_FILE" --config - -X PUT --data-binary "@$WORK/token.json" \
+            "https://127.0.0.1:$HTTPS_PORT/v1/acl/token" >/dev/null 2>&1 ||
+        fail "could not create the agent token"
+    say "agent token created"
+fi
