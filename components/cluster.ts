@@ -86,7 +86,12 @@ export class ConsulCluster extends pulumi.ComponentResource {
         if (settings.vm) {
             this.vm = new VmCluster(
                 `${name}-vm`,
-                { settings, pki: this.pki, gossipKey: this.gossipKey, aclTokens: this.aclTokens },
+                {
+                    settings: { ...settings, vm: settings.vm },
+                    pki: this.pki,
+                    gossipKey: this.gossipKey,
+                    aclTokens: this.aclTokens,
+                },
                 parent,
             );
         }

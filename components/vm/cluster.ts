@@ -10,25 +10,21 @@ import {
     releaseKey,
     TEST_RELEASE_KEY_ENV,
 } from "../security";
+import type { AgentSettings } from "../agent";
 import { Host, Settings, VmSettings } from "../config";
+import { CliEnvironment, hostCliEnvironment, NodeMaterial, nodeFiles, serverApiUrls } from "./host-files";
 import { ConsulNode, sshConnection, SshAccess } from "./node";
+import { ownerId, planRollout, RolloutStep } from "./plan";
 import { aclScript, pruneScript, wrapForUser } from "./scripts";
-import {
-    CliEnvironment,
-    hostCliEnvironment,
-    NodeMaterial,
-    nodeFiles,
-    ownerId,
-    planRollout,
-    RolloutStep,
-    serverApiUrls,
-} from "./plan";
 
 /** How long each host's wait (agent back, leader, autopilot healthy) may take. */
 export const WAIT_SECONDS = 300;
 
+/** The slice of Settings the VM hosts read. */
+export type VmClusterSettings = AgentSettings & Pick<Settings, "consulVersion"> & { readonly vm: VmSettings };
+
 export interface VmClusterArgs {
-    readonly settings: Settings;
+    readonly settings: VmClusterSettings;
     readonly pki: ConsulPki;
     readonly gossipKey: GossipKey;
     readonly aclTokens?: AclTokens;
@@ -54,7 +50,7 @@ export class VmCluster extends pulumi.ComponentResource {
     constructor(name: string, args: VmClusterArgs, opts?: pulumi.ComponentResourceOptions) {
         super("consul:vm:VmCluster", name, {}, opts);
         const { settings } = args;
-        const vm = settings.vm as VmSettings;
+        const { vm } = settings;
         this.releaseKey = releaseKey();
         if (this.releaseKey.testKeyFile) {
             void pulumi.log.warn(
@@ -72,7 +68,7 @@ export class VmCluster extends pulumi.ComponentResource {
         const dead = new Set(vm.deadHosts);
         const servers = vm.servers.filter((h) => !dead.has(h.name));
         const clients = vm.clients.filter((h) => !dead.has(h.name));
-        const live: Settings = { ...settings, serverCount: servers.length };
+        const live: VmClusterSettings = { ...settings, serverCount: servers.length };
         this.plan = planRollout(servers, clients, vm.clientBatchSize, settings.acl.enabled, dead.size > 0);
         const urls = serverApiUrls(settings, servers);
         const done: Record<string, pulumi.Resource> = {};
@@ -151,7 +147,7 @@ export class VmCluster extends pulumi.ComponentResource {
     private node(
         name: string,
         args: VmClusterArgs,
-        live: Settings,
+        live: VmClusterSettings,
         servers: readonly Host[],
         urls: readonly string[],
         ssh: SshAccess,
@@ -160,7 +156,7 @@ export class VmCluster extends pulumi.ComponentResource {
         dead = false,
     ): ConsulNode {
         const { pki } = args;
-        const vm = live.vm as VmSettings;
+        const { vm } = live;
         const role = step.kind === "server" ? "server" : "client";
         const files = pulumi
             .all([

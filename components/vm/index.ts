@@ -8,3 +8,4 @@ export * from "./scripts";
 export * from "./systemd";
 export * from "./paths";
 export * from "./bundle";
+export * from "./host-files";

@@ -10,7 +10,7 @@ import * as path from "path";
 import { Settings } from "../../components/config";
 import { DEFAULT_CONSUL_VERSION } from "../../components/config/schema";
 import { PATHS } from "../../components/vm/paths";
-import { nodeFiles } from "../../components/vm/plan";
+import { nodeFiles } from "../../components/vm";
 import { sampleMaterial, sampleVmSettings } from "../vm/fixtures";
 import { Artifacts, ensureArtifacts } from "./infra";
 

@@ -5,7 +5,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { parseSettings, Settings } from "../../components/config";
-import { NodeMaterial } from "../../components/vm/plan";
+import { NodeMaterial } from "../../components/vm";
 
 /** Three servers (s1..s3) and one client (c1), with a throw-away SSH key file. */
 export function sampleVmSettings(): Settings {

@@ -8,7 +8,7 @@ import { releaseKey } from "../../components/security/release-trust";
 import { scriptHeader, shellQuote } from "../../components/shell";
 import { NodeFile, renderBundle, sha256Hex } from "../../components/vm/bundle";
 import { PATHS, ScriptHost, TOOL_PATH } from "../../components/vm/paths";
-import { nodeFiles } from "../../components/vm/plan";
+import { nodeFiles } from "../../components/vm";
 import {
     aclScript,
     applyScript,

@@ -1,0 +1,226 @@
+// Pure: every file one host gets (agent config, secrets, TLS material, unit, CLI profile), with
+// owner and mode, from plain settings and resolved material.
+
+import {
+    agentSecretConfig,
+    AgentRole,
+    AgentSettings,
+    clientAgentConfig,
+    httpsUrl,
+    renderJson,
+    serverAgentConfig,
+    splitStartupOnly,
+} from "../agent";
+import { Host, Settings } from "../config";
+import { shellQuote } from "../shell";
+import { NodeFile } from "./bundle";
+import { PATHS } from "./paths";
+import { ownerId } from "./plan";
+import { consulUnit, renderUnit } from "./systemd";
+
+/** The address peers dial for a host (IPv6 without brackets, as retry_join takes it). */
+function dialAddress(host: Host): string {
+    return host.address;
+}
+
+/** Lowest port the agent listens on (decides CAP_NET_BIND_SERVICE). */
+export function lowestListenPort(settings: Pick<Settings, "ports">, role: AgentRole): number {
+    const p = settings.ports;
+    const ports = [p.https, p.http, p.grpcTls, p.dns, p.serfLan];
+    if (role === "server") ports.push(p.serverRpc, p.serfWan);
+    return Math.min(...ports.filter((port) => port > 0));
+}
+
+/** The environment the CLI needs on a host (seed 002's /etc/profile.d/consul-cli.sh). */
+export interface CliEnvironment {
+    readonly CONSUL_HTTP_ADDR: string;
+    readonly CONSUL_CACERT: string;
+    readonly CONSUL_CLIENT_CERT?: string;
+    readonly CONSUL_CLIENT_KEY?: string;
+    readonly CONSUL_HTTP_TOKEN_FILE?: string;
+}
+
+export function hostCliEnvironment(settings: Pick<Settings, "ports">, role: AgentRole): CliEnvironment {
+    const addr = `https://127.0.0.1:${settings.ports.https}`;
+    if (role === "client") return { CONSUL_HTTP_ADDR: addr, CONSUL_CACERT: PATHS.agentCaBundle };
+    return {
+        CONSUL_HTTP_ADDR: addr,
+        CONSUL_CACERT: PATHS.caFile,
+        CONSUL_CLIENT_CERT: PATHS.cliCert,
+        CONSUL_CLIENT_KEY: PATHS.cliKey,
+        CONSUL_HTTP_TOKEN_FILE: PATHS.managementTokenFile,
+    };
+}
+
+/**
+ * /etc/profile.d/consul-cli.sh from the typed environment. The CLI certificate, key and token file
+ * are readable by root only, so those variables are set for root only (other users would get
+ * "permission denied" from the CLI instead of a useful error from the API).
+ */
+export function renderProfile(env: CliEnvironment): string {
+    const rootOnly = new Set(["CONSUL_CLIENT_CERT", "CONSUL_CLIENT_KEY", "CONSUL_HTTP_TOKEN_FILE"]);
+    const lines = ["# Managed by consul-pulumi: the Consul CLI talks to the local agent over HTTPS."];
+    const entries = Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined);
+    for (const [name, value] of entries.filter(([n]) => !rootOnly.has(n))) {
+        lines.push(`export ${name}=${shellQuote(value)}`);
+    }
+    const privileged = entries.filter(([n]) => rootOnly.has(n));
+    if (privileged.length > 0) {
+        lines.push('if [ "$(id -u)" -eq 0 ]; then');
+        for (const [name, value] of privileged) lines.push(`    export ${name}=${shellQuote(value)}`);
+        lines.push("fi");
+    }
+    return lines.join("\n") + "\n";
+}
+
+/** The security material a host's files are made from (resolved values; secrets included). */
+export interface NodeMaterial {
+    readonly caCertPem: string;
+    readonly gossipKey: string;
+    /** Servers. */
+    readonly serverCertPem?: string;
+    readonly serverKeyPem?: string;
+    readonly cliCertPem?: string;
+    readonly cliKeyPem?: string;
+    /** With ACLs. */
+    readonly managementToken?: string;
+    readonly agentToken?: string;
+}
+
+/** The main (non-secret) agent config of one VM host. */
+export function vmAgentConfig(
+    settings: AgentSettings,
+    role: AgentRole,
+    host: Host,
+    servers: readonly Host[],
+): Record<string, unknown> {
+    const common = {
+        dataDir: PATHS.dataDir,
+        nodeName: host.name,
+        bindAddr: host.addressIsIp ? host.address : undefined,
+        advertiseAddr: host.addressIsIp ? host.address : undefined,
+    };
+    if (role === "server") {
+        const others = servers.filter((s) => s.name !== host.name).map(dialAddress);
+        return serverAgentConfig(settings, {
+            ...common,
+            tls: { caFile: PATHS.caFile, certFile: PATHS.serverCert, keyFile: PATHS.serverKey },
+            // A lone server lists itself: bootstrap_expect needs a retry_join, joining itself is harmless.
+            retryJoin: others.length > 0 ? others : [dialAddress(host)],
+        });
+    }
+    return clientAgentConfig(settings, {
+        ...common,
+        tls: { caFile: PATHS.caFile },
+        retryJoin: servers.map(dialAddress),
+        autoEncryptIpSans: host.addressIsIp ? [host.address] : undefined,
+    });
+}
+
+/** Every file one host gets, with owner and mode. Pure: same inputs, same files. */
+export function nodeFiles(
+    settings: AgentSettings,
+    role: AgentRole,
+    host: Host,
+    servers: readonly Host[],
+    material: NodeMaterial,
+): NodeFile[] {
+    const configFiles = [PATHS.mainConfig, PATHS.joinConfig, PATHS.secretConfig];
+    const { main, startupOnly } = splitStartupOnly(vmAgentConfig(settings, role, host, servers));
+    const unit = consulUnit({
+        role,
+        nodeName: host.name,
+        binary: PATHS.binary,
+        configFiles,
+        dataDir: PATHS.dataDir,
+        hasPeerToJoin: role === "client" || servers.length > 1,
+        lowestPort: lowestListenPort(settings, role),
+    });
+    // The management token is no agent's business: the apply script bootstraps the ACL system with
+    // it from the root-only token file, so the consul user never reads it.
+    const secrets = agentSecretConfig(role, {
+        gossipKey: material.gossipKey,
+        agentToken: settings.acl.enabled ? material.agentToken : undefined,
+    });
+    const files: NodeFile[] = [
+        {
+            path: PATHS.mainConfig,
+            mode: "0640",
+            owner: "root",
+            group: "consul",
+            content: renderJson(main),
+        },
+        { path: PATHS.joinConfig, mode: "0640", owner: "root", group: "consul", content: renderJson(startupOnly) },
+        { path: PATHS.secretConfig, mode: "0640", owner: "root", group: "consul", content: renderJson(secrets) },
+        { path: PATHS.caFile, mode: "0644", owner: "root", group: "consul", content: material.caCertPem },
+        {
+            path: PATHS.profile,
+            mode: "0644",
+            owner: "root",
+            group: "root",
+            content: renderProfile(hostCliEnvironment(settings, role)),
+        },
+        { path: PATHS.unit, mode: "0644", owner: "root", group: "root", content: renderUnit(unit) },
+        { path: PATHS.owner, mode: "0644", owner: "root", group: "root", content: ownerId(role, host) + "\n" },
+    ];
+    if (role === "server") {
+        const need = (value: string | undefined, what: string): string => {
+            if (!value) throw new Error(`server ${host.name} needs its ${what}`);
+            return value;
+        };
+        files.push(
+            {
+                path: PATHS.serverCert,
+                mode: "0644",
+                owner: "root",
+                group: "consul",
+                content: need(material.serverCertPem, "certificate"),
+            },
+            {
+                path: PATHS.serverKey,
+                mode: "0640",
+                owner: "root",
+                group: "consul",
+                content: need(material.serverKeyPem, "private key"),
+            },
+            {
+                path: PATHS.cliCert,
+                mode: "0600",
+                owner: "root",
+                group: "root",
+                content: need(material.cliCertPem, "CLI certificate"),
+            },
+            {
+                path: PATHS.cliKey,
+                mode: "0600",
+                owner: "root",
+                group: "root",
+                content: need(material.cliKeyPem, "CLI key"),
+            },
+        );
+        if (settings.acl.enabled) {
+            files.push(
+                {
+                    path: PATHS.managementTokenFile,
+                    mode: "0600",
+                    owner: "root",
+                    group: "root",
+                    content: need(material.managementToken, "management token") + "\n",
+                },
+                {
+                    path: PATHS.agentTokenFile,
+                    mode: "0600",
+                    owner: "root",
+                    group: "root",
+                    content: need(material.agentToken, "agent token") + "\n",
+                },
+            );
+        }
+    }
+    return files;
+}
+
+/** Servers' HTTPS base URLs (clients fetch the Connect CA roots from them). */
+export function serverApiUrls(settings: Pick<Settings, "ports">, servers: readonly Host[]): string[] {
+    return servers.map((s) => httpsUrl(s.address, settings.ports.https));
+}
