@@ -494,18 +494,21 @@ export const caKeyConfined: StackValidationPolicy = {
     },
 };
 
-/** The secret values this stack generated: gossip key, ACL token IDs, private keys. */
+/**
+ * The secret values one resource generated, from its type and properties: a RandomPassword's seed
+ * and the gossip key and token ID derived from it (components/security/secret-seeds.ts), a private
+ * key's PEM body. Shared with the unit tests, which read the same values from the mocks' state.
+ */
+export function generatedSecrets(type: string, props: Readonly<Record<string, unknown>>): string[] {
+    if (type === TYPES.randomPassword && typeof props.result === "string")
+        return [props.result, gossipKeyFromSeed(props.result), tokenFromSeed(props.result)];
+    if (type === TYPES.privateKey && typeof props.privateKeyPem === "string") return [pemBody(props.privateKeyPem)];
+    return [];
+}
+
+/** The secret values this stack generated (gossip key, ACL token IDs, private keys), 16 characters or more. */
 export function knownSecrets(resources: readonly PolicyResource[]): string[] {
-    const secrets: string[] = [];
-    for (const r of resources) {
-        // The gossip key and token IDs are derived from RandomPassword seeds (components/secret-seeds.ts).
-        if (r.type === TYPES.randomPassword && typeof r.props.result === "string") {
-            secrets.push(r.props.result, gossipKeyFromSeed(r.props.result), tokenFromSeed(r.props.result));
-        }
-        if (r.type === TYPES.privateKey && typeof r.props.privateKeyPem === "string")
-            secrets.push(pemBody(r.props.privateKeyPem));
-    }
-    return secrets.filter((s) => s.length >= 16);
+    return resources.flatMap((r) => generatedSecrets(r.type, r.props)).filter((s) => s.length >= 16);
 }
 
 /** The places a secret must never be: ConfigMaps, container command lines, remote command lines. */

@@ -1,10 +1,14 @@
 // A model of what the command provider (@pulumi/command 1.x) runs between two evaluations, from
 // the recorded inputs of remote.Command resources. Its rules, read in the provider source
 // (provider/pkg/provider/remote/command*.go, common/inputs.go) and the SDK (replaceOnChanges
-// "triggers[*]"): no input changed → nothing runs; `triggers` changed → replace, i.e. the new
-// create and then the old delete (create-before-delete); any other input changed → update (the
-// `update` script, else `create`); gone → delete, unless registered with retainOnDelete; new →
-// create. Every run is one SSH session. (ignoreChanges is applied by the mocks, ./mocks.ts.)
+// "triggers[*]"): no input changed → nothing runs; `triggers` changed → replace: the old
+// resource's `delete` and the new one's `create`, two sessions; any other input changed → update
+// (the `update` script, else `create`); gone → delete, unless registered with retainOnDelete;
+// new → create. Every run is one SSH session. The order of a replace's two runs is not modelled
+// here: the agent commands, the only ones with triggers, are registered with deleteBeforeReplace
+// (components/vm/node.ts), so the engine runs the old delete first; without that option it would
+// create the new one first and delete the old one at the end (./e2e/replay.ts runs both orders).
+// (ignoreChanges is applied by the mocks, ./mocks.ts.)
 
 import { RecordedResource } from "./mocks";
 
@@ -12,6 +16,7 @@ export const COMMAND_TYPE = "command:remote:Command";
 
 export type CommandOp = "create" | "update" | "replace" | "delete" | "none";
 
+/** What one Command costs in a deploy: its op and the SSH sessions that takes on its host. */
 export interface CommandRun {
     readonly name: string;
     /** The host the command runs on. */

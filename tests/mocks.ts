@@ -200,6 +200,30 @@ function serialNumber(): string {
     return bytes.toString("hex");
 }
 
+/**
+ * Issues a certificate (a random serial, valid from now for the inputs' validityPeriodHours) and
+ * returns the state the tls provider gives a SelfSignedCert or LocallySignedCert.
+ */
+async function issueCertificate(
+    inputs: Record<string, unknown>,
+    params: Omit<x509.X509CertificateCreateWithKeyParams, "serialNumber" | "notBefore" | "notAfter">,
+): Promise<Record<string, unknown>> {
+    const { notBefore, notAfter } = validity(inputs.validityPeriodHours as number);
+    const cert = await x509.X509CertificateGenerator.create({
+        ...params,
+        serialNumber: serialNumber(),
+        notBefore,
+        notAfter,
+    });
+    return {
+        ...inputs,
+        certPem: cert.toString("pem") + "\n",
+        validityStartTime: notBefore.toISOString(),
+        validityEndTime: notAfter.toISOString(),
+        readyForRenewal: false,
+    };
+}
+
 async function mintSelfSignedCert(inputs: Record<string, unknown>): Promise<Record<string, unknown>> {
     const { key, algorithm } = await importSigningKey(inputs.privateKeyPem as string);
     const publicKey = await publicKeyOf(inputs.privateKeyPem as string, algorithm);
@@ -212,25 +236,14 @@ async function mintSelfSignedCert(inputs: Record<string, unknown>): Promise<Reco
     ];
     if (usages.extended.length > 0) extensions.push(new x509.ExtendedKeyUsageExtension(usages.extended, false));
     if (inputs.setSubjectKeyId) extensions.push(await x509.SubjectKeyIdentifierExtension.create(publicKey));
-    const { notBefore, notAfter } = validity(inputs.validityPeriodHours as number);
-    const cert = await x509.X509CertificateGenerator.create({
-        serialNumber: serialNumber(),
+    return issueCertificate(inputs, {
         subject: name,
         issuer: name,
-        notBefore,
-        notAfter,
         signingAlgorithm: algorithm,
         publicKey,
         signingKey: key,
         extensions,
     });
-    return {
-        ...inputs,
-        certPem: cert.toString("pem") + "\n",
-        validityStartTime: notBefore.toISOString(),
-        validityEndTime: notAfter.toISOString(),
-        readyForRenewal: false,
-    };
 }
 
 async function mintCertRequest(inputs: Record<string, unknown>): Promise<Record<string, unknown>> {
@@ -265,25 +278,14 @@ async function mintLocallySignedCert(inputs: Record<string, unknown>): Promise<R
     ];
     if (requested) extensions.push(new x509.SubjectAlternativeNameExtension(requested.names.toJSON(), false));
     if (usages.extended.length > 0) extensions.push(new x509.ExtendedKeyUsageExtension(usages.extended, false));
-    const { notBefore, notAfter } = validity(inputs.validityPeriodHours as number);
-    const cert = await x509.X509CertificateGenerator.create({
-        serialNumber: serialNumber(),
+    return issueCertificate(inputs, {
         subject: csr.subject,
         issuer: ca.subject,
-        notBefore,
-        notAfter,
         signingAlgorithm: algorithm,
         publicKey: await csr.publicKey.export(),
         signingKey: key,
         extensions,
     });
-    return {
-        ...inputs,
-        certPem: cert.toString("pem") + "\n",
-        validityStartTime: notBefore.toISOString(),
-        validityEndTime: notAfter.toISOString(),
-        readyForRenewal: false,
-    };
 }
 
 /** A password as random.RandomPassword makes it from its inputs (special characters unless turned off). */

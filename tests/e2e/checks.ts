@@ -3,8 +3,12 @@
 // so both deploy paths are held to the same checks.
 
 import * as assert from "assert";
+import { spawnSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
 import * as tls from "tls";
-import { api, ApiOptions, Hosts, leaderOf } from "./infra";
+import { api, ApiOptions, Hosts, leaderOf, waitFor } from "./infra";
 
 export interface ClusterAccess {
     readonly hosts: Hosts;
@@ -63,10 +67,67 @@ function asMgmt(access: ClusterAccess, extra: Partial<ApiOptions> = {}): ApiOpti
     return { ca: access.ca, token: access.token, ...extra };
 }
 
-export async function members(access: ClusterAccess): Promise<Member[]> {
-    const r = await api(addressOf(access, access.servers[0]), "/v1/agent/members", asMgmt(access));
+/** The member list as the first server sees it. */
+export function members(access: ClusterAccess): Promise<Member[]> {
+    return membersAt(addressOf(access, access.servers[0]), asMgmt(access));
+}
+
+/** The member list as the agent at `address` sees it. */
+export async function membersAt(address: string, opts: ApiOptions): Promise<Member[]> {
+    const r = await api(address, "/v1/agent/members", opts);
     assert.strictEqual(r.status, 200, r.body);
     return JSON.parse(r.body) as Member[];
+}
+
+export interface RaftServer {
+    Node: string;
+    Voter: boolean;
+}
+
+/** The Raft configuration's servers, as the server at `address` answers. */
+export async function raftServers(address: string, opts: ApiOptions): Promise<RaftServer[]> {
+    const r = await api(address, "/v1/operator/raft/configuration", opts);
+    assert.strictEqual(r.status, 200, r.body);
+    return (JSON.parse(r.body) as { Servers: RaftServer[] }).Servers;
+}
+
+/**
+ * The agent's node ID at `address`. A just-restarted agent answers "ACL system …" until its tokens
+ * are loaded: this waits (up to `timeoutMs`) for a 200.
+ */
+export async function agentNodeId(address: string, opts: ApiOptions, timeoutMs: number): Promise<string> {
+    let body = "";
+    await waitFor(
+        `${address}'s /v1/agent/self`,
+        async () => {
+            const r = await api(address, "/v1/agent/self", opts);
+            body = r.body;
+            return r.status === 200;
+        },
+        timeoutMs,
+    );
+    return (JSON.parse(body) as { Config: { NodeID: string } }).Config.NodeID;
+}
+
+/** The certificate the TLS listener at address:port presents (3 s to connect). */
+export function peerCertificate(
+    address: string,
+    port: number,
+    opts: Pick<tls.ConnectionOptions, "ca" | "servername" | "rejectUnauthorized">,
+): Promise<tls.PeerCertificate> {
+    return new Promise((resolve, reject) => {
+        const socket = tls.connect({ host: address, port, ...opts }, () => {
+            resolve(socket.getPeerCertificate());
+            socket.end();
+        });
+        socket.on("error", reject);
+        socket.setTimeout(3000, () => socket.destroy(new Error("timeout")));
+    });
+}
+
+/** What consul.service on host i logged since `since` (ms since the epoch), message text only. */
+export function consulLogSince(hosts: Hosts, i: number, since: number): Promise<string> {
+    return hosts.run(i, `journalctl -u consul --no-pager -o cat --since @${Math.floor(since / 1000)}`);
 }
 
 export async function mainPid(hosts: Hosts, i: number): Promise<number> {
@@ -124,7 +185,7 @@ export async function electionsStartedByTimeout(
 ): Promise<string[]> {
     const logs = await Promise.all(
         servers.map(async (i) =>
-            (await hosts.run(i, `journalctl -u consul --no-pager -o cat --since @${Math.floor(since / 1000)}`))
+            (await consulLogSince(hosts, i, since))
                 .split("\n")
                 .filter((l) => l.includes("heartbeat timeout reached, starting election"))
                 .map((l) => `host ${i}: ${l.trim()}`),
@@ -214,14 +275,7 @@ export async function assertSecureCluster(access: ClusterAccess, gossipKey: stri
 
     // Clients serve HTTPS with an auto_encrypt certificate from the Connect CA (not ours).
     for (const i of clients) {
-        const cert = await new Promise<tls.PeerCertificate>((resolve, reject) => {
-            const socket = tls.connect({ host: addr(i), port: 8501, rejectUnauthorized: false }, () => {
-                resolve(socket.getPeerCertificate());
-                socket.end();
-            });
-            socket.on("error", reject);
-            socket.setTimeout(3000, () => socket.destroy(new Error("timeout")));
-        });
+        const cert = await peerCertificate(addr(i), 8501, { rejectUnauthorized: false });
         assert.match(String(cert.subjectaltname), /URI:spiffe:\/\/[^ ,]+\/agent\/client\/dc\/dc1\/id\//);
         assert.doesNotMatch(String(cert.issuer.CN), /Consul Agent CA/);
         const local = await hosts.run(
@@ -257,4 +311,46 @@ export async function assertSecureCluster(access: ClusterAccess, gossipKey: stri
     );
     assert.match(tokenSelf, /global-management/, tokenSelf);
     return agentCa;
+}
+
+/**
+ * testssl.sh's findings (id → finding) for the TLS listener at `target` (address:port): protocols,
+ * server defaults and cipher categories (-p -s -S), the chain checked against `caPem`.
+ */
+export function testsslFindings(target: string, caPem: string): Map<string, string> {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "consul-testssl-"));
+    try {
+        const caFile = path.join(dir, "ca.pem");
+        fs.writeFileSync(caFile, caPem);
+        const json = path.join(dir, "findings.json");
+        const run = spawnSync(
+            "testssl",
+            ["--quiet", "--color", "0", "--warnings", "off", "--add-ca", caFile, "-p", "-s", "-S"].concat([
+                "--jsonfile",
+                json,
+                target,
+            ]),
+            { encoding: "utf8", timeout: 600_000 },
+        );
+        assert.ok(fs.existsSync(json), `testssl wrote no findings for ${target}: ${run.stdout}${run.stderr}`);
+        return new Map(
+            (JSON.parse(fs.readFileSync(json, "utf8")) as { id: string; finding: string }[]).map((f) => [
+                f.id,
+                f.finding,
+            ]),
+        );
+    } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+    }
+}
+
+/** The installed testssl.sh's version. */
+export function testsslVersion(): string | undefined {
+    return (
+        spawnSync("testssl", ["--version"], { encoding: "utf8" })
+            // --version ignores --color 0: drop its terminal colour codes.
+            // eslint-disable-next-line no-control-regex
+            .stdout.replace(/\x1b\[[0-9;]*m/g, "")
+            .match(/testssl\s+(\d[\d.]*)/)?.[1]
+    );
 }

@@ -4,18 +4,14 @@
 // figures. Nothing is skipped: a missing prerequisite fails the suite with a message.
 
 import * as assert from "assert";
-import { spawnSync } from "child_process";
 import * as crypto from "crypto";
-import * as fs from "fs";
-import * as os from "os";
-import * as path from "path";
-import * as tls from "tls";
 import { evaluateProgram } from "../mocks";
 import {
     api,
     ApiOptions,
     Artifacts,
     ensureArtifacts,
+    Figures,
     Hosts,
     leaderOf,
     LeaderWatch,
@@ -26,36 +22,33 @@ import {
     waitFor,
 } from "./infra";
 import {
+    agentNodeId,
     assertHandOvers,
     assertRestartedOneAtATime,
     assertSecureCluster,
     ClusterAccess,
+    consulLogSince,
     electionsStartedByTimeout,
     mainPid as checkMainPid,
     members as checkMembers,
+    peerCertificate,
+    raftServers,
     startedAt as checkStartedAt,
+    testsslFindings,
+    testsslVersion,
     vmStackConfig,
 } from "./checks";
 import { writeBulk } from "./kv-checks";
-import { CommandFailed, ReplayMocks, ReplayOptions } from "./replay";
+import { assertNoFailures, Deployed, deployReplay, ReplayMocks, ReplayOptions } from "./replay";
+import { firstLine, foreignCa, RogueHost } from "./rogue";
 
 const SERVERS = [1, 2, 3];
 const CLIENTS = [4, 5];
 /** Host 6 is not in the stack: it plays the rogue nodes of scenario 8. */
 const HOST_COUNT = 6;
 
-interface Deployed {
-    readonly mocks: ReplayMocks;
-    readonly failures: CommandFailed[];
-    readonly outputs: Record<string, unknown>;
-    readonly ms: number;
-}
-
-const figures: string[] = [];
-function figure(line: string): void {
-    figures.push(line);
-    log(`FIGURE ${line}`);
-}
+const figures = new Figures();
+const figure = (line: string) => figures.add(line);
 
 describe("Consul on real hosts, deployed by the program's own commands over SSH", function () {
     this.timeout(30 * 60_000);
@@ -79,15 +72,11 @@ describe("Consul on real hosts, deployed by the program's own commands over SSH"
 
     /** One `pulumi up`: the program under replay mocks chained to the previous state. */
     async function deploy(cfg: Record<string, string>, options: ReplayOptions = {}): Promise<Deployed> {
-        const mocks = new ReplayMocks(state, options);
-        const started = Date.now();
-        const evaluated = await evaluateProgram(cfg, { stack: "e2e", mocks });
-        const failures = await mocks.finish();
-        state = mocks;
-        const ms = Date.now() - started;
-        const sessions = [...mocks.sessionsPerHost()].map(([h, n]) => `${h}=${n}`).join(" ") || "none";
-        log(`deploy: ${mocks.runs.length} SSH sessions (${sessions}), ${failures.length} failures, ${ms} ms`);
-        return { mocks, failures, outputs: evaluated.outputs, ms };
+        const d = await deployReplay(state, cfg, options);
+        state = d.mocks;
+        const sessions = [...d.mocks.sessionsPerHost()].map(([h, n]) => `${h}=${n}`).join(" ") || "none";
+        log(`deploy: ${d.mocks.runs.length} SSH sessions (${sessions}), ${d.failures.length} failures, ${d.ms} ms`);
+        return d;
     }
 
     const access = (): ClusterAccess => ({ hosts, servers: SERVERS, clients: CLIENTS, ca, token });
@@ -112,7 +101,7 @@ describe("Consul on real hosts, deployed by the program's own commands over SSH"
     after(async function () {
         mirror?.stop();
         if (hosts) await hosts.down();
-        log("figures:\n  " + figures.join("\n  "));
+        figures.print();
     });
 
     it("1. fresh deploy: 3 servers + 2 clients, leader, 5 alive, TLS/gossip/ACL/KV/CLI all real", async () => {
@@ -131,11 +120,7 @@ describe("Consul on real hosts, deployed by the program's own commands over SSH"
         state = mocks;
         await leaderWatch?.stop();
         const ms = Date.now() - started;
-        assert.deepStrictEqual(
-            failures.map((f) => f.message.slice(-2000)),
-            [],
-            "the fresh deploy failed",
-        );
+        assertNoFailures(failures, 2000, "the fresh deploy failed");
         token = String(evaluated.outputs.aclManagementToken);
         gossipKey = String(evaluated.outputs.gossipKey);
         figure(
@@ -200,31 +185,12 @@ describe("Consul on real hosts, deployed by the program's own commands over SSH"
     });
 
     it("1c. testssl.sh on a server's HTTPS and gRPC TLS ports: TLS 1.2+ only, no weak cipher, a chain to our CA; without a token HTTPS serves only status", async () => {
-        const dir = fs.mkdtempSync(path.join(os.tmpdir(), "consul-testssl-"));
-        const caFile = path.join(dir, "ca.pem");
-        fs.writeFileSync(caFile, ca);
         const summaries: string[] = [];
         for (const [what, port] of [
             ["HTTPS", 8501],
             ["gRPC TLS", 8503],
         ] as const) {
-            const json = path.join(dir, `${port}.json`);
-            const run = spawnSync(
-                "testssl",
-                ["--quiet", "--color", "0", "--warnings", "off", "--add-ca", caFile, "-p", "-s", "-S"].concat([
-                    "--jsonfile",
-                    json,
-                    `${addr(1)}:${port}`,
-                ]),
-                { encoding: "utf8", timeout: 600_000 },
-            );
-            assert.ok(fs.existsSync(json), `testssl wrote no findings for ${what}: ${run.stdout}${run.stderr}`);
-            const findings = new Map(
-                (JSON.parse(fs.readFileSync(json, "utf8")) as { id: string; finding: string }[]).map((f) => [
-                    f.id,
-                    f.finding,
-                ]),
-            );
+            const findings = testsslFindings(`${addr(1)}:${port}`, ca);
             const finding = (id: string) => {
                 const f = findings.get(id);
                 assert.ok(f !== undefined, `${what}: testssl reported no ${id}`);
@@ -245,7 +211,6 @@ describe("Consul on real hosts, deployed by the program's own commands over SSH"
                     `${weak.join("/")} ciphers not offered; chain of trust ${finding("cert_chain_of_trust")}`,
             );
         }
-        fs.rmSync(dir, { recursive: true, force: true });
         // verify_incoming is off on HTTPS (probes and apps hold only the CA): ACLs guard it instead.
         const anonymous = { ca };
         assert.match((await api(addr(1), "/v1/status/leader", anonymous)).body, /:8300"/);
@@ -260,12 +225,7 @@ describe("Consul on real hosts, deployed by the program's own commands over SSH"
         }
         const nodes = await api(addr(1), "/v1/catalog/nodes", anonymous);
         assert.strictEqual(nodes.body.trim(), "[]", "the catalog shows nodes to an anonymous caller");
-        const version = spawnSync("testssl", ["--version"], { encoding: "utf8" })
-            // --version ignores --color 0: drop its terminal colour codes.
-            // eslint-disable-next-line no-control-regex
-            .stdout.replace(/\x1b\[[0-9;]*m/g, "")
-            .match(/testssl\s+(\d[\d.]*)/)?.[1];
-        figure(`1c. testssl.sh ${version}: ${summaries.join(" | ")}`);
+        figure(`1c. testssl.sh ${testsslVersion()}: ${summaries.join(" | ")}`);
     });
 
     it("2. re-deploy with no change: 0 SSH sessions", async () => {
@@ -288,10 +248,7 @@ describe("Consul on real hosts, deployed by the program's own commands over SSH"
         const watch = new LeaderWatch(serverAddrs(), ca, 100);
         const d = await deploy(config);
         await watch.stop();
-        assert.deepStrictEqual(
-            d.failures.map((f) => f.message.slice(-1500)),
-            [],
-        );
+        assertNoFailures(d.failures, 1500);
         const serverRuns = d.mocks.runs.filter((r) => r.name.includes("-server-"));
         assert.strictEqual(serverRuns.length, 3);
         // One at a time: each server's session starts after the previous one ended.
@@ -339,14 +296,7 @@ describe("Consul on real hosts, deployed by the program's own commands over SSH"
     });
 
     async function servedCertFingerprint(i: number): Promise<string> {
-        return await new Promise<string>((resolve, reject) => {
-            const socket = tls.connect({ host: addr(i), port: 8501, ca, servername: "server.dc1.consul" }, () => {
-                resolve(socket.getPeerCertificate().fingerprint256);
-                socket.end();
-            });
-            socket.on("error", reject);
-            socket.setTimeout(3000, () => socket.destroy(new Error("timeout")));
-        });
+        return (await peerCertificate(addr(i), 8501, { ca, servername: "server.dc1.consul" })).fingerprint256;
     }
 
     it("7. certificate renewal (early-renewal window): new certs reach the servers by reload, no restart, no gap", async () => {
@@ -357,10 +307,7 @@ describe("Consul on real hosts, deployed by the program's own commands over SSH"
         const watch = new LeaderWatch(serverAddrs(), ca, 100);
         const d = await deploy(config, { renewCertificates: true });
         await watch.stop();
-        assert.deepStrictEqual(
-            d.failures.map((f) => f.message.slice(-1500)),
-            [],
-        );
+        assertNoFailures(d.failures, 1500);
         const certs = d.mocks.ofType("tls:index/locallySignedCert:LocallySignedCert");
         const expected = SERVERS.map((i) => {
             const pem = String(certs.find((c) => c.name === `consul-pki-${hosts.hosts[i - 1].name}`)?.state.certPem);
@@ -417,20 +364,7 @@ describe("Consul on real hosts, deployed by the program's own commands over SSH"
         const leader = await leaderOf(addr(1), ca);
         const victim = SERVERS.find((i) => !leader.startsWith(addr(i) + ":")) as number;
         const survivors = SERVERS.filter((i) => i !== victim);
-        // A just-restarted agent answers "ACL system …" until its tokens are loaded: wait for a 200.
-        const nodeId = async (i: number) => {
-            let body = "";
-            await waitFor(
-                `host ${i}'s /v1/agent/self`,
-                async () => {
-                    const r = await api(addr(i), "/v1/agent/self", asMgmt());
-                    body = r.body;
-                    return r.status === 200;
-                },
-                30_000,
-            );
-            return (JSON.parse(body) as { Config: { NodeID: string } }).Config.NodeID;
-        };
+        const nodeId = (i: number) => agentNodeId(addr(i), asMgmt(), 30_000);
         const idBefore = await nodeId(victim);
         const pidBefore = await mainPid(victim);
 
@@ -509,10 +443,7 @@ describe("Consul on real hosts, deployed by the program's own commands over SSH"
         const removed = hosts.hosts[CLIENTS[1] - 1].name;
         config = stackConfig({ logLevel: "debug" }, [CLIENTS[0]]);
         const d = await deploy(config);
-        assert.deepStrictEqual(
-            d.failures.map((f) => f.message.slice(-1500)),
-            [],
-        );
+        assertNoFailures(d.failures, 1500);
         assert.deepStrictEqual(
             d.mocks.runs.map((r) => `${r.op} ${r.host}`),
             [`delete ${addr(CLIENTS[1])}`],
@@ -545,10 +476,7 @@ describe("Consul on real hosts, deployed by the program's own commands over SSH"
         figure(
             `9. client ${name} moved ${addr(oldI)} → ${addr(newI)}: sessions ${d.mocks.runs.map((r) => `${r.op}@${r.host}`).join(" ")}, failures ${d.failures.length}`,
         );
-        assert.deepStrictEqual(
-            d.failures.map((f) => f.message.slice(-1500)),
-            [],
-        );
+        assertNoFailures(d.failures, 1500);
         await waitFor(
             `${name} alive at its new address`,
             async () => {
@@ -568,157 +496,31 @@ describe("Consul on real hosts, deployed by the program's own commands over SSH"
     // --- scenario 8: rogue agents on host 6 (not in the stack) -------------------------------------
 
     const ROGUE = HOST_COUNT;
-
-    async function runRogue(name: string, files: Record<string, string>, agentConfig: Record<string, unknown>) {
-        const dir = `/etc/rogue-${name}`;
-        const writes = Object.entries(files)
-            .map(([f, content]) => `printf '%s' '${Buffer.from(content).toString("base64")}' | base64 -d > ${dir}/${f}`)
-            .join("\n");
-        const cfg = Buffer.from(
-            JSON.stringify({
-                node_name: name,
-                datacenter: "dc1",
-                data_dir: `/var/lib/rogue-${name}`,
-                bind_addr: addr(ROGUE),
-                advertise_addr: addr(ROGUE),
-                client_addr: "127.0.0.1",
-                retry_join: serverAddrs(),
-                retry_interval: "2s",
-                ports: { http: -1, https: 8501, grpc: -1, grpc_tls: -1, dns: -1 },
-                log_level: "DEBUG",
-                ...agentConfig,
-            }),
-        ).toString("base64");
-        await hosts.run(
+    const rogues = () =>
+        new RogueHost(
+            hosts,
             ROGUE,
-            [
-                "set -e",
-                `test -x /usr/local/bin/consul || { cd /tmp && curl -fsSO ${mirror?.url}/consul/${artifacts.consulVersion}/consul_${artifacts.consulVersion}_linux_amd64.zip && unzip -o -q consul_*.zip -d /usr/local/bin; }`,
-                `mkdir -p ${dir} /var/lib/rogue-${name}`,
-                writes,
-                `printf '%s' '${cfg}' | base64 -d > ${dir}/config.json`,
-                `systemd-run --unit=rogue-${name} --quiet /usr/local/bin/consul agent -config-dir=${dir}`,
-            ].join("\n"),
+            { mirrorUrl: mirror?.url ?? "", consulVersion: artifacts.consulVersion },
+            { serverAddrs: serverAddrs(), api: asMgmt() },
         );
-    }
 
     /** What the legitimate servers logged since `since` (ms), for their view of a rogue. */
     async function serverLogsSince(since: number): Promise<string> {
-        const logs = await Promise.all(
-            SERVERS.map((i) =>
-                hosts.run(i, `journalctl -u consul --no-pager -o cat --since @${Math.floor(since / 1000)}`),
-            ),
-        );
-        return logs.join("\n");
-    }
-    /** The first line matching `re` (for the figures: the rejection as it was logged). */
-    const firstLine = (text: string, re: RegExp) =>
-        text
-            .split("\n")
-            .find((l) => re.test(l))
-            ?.trim() ?? "(none)";
-
-    async function stopRogue(name: string): Promise<string> {
-        const logs = await hosts.exec(
-            ROGUE,
-            `journalctl -u rogue-${name} --no-pager -n 200; systemctl stop rogue-${name}`,
-        );
-        // Whatever it left in the member list goes.
-        await api(addr(1), `/v1/agent/force-leave/${name}?prune=1`, asMgmt({ method: "PUT" })).catch(() => undefined);
-        return logs.stdout;
+        return (await Promise.all(SERVERS.map((i) => consulLogSince(hosts, i, since)))).join("\n");
     }
 
-    function foreignCa(): { ca: string; cert: string; key: string } {
-        const dir = fs.mkdtempSync(path.join(os.tmpdir(), "foreign-ca-"));
-        try {
-            const run = (args: string[]) => {
-                const r = spawnSync("openssl", args, { cwd: dir, encoding: "utf8" });
-                if (r.status !== 0) throw new Error(`openssl ${args.join(" ")}: ${r.stderr}`);
-            };
-            const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
-            run([
-                "req",
-                "-x509",
-                ...ec,
-                "-keyout",
-                "ca-key.pem",
-                "-out",
-                "ca.pem",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=Evil CA",
-            ]);
-            run(["req", ...ec, "-keyout", "key.pem", "-out", "csr.pem", "-subj", "/CN=server.dc1.consul"]);
-            fs.writeFileSync(
-                path.join(dir, "ext"),
-                "subjectAltName=DNS:server.dc1.consul,DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n",
-            );
-            run(
-                ["x509", "-req", "-in", "csr.pem", "-CA", "ca.pem", "-CAkey", "ca-key.pem", "-CAcreateserial"].concat([
-                    "-out",
-                    "cert.pem",
-                    "-days",
-                    "2",
-                    "-extfile",
-                    "ext",
-                ]),
-            );
-            const read = (f: string) => fs.readFileSync(path.join(dir, f), "utf8");
-            return { ca: read("ca.pem"), cert: read("cert.pem"), key: read("key.pem") };
-        } finally {
-            fs.rmSync(dir, { recursive: true, force: true });
-        }
-    }
-
-    interface RaftServer {
-        Node: string;
-        Voter: boolean;
-    }
-    async function raftServers(): Promise<RaftServer[]> {
-        const r = await api(addr(1), "/v1/operator/raft/configuration", asMgmt());
-        return (JSON.parse(r.body) as { Servers: RaftServer[] }).Servers;
-    }
-
+    const raftConfig = () => raftServers(addr(1), asMgmt());
     const ROGUE_WAIT_MS = 25_000;
-    const serverTls = (files: { ca: string; cert: string; key: string }) => ({
-        tls: {
-            defaults: {
-                ca_file: files.ca,
-                cert_file: files.cert,
-                key_file: files.key,
-                verify_incoming: true,
-                verify_outgoing: true,
-            },
-            internal_rpc: { verify_server_hostname: true },
-        },
-    });
 
     it("8a. a server with a certificate from another CA (and the gossip key) never becomes a Raft voter or sees a leader", async () => {
         const evil = foreignCa();
         const started = Date.now();
-        await runRogue(
-            "rogue-foreign-ca",
-            {
-                "ca.pem": evil.ca,
-                "cert.pem": evil.cert,
-                "key.pem": evil.key,
-                "enc.json": JSON.stringify({ encrypt: gossipKey }),
-            },
-            {
-                server: true,
-                ...serverTls({
-                    ca: "/etc/rogue-rogue-foreign-ca/ca.pem",
-                    cert: "/etc/rogue-rogue-foreign-ca/cert.pem",
-                    key: "/etc/rogue-rogue-foreign-ca/key.pem",
-                }),
-            },
-        );
+        await rogues().startServer("rogue-foreign-ca", evil, gossipKey);
         await sleep(ROGUE_WAIT_MS);
-        const raft = await raftServers();
+        const raft = await raftConfig();
         const member = (await members()).find((m) => m.Name === "rogue-foreign-ca");
-        const rogueLeader = (await hosts.exec(ROGUE, "curl -sk https://127.0.0.1:8501/v1/status/leader")).stdout;
-        const logs = await stopRogue("rogue-foreign-ca");
+        const rogueLeader = await rogues().leaderView();
+        const logs = await rogues().stop("rogue-foreign-ca");
         const serverLogs = await serverLogsSince(started);
         const inRaft = raft.find((s) => s.Node === "rogue-foreign-ca");
         // The reason, not just the absence: TLS refused the rogue, on its side and on the servers'.
@@ -732,13 +534,13 @@ describe("Consul on real hosts, deployed by the program's own commands over SSH"
         assert.match(serverLogs, refused, "no server logged a TLS rejection of the rogue");
         assert.ok(!inRaft?.Voter, "a foreign-CA server became a Raft voter");
         assert.ok(!/:8300/.test(rogueLeader), "the foreign-CA server knows the leader");
-        assert.strictEqual((await raftServers()).filter((s) => s.Voter).length, 3);
+        assert.strictEqual((await raftConfig()).filter((s) => s.Voter).length, 3);
     });
 
     it("8b. an agent without the gossip key cannot join", async () => {
         const agentToken = (await hosts.run(1, "cat /etc/consul.d/tokens/agent")).trim();
         const started = Date.now();
-        await runRogue(
+        await rogues().start(
             "rogue-no-key",
             { "ca.pem": ca, "acl.json": JSON.stringify({ acl: { tokens: { agent: agentToken } } }) },
             {
@@ -753,7 +555,7 @@ describe("Consul on real hosts, deployed by the program's own commands over SSH"
         );
         await sleep(ROGUE_WAIT_MS);
         const member = (await members()).find((m) => m.Name === "rogue-no-key");
-        const logs = await stopRogue("rogue-no-key");
+        const logs = await rogues().stop("rogue-no-key");
         const serverLogs = await serverLogsSince(started);
         // Gossip encryption refused it: the rogue is told the remote state is encrypted, and the
         // servers cannot decrypt (or refuse unencrypted) what it sends.
@@ -773,27 +575,11 @@ describe("Consul on real hosts, deployed by the program's own commands over SSH"
         const cliCert = await hosts.run(1, "cat /etc/consul.d/cli/cli.pem");
         const cliKey = await hosts.run(1, "cat /etc/consul.d/cli/cli-key.pem");
         const started = Date.now();
-        await runRogue(
-            "rogue-cli-cert",
-            {
-                "ca.pem": ca,
-                "cert.pem": cliCert,
-                "key.pem": cliKey,
-                "enc.json": JSON.stringify({ encrypt: gossipKey }),
-            },
-            {
-                server: true,
-                ...serverTls({
-                    ca: "/etc/rogue-rogue-cli-cert/ca.pem",
-                    cert: "/etc/rogue-rogue-cli-cert/cert.pem",
-                    key: "/etc/rogue-rogue-cli-cert/key.pem",
-                }),
-            },
-        );
+        await rogues().startServer("rogue-cli-cert", { ca, cert: cliCert, key: cliKey }, gossipKey);
         await sleep(ROGUE_WAIT_MS);
-        const raft = await raftServers();
-        const rogueLeader = (await hosts.exec(ROGUE, "curl -sk https://127.0.0.1:8501/v1/status/leader")).stdout;
-        const logs = await stopRogue("rogue-cli-cert");
+        const raft = await raftConfig();
+        const rogueLeader = await rogues().leaderView();
+        const logs = await rogues().stop("rogue-cli-cert");
         const serverLogs = await serverLogsSince(started);
         const inRaft = raft.find((s) => s.Node === "rogue-cli-cert");
         // The CLI certificate is for cli.<dc>.<domain> with clientAuth only: verify_server_hostname
@@ -809,7 +595,7 @@ describe("Consul on real hosts, deployed by the program's own commands over SSH"
         assert.match(serverLogs, /wanted to match server\.dc1\.consul|not server\.dc1\.consul|incompatible key usage/);
         assert.ok(!inRaft?.Voter, "a server with the CLI certificate became a Raft voter");
         assert.ok(!/:8300/.test(rogueLeader), "the CLI-cert server knows the leader");
-        assert.strictEqual((await raftServers()).filter((s) => s.Voter).length, 3);
+        assert.strictEqual((await raftConfig()).filter((s) => s.Voter).length, 3);
     });
 
     it("anchor: time to a new leader after the leader stops answering, our raft_multiplier (1) vs Consul's default (5)", async () => {

@@ -1,21 +1,31 @@
 // The real parts of the end-to-end tests, started from the test setup and cached between runs:
 // the Consul binary and its release-mirror files (scripts/e2e/build-consul.sh), the host image
-// (scripts/e2e/image.sh), systemd-nspawn hosts on a private bridge (scripts/e2e/hosts.sh), and an
-// HTTP release mirror on the bridge address. Everything here talks only to the bridge that
-// hosts.sh created (or loopback), and every wait is bounded.
+// (scripts/e2e/image.sh), systemd-nspawn hosts on a private bridge (scripts/e2e/hosts.sh, through
+// ./hosts.ts, re-exported here), and an HTTP release mirror on the bridge address. Everything here
+// talks only to the bridge that hosts.sh created (or loopback), and every wait is bounded.
 
 import { ChildProcess, spawn, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as https from "https";
 import * as os from "os";
 import * as path from "path";
-import { REPO_ROOT } from "../mocks";
+import { log, runScript } from "./hosts";
 import { signWithTestKey } from "./release-signing";
 
-const SCRIPTS = path.join(REPO_ROOT, "scripts", "e2e");
+export { Hosts, log } from "./hosts";
 
-export function log(line: string): void {
-    process.stderr.write(`[e2e ${new Date().toISOString().slice(11, 23)}] ${line}\n`);
+/** A suite's figures: each logged as a FIGURE line when taken, and all of them again by print() (in after()). */
+export class Figures {
+    private readonly lines: string[] = [];
+
+    add(line: string): void {
+        this.lines.push(line);
+        log(`FIGURE ${line}`);
+    }
+
+    print(): void {
+        log("figures:\n  " + this.lines.join("\n  "));
+    }
 }
 
 /** Fails with a clear message: the e2e suite never skips because something is missing. */
@@ -26,33 +36,6 @@ export function requirePrerequisites(): void {
         if (spawnSync("sh", ["-c", `command -v ${tool}`]).status !== 0) problems.push(`${tool} is not installed`);
     }
     if (problems.length > 0) throw new Error(`e2e prerequisites missing: ${problems.join("; ")}`);
-}
-
-function runScript(
-    script: string,
-    args: string[],
-    timeoutMs: number,
-    env: Record<string, string> = {},
-): Promise<string> {
-    return new Promise((resolve, reject) => {
-        const child = spawn("bash", [path.join(SCRIPTS, script), ...args], {
-            stdio: ["ignore", "pipe", "pipe"],
-            env: { ...process.env, ...env },
-        });
-        let stdout = "";
-        let stderr = "";
-        const timer = setTimeout(() => child.kill("SIGTERM"), timeoutMs);
-        child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-        child.stderr.on("data", (d: Buffer) => {
-            stderr += d.toString();
-            process.stderr.write(d);
-        });
-        child.on("close", (code) => {
-            clearTimeout(timer);
-            if (code === 0) resolve(stdout.trim().split("\n").pop() ?? "");
-            else reject(new Error(`${script} ${args.join(" ")} failed (exit ${code}):\n${stderr.slice(-3000)}`));
-        });
-    });
 }
 
 export interface Artifacts {
@@ -87,152 +70,6 @@ export async function ensureArtifacts(): Promise<Artifacts> {
 export async function ensureConsulRelease(version: string): Promise<string> {
     const binary = await runScript("build-consul.sh", [], 45 * 60_000, { CONSUL_VERSION: version });
     return path.dirname(binary);
-}
-
-export interface TestHost {
-    readonly name: string;
-    readonly address: string;
-    readonly port: number;
-    readonly user: string;
-    readonly machine: string;
-    readonly veth: string;
-}
-
-export interface ExecResult {
-    readonly code: number;
-    readonly stdout: string;
-    readonly stderr: string;
-}
-
-/** n nspawn hosts from hosts.sh; `down()` must run in an after() hook. */
-export class Hosts {
-    hosts: TestHost[] = [];
-    /** Each host's SSH host key as its sshd presents it ("ssh-ed25519 AAAA..."), by host number - 1. */
-    hostKeys: string[] = [];
-    sshKeyPath = "";
-    bridgeAddr = "";
-    private constructor(readonly workdir: string) {}
-
-    static async up(n: number): Promise<Hosts> {
-        const wd = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "consul-e2e-")), "hosts");
-        const h = new Hosts(wd);
-        try {
-            await runScript("hosts.sh", ["up", wd, String(n)], 5 * 60_000);
-        } catch (err) {
-            await h.down();
-            throw err;
-        }
-        h.hosts = JSON.parse(fs.readFileSync(path.join(wd, "hosts.json"), "utf8")) as TestHost[];
-        h.sshKeyPath = path.join(wd, "ssh_key");
-        h.bridgeAddr = fs.readFileSync(path.join(wd, "bridge_addr"), "utf8").trim();
-        await h.readHostKeys();
-        return h;
-    }
-
-    /** Reads every host's ed25519 host key (generated at first boot, so each host has its own). */
-    async readHostKeys(): Promise<void> {
-        this.hostKeys = await Promise.all(
-            this.hosts.map(async (_, k) =>
-                (await this.run(k + 1, "cat /etc/ssh/ssh_host_ed25519_key.pub"))
-                    .trim()
-                    .split(/\s+/)
-                    .slice(0, 2)
-                    .join(" "),
-            ),
-        );
-    }
-
-    /** Gives host i a new ed25519 host key (as an impostor would present), keeping its own aside. */
-    async newHostKey(i: number): Promise<string> {
-        await this.run(
-            i,
-            "mkdir -p /root/own-host-key && mv /etc/ssh/ssh_host_ed25519_key* /root/own-host-key/ && " +
-                "ssh-keygen -q -t ed25519 -N '' -f /etc/ssh/ssh_host_ed25519_key && systemctl reload ssh",
-        );
-        await this.readHostKeys();
-        return this.hostKeys[i - 1];
-    }
-
-    /** Puts back the host key newHostKey set aside. */
-    async restoreHostKey(i: number): Promise<void> {
-        await this.run(
-            i,
-            "mv /root/own-host-key/ssh_host_ed25519_key* /etc/ssh/ && rmdir /root/own-host-key && systemctl reload ssh",
-        );
-        await this.readHostKeys();
-    }
-
-    async down(): Promise<void> {
-        await runScript("hosts.sh", ["down", this.workdir], 5 * 60_000).catch((err: Error) => log(err.message));
-        fs.rmSync(path.dirname(this.workdir), { recursive: true, force: true });
-    }
-
-    async netCut(i: number): Promise<void> {
-        await runScript("hosts.sh", ["net-cut", this.workdir, String(i)], 30_000);
-    }
-
-    async netRestore(i: number): Promise<void> {
-        await runScript("hosts.sh", ["net-restore", this.workdir, String(i)], 30_000);
-    }
-
-    /** A clean shutdown of host i: the machine is off, its disk kept. */
-    async powerOff(i: number): Promise<void> {
-        await runScript("hosts.sh", ["power-off", this.workdir, String(i)], 60_000);
-    }
-
-    /** Boots host i again after powerOff and waits for sshd. */
-    async boot(i: number): Promise<void> {
-        await runScript("hosts.sh", ["boot", this.workdir, String(i)], 120_000);
-    }
-
-    /**
-     * Drops the SSH session in which host i runs the apply script, as a network drop would: kills
-     * the script's sshd session process, so the deploy side loses the connection mid-step. (The
-     * pattern's brackets keep this command's own shell from matching it.)
-     */
-    async dropApplySession(i: number): Promise<void> {
-        await this.run(
-            i,
-            [
-                "p=$(pgrep -f 'BUNDLE_SHA[2]56' | head -n 1)",
-                'test -n "$p" || { echo "no apply script is running" >&2; exit 1; }',
-                'while [ -n "$p" ] && [ "$p" != 1 ] && [ "$(cat "/proc/$p/comm")" != sshd ]; do p=$(ps -o ppid= -p "$p" | tr -d " "); done',
-                'test "$p" != 1 || { echo "the apply script has no sshd parent" >&2; exit 1; }',
-                'kill -KILL "$p"',
-            ].join("\n"),
-        );
-    }
-
-    /** Runs a command on host i (1-based) as root; never throws on a non-zero exit. */
-    exec(i: number, command: string, opts: { stdin?: string; timeoutMs?: number } = {}): Promise<ExecResult> {
-        const host = this.hosts[i - 1];
-        const args = [
-            ...["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"],
-            ...["-o", "BatchMode=yes", "-o", "ConnectTimeout=5", "-o", "IdentitiesOnly=yes", "-o", "ControlPath=none"],
-            ...["-i", this.sshKeyPath, `root@${host.address}`, "--", command],
-        ];
-        return new Promise((resolve) => {
-            const child = spawn("ssh", args, { stdio: ["pipe", "pipe", "pipe"] });
-            let stdout = "";
-            let stderr = "";
-            const timer = setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs ?? 60_000);
-            child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-            child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-            child.on("close", (code) => {
-                clearTimeout(timer);
-                resolve({ code: code ?? 255, stdout, stderr });
-            });
-            child.stdin.on("error", () => undefined);
-            child.stdin.end(opts.stdin ?? "");
-        });
-    }
-
-    /** Like exec, but throws with the output on a non-zero exit. */
-    async run(i: number, command: string, opts: { stdin?: string; timeoutMs?: number } = {}): Promise<string> {
-        const r = await this.exec(i, command, opts);
-        if (r.code !== 0) throw new Error(`host ${i}: '${command}' exited ${r.code}: ${r.stdout}${r.stderr}`);
-        return r.stdout;
-    }
 }
 
 /**
@@ -376,9 +213,13 @@ export async function waitFor(what: string, check: () => Promise<boolean>, timeo
 }
 
 /**
- * Polls /v1/status/leader on every server every `everyMs` while running. A tick is leaderless when
- * no server reports a leader; `longestGapMs` is the longest run of such ticks (first leaderless
- * tick to the next tick with a leader), `firstLeaderAt` the time of the first tick with one.
+ * Polls /v1/status/leader on every server every `everyMs` (`ticks` counts the polls) until stop(),
+ * or for `maxMs` at most. `firstLeaderAt` is the time of the first tick on which a server reported
+ * a leader. After it, a tick is leaderless when no server reports one (each answer bounded by
+ * max(everyMs, 300) ms; no answer counts as none); a gap runs from its first leaderless tick to
+ * the next tick with a leader, and `longestGapMs` is the longest. Ticks before the first leader
+ * belong to no gap. stop() ends the polling and closes a gap still open at that moment (it ends
+ * then); it adds no tick of its own.
  */
 export class LeaderWatch {
     longestGapMs = 0;

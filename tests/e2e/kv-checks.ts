@@ -136,3 +136,9 @@ export class ScenarioWatch {
         return { gapMs, check, opsPerSecond: this.workload.opsPerSecond };
     }
 }
+
+/** For afterEach(): ScenarioWatch.abandonAll(), and a line saying how many workloads it stopped. */
+export async function abandonLeftoverWatches(): Promise<void> {
+    const left = await ScenarioWatch.abandonAll();
+    if (left > 0) log(`stopped ${left} KV workload(s) left running by a failed scenario`);
+}

@@ -7,13 +7,21 @@
 
 import * as assert from "assert";
 import * as fs from "fs";
-import { evaluateProgram } from "../mocks";
-import { assertHandOvers, electionsStartedByTimeout, mainPid, vmStackConfig } from "./checks";
+import {
+    agentNodeId,
+    assertHandOvers,
+    electionsStartedByTimeout,
+    mainPid,
+    membersAt,
+    raftServers,
+    vmStackConfig,
+} from "./checks";
 import {
     api,
     Artifacts,
     ensureArtifacts,
     ensureConsulRelease,
+    Figures,
     Hosts,
     leaderOf,
     log,
@@ -21,25 +29,23 @@ import {
     requirePrerequisites,
     waitFor,
 } from "./infra";
-import { assertNoKeyLost, assertOneLeader, KvAccess, ScenarioWatch, writeBulk } from "./kv-checks";
+import {
+    abandonLeftoverWatches,
+    assertNoKeyLost,
+    assertOneLeader,
+    KvAccess,
+    ScenarioWatch,
+    writeBulk,
+} from "./kv-checks";
 import { brokenRelease, BROKEN_VERSION, TAMPERED_VERSION, tamperedReleases } from "./releases";
-import { CommandFailed, ReplayMocks } from "./replay";
+import { assertNoFailures, Deployed, deployReplay, ReplayMocks } from "./replay";
 
 const HOST_COUNT = 6;
 const CLIENT = 6;
 const OLD_VERSION = "1.16.2";
 
-interface Deployed {
-    readonly mocks: ReplayMocks;
-    readonly failures: CommandFailed[];
-    readonly outputs: Record<string, unknown>;
-}
-
-const figures: string[] = [];
-function figure(line: string): void {
-    figures.push(line);
-    log(`FIGURE ${line}`);
-}
+const figures = new Figures();
+const figure = (line: string) => figures.add(line);
 
 describe("Operator changes on real hosts: upgrade, failed upgrade, SSH drop, same machine, scale, dead server, reboot", function () {
     this.timeout(30 * 60_000);
@@ -73,20 +79,12 @@ describe("Operator changes on real hosts: upgrade, failed upgrade, SSH drop, sam
     }
 
     async function deploy(cfg: Record<string, string>): Promise<Deployed> {
-        const mocks = new ReplayMocks(state, {});
-        const evaluated = await evaluateProgram(cfg, { stack: "e2e", mocks });
-        const failures = await mocks.finish();
-        state = mocks;
-        const runs = mocks.runs.map((r) => `${r.op}@${r.host}`).join(" ") || "none";
-        log(`deploy: ${runs}; ${failures.length} failure(s)`);
-        return { mocks, failures, outputs: evaluated.outputs };
+        const d = await deployReplay(state, cfg);
+        state = d.mocks;
+        const runs = d.mocks.runs.map((r) => `${r.op}@${r.host}`).join(" ") || "none";
+        log(`deploy: ${runs}; ${d.failures.length} failure(s)`);
+        return d;
     }
-
-    const noFailures = (d: Deployed) =>
-        assert.deepStrictEqual(
-            d.failures.map((f) => f.message.slice(-2000)),
-            [],
-        );
 
     /** Before a scenario: 1,000 more keys. After it: every key on every server, one leader. */
     async function writeKeys(letter: string): Promise<void> {
@@ -99,35 +97,9 @@ describe("Operator changes on real hosts: upgrade, failed upgrade, SSH drop, sam
         return await assertNoKeyLost(liveServerAddrs(), access, prefixes);
     }
 
-    async function nodeId(i: number): Promise<string> {
-        let body = "";
-        await waitFor(
-            `host ${i}'s /v1/agent/self`,
-            async () => {
-                const r = await api(at(i), "/v1/agent/self", access);
-                body = r.body;
-                return r.status === 200;
-            },
-            60_000,
-        );
-        return (JSON.parse(body) as { Config: { NodeID: string } }).Config.NodeID;
-    }
-
-    interface Member {
-        Name: string;
-        Status: number;
-        Tags: Record<string, string>;
-    }
-    async function members(): Promise<Member[]> {
-        const r = await api(at(servers[0]), "/v1/agent/members", access);
-        assert.strictEqual(r.status, 200, r.body);
-        return JSON.parse(r.body) as Member[];
-    }
-    async function raftPeers(): Promise<{ Node: string; Voter: boolean }[]> {
-        const r = await api(at(servers[0]), "/v1/operator/raft/configuration", access);
-        assert.strictEqual(r.status, 200, r.body);
-        return (JSON.parse(r.body) as { Servers: { Node: string; Voter: boolean }[] }).Servers;
-    }
+    const nodeId = (i: number) => agentNodeId(at(i), access, 60_000);
+    const members = () => membersAt(at(servers[0]), access);
+    const raftPeers = () => raftServers(at(servers[0]), access);
     async function autopilotHealthy(): Promise<boolean> {
         const r = await api(at(servers[0]), "/v1/operator/autopilot/health", access);
         return r.status === 200 && (JSON.parse(r.body) as { Healthy: boolean }).Healthy;
@@ -153,15 +125,12 @@ describe("Operator changes on real hosts: upgrade, failed upgrade, SSH drop, sam
         mirror.addRelease(OLD_VERSION, oldRelease);
         mirror.addRelease(BROKEN_VERSION, brokenRelease());
         const d = await deploy(stackConfig(OLD_VERSION));
-        noFailures(d);
+        assertNoFailures(d.failures);
         access = { ca: String(d.outputs.caCertPem), token: String(d.outputs.aclManagementToken) };
         await assertOneLeader(liveServerAddrs(), access.ca);
     });
 
-    afterEach(async function () {
-        const left = await ScenarioWatch.abandonAll();
-        if (left > 0) log(`stopped ${left} KV workload(s) left running by a failed scenario`);
-    });
+    afterEach(abandonLeftoverWatches);
 
     after(async function () {
         mirror?.stop();
@@ -176,7 +145,7 @@ describe("Operator changes on real hosts: upgrade, failed upgrade, SSH drop, sam
                     .join("\n"),
             );
         }
-        log("figures:\n  " + figures.join("\n  "));
+        figures.print();
     });
 
     it("c. rolling upgrade 1.16.2 → 1.16.3: one server at a time, leadership handed only to upgraded servers, all on 1.16.3", async () => {
@@ -186,7 +155,7 @@ describe("Operator changes on real hosts: upgrade, failed upgrade, SSH drop, sam
         const watch = await ScenarioWatch.start(liveServerAddrs(), liveServerAddrs(), access, "c-upgrade");
         const d = await deploy(stackConfig(artifacts.consulVersion));
         const w = await watch.stop();
-        noFailures(d);
+        assertNoFailures(d.failures);
         const elections = await electionsStartedByTimeout(hosts, servers, rolloutStart);
         const serverRuns = d.mocks.runs.filter((r) => r.name.includes("-server-"));
         assertHandOvers(
@@ -264,7 +233,7 @@ describe("Operator changes on real hosts: upgrade, failed upgrade, SSH drop, sam
         assert.strictEqual(again.failures.length, 1);
         // Back to the good release: nothing to do, the failed updates left the old state.
         const back = await deploy(stackConfig(artifacts.consulVersion));
-        noFailures(back);
+        assertNoFailures(back.failures);
         assert.strictEqual(back.mocks.runs.length, 0);
         const lost = await checkKeys();
         report(
@@ -313,7 +282,7 @@ describe("Operator changes on real hosts: upgrade, failed upgrade, SSH drop, sam
             assert.strictEqual(staged.stdout, "", "a staged binary or work directory was left behind");
         }
         const back = await deploy(stackConfig(artifacts.consulVersion));
-        noFailures(back);
+        assertNoFailures(back.failures);
         assert.strictEqual(back.mocks.runs.length, 0);
         figure(`h. tampered releases refused on ${name(1)}: ${refusals.join(" | ")}`);
     });
@@ -343,7 +312,7 @@ describe("Operator changes on real hosts: upgrade, failed upgrade, SSH drop, sam
         await waitFor("autopilot healthy", autopilotHealthy, 120_000);
         const again = await deploy(stackConfig(artifacts.consulVersion));
         const w = await watch.stop();
-        noFailures(again);
+        assertNoFailures(again.failures);
         const run2 = again.mocks.runs.find((r) => r.host === addr(2));
         const run3 = again.mocks.runs.find((r) => r.host === addr(3));
         assert.ok(run2 && run3, "the re-run did not run servers 2 and 3");
@@ -368,7 +337,7 @@ describe("Operator changes on real hosts: upgrade, failed upgrade, SSH drop, sam
         const watch = await ScenarioWatch.start(liveServerAddrs(), [1, 2].map(at), access, "f-same-machine");
         entries[3] = `${name(3)}=${addr(3)}:2222`;
         const byPort = await deploy(stackConfig(artifacts.consulVersion));
-        noFailures(byPort);
+        assertNoFailures(byPort.failures);
         assert.deepStrictEqual(
             byPort.mocks.runs.map((r) => `${r.op}@${r.host}`),
             [`update@${addr(3)}`],
@@ -379,7 +348,7 @@ describe("Operator changes on real hosts: upgrade, failed upgrade, SSH drop, sam
         entries[3] = `${name(3)}=${name(3)}:2222`;
         apiAt[3] = name(3);
         const byName = await deploy(stackConfig(artifacts.consulVersion));
-        noFailures(byName);
+        assertNoFailures(byName.failures);
         assert.ok(
             byName.mocks.runs.every((r) => r.op !== "delete"),
             `something was deleted: ${byName.mocks.runs.map((r) => `${r.op}@${r.host}`).join(" ")}`,
@@ -402,7 +371,7 @@ describe("Operator changes on real hosts: upgrade, failed upgrade, SSH drop, sam
         servers = [1, 2, 3, 4, 5];
         const d = await deploy(stackConfig(artifacts.consulVersion));
         const w = await watch.stop();
-        noFailures(d);
+        assertNoFailures(d.failures);
         assert.deepStrictEqual(
             await Promise.all([1, 2, 3].map((i) => mainPid(hosts, i))),
             pids,
@@ -431,7 +400,7 @@ describe("Operator changes on real hosts: upgrade, failed upgrade, SSH drop, sam
         overrides = { ...overrides, deadHosts: JSON.stringify([name(dead)]) };
         const d = await deploy(stackConfig(artifacts.consulVersion));
         const w = await watch.stop();
-        noFailures(d);
+        assertNoFailures(d.failures);
         assert.ok(!d.mocks.runs.some((r) => r.host === addr(dead)), "the dead host was contacted");
         const prune = d.mocks.runs.find((r) => r.name.endsWith("-prune"));
         assert.ok(prune, "no prune step ran");
@@ -450,7 +419,7 @@ describe("Operator changes on real hosts: upgrade, failed upgrade, SSH drop, sam
         servers = [1, 2, 3];
         overrides = { ...overrides, deadHosts: "[]" };
         const d = await deploy(stackConfig(artifacts.consulVersion));
-        noFailures(d);
+        assertNoFailures(d.failures);
         const w = await watch.stop();
         assert.deepStrictEqual(
             d.mocks.runs.filter((r) => r.op === "delete").map((r) => r.host),

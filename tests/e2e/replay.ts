@@ -16,8 +16,9 @@ import { spawn } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { COMMAND_TYPE, CommandOp, diffOp } from "../command-diff";
-import { ConsulMocks, RecordedResource } from "../mocks";
+import { COMMAND_TYPE, CommandOp, CommandRun, diffOp, sessionsPerHost } from "../command-diff";
+import * as assert from "assert";
+import { ConsulMocks, evaluateProgram, RecordedResource } from "../mocks";
 
 interface Connection {
     host: string;
@@ -29,11 +30,11 @@ interface Connection {
     proxy?: Connection;
 }
 
-/** One SSH session the replay opened. */
-export interface CommandRun {
-    readonly name: string;
-    readonly host: string;
+/** One SSH session the replay opened: a CommandRun (../command-diff.ts) of one session, as it went. */
+export interface SessionRun extends CommandRun {
+    /** A replace is two sessions: the old resource's delete and the new one's create. */
     readonly op: Exclude<CommandOp, "none" | "replace">;
+    readonly sessions: 1;
     readonly startedAt: number;
     readonly ms: number;
     readonly ok: boolean;
@@ -66,9 +67,43 @@ export interface ReplayOptions {
     readonly log?: (line: string) => void;
 }
 
+/** One deploy under replay (see deployReplay). */
+export interface Deployed {
+    readonly mocks: ReplayMocks;
+    readonly failures: CommandFailed[];
+    readonly outputs: Record<string, unknown>;
+    readonly ms: number;
+}
+
+/**
+ * One `pulumi up` of stack "e2e" under replay: the program evaluated with this config under
+ * ReplayMocks chained to `prior` (the previous deploy's, which the next one chains to), every
+ * command run to the end (finish()).
+ */
+export async function deployReplay(
+    prior: ReplayMocks | undefined,
+    config: Record<string, string>,
+    options: ReplayOptions = {},
+): Promise<Deployed> {
+    const mocks = new ReplayMocks(prior, options);
+    const started = Date.now();
+    const evaluated = await evaluateProgram(config, { stack: "e2e", mocks });
+    const failures = await mocks.finish();
+    return { mocks, failures, outputs: evaluated.outputs, ms: Date.now() - started };
+}
+
+/** Asserts that a deploy had no failure; otherwise shows the last `tail` characters of each. */
+export function assertNoFailures(failures: readonly CommandFailed[], tail = 2000, message?: string): void {
+    assert.deepStrictEqual(
+        failures.map((f) => f.message.slice(-tail)),
+        [],
+        message,
+    );
+}
+
 /** Mocks whose remote commands really run over SSH. Chain them: `new ReplayMocks(previous)`. */
 export class ReplayMocks extends ConsulMocks {
-    readonly runs: CommandRun[] = [];
+    readonly runs: SessionRun[] = [];
     readonly failures: CommandFailed[] = [];
     private inFlight = 0;
     private readonly deferredDeletes: RecordedResource[] = [];
@@ -86,9 +121,7 @@ export class ReplayMocks extends ConsulMocks {
 
     /** SSH sessions per host in this deploy. */
     sessionsPerHost(): Map<string, number> {
-        const counts = new Map<string, number>();
-        for (const run of this.runs) counts.set(run.host, (counts.get(run.host) ?? 0) + 1);
-        return counts;
+        return sessionsPerHost(this.runs);
     }
 
     protected keepsState(before: RecordedResource, inputs: Record<string, unknown>): boolean {
@@ -183,7 +216,7 @@ export class ReplayMocks extends ConsulMocks {
 
     private async run(
         name: string,
-        op: CommandRun["op"],
+        op: SessionRun["op"],
         inputs: Record<string, unknown>,
         script: unknown,
         previous?: Record<string, unknown>,
@@ -211,6 +244,7 @@ export class ReplayMocks extends ConsulMocks {
                 name,
                 host: connection.host,
                 op,
+                sessions: 1,
                 startedAt,
                 ms,
                 ok: result.code === 0,

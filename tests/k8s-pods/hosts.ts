@@ -1,25 +1,9 @@
-// Thin wrapper over scripts/e2e/hosts.sh (systemd-nspawn hosts on a private bridge) for the pod
-// tests: boot, run a root shell script on a host over SSH, copy files into a host's root, tear down.
+// The pod tests' systemd-nspawn hosts (scripts/e2e/hosts.sh, through ../e2e/hosts.ts): boot, run
+// a root shell script on a host over SSH, copy files into a host's root, tear down.
 
 import * as childProcess from "child_process";
 import * as fs from "fs";
-import * as os from "os";
-import * as path from "path";
-import { REPO_ROOT } from "../mocks";
-
-export const HOSTS_SH = path.join(REPO_ROOT, "scripts/e2e/hosts.sh");
-
-export interface Host {
-    readonly index: number;
-    readonly name: string;
-    readonly address: string;
-}
-
-export interface RunResult {
-    readonly status: number;
-    readonly stdout: string;
-    readonly stderr: string;
-}
+import { ExecResult, Hosts, TestHost } from "../e2e/hosts";
 
 /** Fails with a clear message when something the pod tests need is missing on this machine. */
 export function checkPrerequisites(): void {
@@ -37,59 +21,51 @@ export function checkPrerequisites(): void {
         );
 }
 
-export class Hosts {
-    readonly workdir: string;
-    hosts: Host[] = [];
-    private up = false;
+export interface Host extends TestHost {
+    /** 1-based, as hosts.sh and the shared Hosts number them. */
+    readonly index: number;
+}
 
-    constructor() {
-        this.workdir = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "consul-k8s-pods-")), "hosts");
+/**
+ * The pod tests' hosts: ../e2e/hosts.ts's Hosts (in its own temporary directory, with time for
+ * hosts.sh to build the host image cold), with the synchronous steps a kubelet takes: a root shell
+ * script on a host, its exit code and output.
+ */
+export class PodHosts {
+    hosts: Host[] = [];
+    private booted?: Hosts;
+
+    async boot(count: number): Promise<Host[]> {
+        this.booted = await Hosts.up(count, { tmpPrefix: "consul-k8s-pods-", upTimeoutMs: 20 * 60_000 });
+        this.hosts = this.booted.hosts.map((h, i) => ({ ...h, index: i + 1 }));
+        return this.hosts;
     }
 
-    boot(count: number): Host[] {
-        const run = childProcess.spawnSync("bash", [HOSTS_SH, "up", this.workdir, String(count)], {
-            encoding: "utf8",
-            stdio: ["ignore", "pipe", "inherit"],
-            timeout: 20 * 60_000,
-        });
-        this.up = true;
-        if (run.status !== 0) throw new Error(`hosts.sh up failed (exit ${run.status})`);
-        const list = JSON.parse(fs.readFileSync(path.join(this.workdir, "hosts.json"), "utf8")) as {
-            name: string;
-            address: string;
-        }[];
-        this.hosts = list.map((h, i) => ({ index: i + 1, name: h.name, address: h.address }));
-        return this.hosts;
+    private get shared(): Hosts {
+        if (!this.booted) throw new Error("the hosts are not booted");
+        return this.booted;
     }
 
     /** The overlay root of host i, mounted on this machine: files put here appear on the host. */
     root(index: number): string {
-        return path.join(this.workdir, "hosts", String(index), "root");
+        return this.shared.root(index);
     }
 
     /** Runs a bash script as root on host i (over SSH, script on stdin). */
-    run(index: number, script: string, timeoutMs = 120_000): RunResult {
-        const r = childProcess.spawnSync("bash", [HOSTS_SH, "ssh", this.workdir, String(index), "bash -s"], {
-            input: script,
-            encoding: "utf8",
-            timeout: timeoutMs,
-            maxBuffer: 64 * 1024 * 1024,
-        });
-        return { status: r.status ?? -1, stdout: r.stdout ?? "", stderr: r.stderr ?? "" };
+    run(index: number, script: string, timeoutMs = 120_000): ExecResult {
+        return this.shared.execSync(index, "bash -s", { stdin: script, timeoutMs });
     }
 
     /** Like run, but throws with the output when the script fails. */
     must(index: number, script: string, what: string, timeoutMs?: number): string {
         const r = this.run(index, script, timeoutMs);
-        if (r.status !== 0)
-            throw new Error(`${what} on host ${index} failed (exit ${r.status}):\n${r.stdout}\n${r.stderr}`);
+        if (r.code !== 0)
+            throw new Error(`${what} on host ${index} failed (exit ${r.code}):\n${r.stdout}\n${r.stderr}`);
         return r.stdout;
     }
 
-    down(): void {
-        if (!this.up) return;
-        childProcess.spawnSync("bash", [HOSTS_SH, "down", this.workdir], { stdio: ["ignore", "inherit", "inherit"] });
-        fs.rmSync(path.dirname(this.workdir), { recursive: true, force: true });
-        this.up = false;
+    async down(): Promise<void> {
+        await this.booted?.down();
+        this.booted = undefined;
     }
 }

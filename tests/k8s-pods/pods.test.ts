@@ -12,7 +12,7 @@ import { kubernetesServerPodDnsName, SERVER_NAME } from "../../components/agent/
 import { evaluateProgram, REPO_ROOT, stackFileConfig } from "../mocks";
 import { Json } from "../kubernetes/helpers";
 import { Manifest, manifestsOf } from "../kubernetes/render";
-import { checkPrerequisites, Host, Hosts } from "./hosts";
+import { checkPrerequisites, Host, PodHosts } from "./hosts";
 import {
     containerUnit,
     EXEC_HELPER,
@@ -74,7 +74,7 @@ function jqDebs(): string[] {
 
 describe("pod templates run as a kubelet would (nspawn hosts, real Consul)", function () {
     this.timeout(20 * 60_000);
-    const hosts = new Hosts();
+    const hosts = new PodHosts();
     let manifests: Manifest[];
     let sts: Json;
     let ds: Json;
@@ -149,12 +149,12 @@ describe("pod templates run as a kubelet would (nspawn hosts, real Consul)", fun
 
     function probe(host: Host, ctx: PodContext): number {
         const c = main(ctx.workload);
-        return hosts.run(host.index, execProbeScript(ctx, c, c.readinessProbe), 30_000).status;
+        return hosts.run(host.index, execProbeScript(ctx, c, c.readinessProbe), 30_000).code;
     }
 
     function unitActive(host: Host, ctx: PodContext): boolean {
         const unit = containerUnit(ctx, main(ctx.workload), "main").unit;
-        return hosts.run(host.index, `systemctl is-active --quiet ${unit}`).status === 0;
+        return hosts.run(host.index, `systemctl is-active --quiet ${unit}`).code === 0;
     }
 
     /** An API call from inside the host, verified with the CA, with the management token. */
@@ -199,7 +199,7 @@ describe("pod templates run as a kubelet would (nspawn hosts, real Consul)", fun
         const debs = jqDebs();
         log(`consul ${version} (${consul}); booting ${SERVERS} server hosts and ${NODES} node hosts`);
 
-        const all = hosts.boot(SERVERS + NODES);
+        const all = await hosts.boot(SERVERS + NODES);
         servers = all.slice(0, SERVERS);
         nodes = all.slice(SERVERS);
         // Headless service DNS as /etc/hosts lines: each pod's stable name, and the service name
@@ -255,14 +255,14 @@ describe("pod templates run as a kubelet would (nspawn hosts, real Consul)", fun
         }
     });
 
-    after(function () {
+    after(async function () {
         if (this.currentTest?.state === "failed" || (hosts.hosts.length > 0 && process.exitCode)) {
             for (const h of hosts.hosts) {
                 const r = hosts.run(h.index, "journalctl --no-pager -n 25 -u 'pod-*' 2>&1 | tail -n 25", 20_000);
                 process.stderr.write(`--- ${h.name} (${h.address}) pod journal\n${r.stdout}\n`);
             }
         }
-        hosts.down();
+        await hosts.down();
     });
 
     let leaderMs = 0;
@@ -315,14 +315,14 @@ describe("pod templates run as a kubelet would (nspawn hosts, real Consul)", fun
             );
         for (let i = 0; i < SERVERS; i++) {
             const r = curl(`https://${kubernetesServerPodDnsName(NAMESPACE, i)}:8501/v1/status/leader`);
-            assert.strictEqual(r.status, 0, r.stderr);
+            assert.strictEqual(r.code, 0, r.stderr);
         }
         for (const name of [`${SERVER_NAME}.${NAMESPACE}.svc`, `${SERVER_NAME}.${NAMESPACE}.svc.cluster.local`]) {
             const r = curl(`https://${name}:8501/v1/status/leader`);
-            assert.strictEqual(r.status, 0, `${name}: ${r.stderr}`);
+            assert.strictEqual(r.code, 0, `${name}: ${r.stderr}`);
         }
         const byIp = curl(`https://${servers[0].address}:8501/v1/status/leader`);
-        assert.strictEqual(byIp.status, 60, `a server certificate must not verify for its pod IP: ${byIp.stderr}`);
+        assert.strictEqual(byIp.code, 60, `a server certificate must not verify for its pod IP: ${byIp.stderr}`);
     });
 
     it("the ACL Job's script, as written, creates the agent policy and token, and is idempotent", () => {
@@ -363,7 +363,7 @@ describe("pod templates run as a kubelet would (nspawn hosts, real Consul)", fun
                 nodes[j].index,
                 `curl -sS --fail --max-time 5 --cacert /etc/kubelet-emu-ca.crt --resolve client.dc1.consul:8501:${nodes[j].address} https://client.dc1.consul:8501/v1/status/leader`,
             );
-            assert.strictEqual(app.status, 0, app.stderr);
+            assert.strictEqual(app.code, 0, app.stderr);
         }
         // Each agent registers its own service once it has synced with the servers (anti-entropy),
         // which can come after its readiness: CI saw one missing right after both were ready.

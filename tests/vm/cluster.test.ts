@@ -1,13 +1,14 @@
-import { tokenFromSeed } from "../../components/security/secret-seeds";
 import * as assert from "assert";
 import { spawnSync } from "child_process";
 import * as crypto from "crypto";
 import * as fs from "fs";
 import * as path from "path";
 import { Host, Settings } from "../../components/config";
-import { NodeFile, PATHS } from "../../components/vm/scripts";
-import { hostCliEnvironment, nodeFiles, planRollout, renderProfile } from "../../components/vm/plan";
+import { NodeFile } from "../../components/vm/bundle";
+import { PATHS } from "../../components/vm/paths";
+import { hostCliEnvironment, nodeFiles, planRollout, renderProfile } from "../../components/vm";
 import { COMMAND_TYPE, diffCommands, sessionsPerHost } from "../command-diff";
+import { generatedSecrets, TYPES } from "../../policy/rules";
 import { AEAD_SUITES, exampleHostKey, sampleMaterial, sampleVmSettings, withPinnedKeys } from "./fixtures";
 import {
     ConsulMocks,
@@ -230,15 +231,18 @@ function commands(result: EvaluatedStack): RecordedResource[] {
     return result.mocks.ofType(COMMAND_TYPE);
 }
 
-function knownSecrets(result: EvaluatedStack, sshKey: string): string[] {
+/**
+ * The secrets the policy knows (generatedSecrets, policy/rules.ts) read from the mocks' state, plus
+ * what it cannot see: the operator's SSH key, and each private key as its whole PEM (inputs are
+ * searched as written here, where the policy searches PEM bodies with the whitespace removed).
+ */
+function secretsOf(result: EvaluatedStack, sshKey: string): string[] {
     const m = result.mocks;
     return [
-        String(result.outputs.gossipKey),
-        String(result.outputs.aclManagementToken),
-        tokenFromSeed(String(m.byName("consul-acl-agent").state.result)),
-        ...m.ofType("tls:index/privateKey:PrivateKey").map((k) => String(k.state.privateKeyPem)),
+        ...m.resources.flatMap((r) => generatedSecrets(r.type, r.state)),
+        ...m.ofType(TYPES.privateKey).map((k) => String(k.state.privateKeyPem)),
         sshKey.trim(),
-    ];
+    ].filter((s) => s.length >= 16);
 }
 
 function hostsConfig(serverCount: number, clientCount: number): Record<string, string> {
@@ -292,7 +296,7 @@ describe("VM topology under mocks", function () {
             });
 
             it("puts no secret in a non-secret input of any resource", () => {
-                const secrets = knownSecrets(result, sshKey).filter((s) => s.length >= 16);
+                const secrets = secretsOf(result, sshKey);
                 assert.ok(secrets.length >= serverCount + 4);
                 for (const r of result.mocks.resources) {
                     for (const text of plainStrings(r.rawInputs)) {
@@ -356,7 +360,10 @@ describe("VM topology under mocks", function () {
                 serverNames.forEach((name, i) => {
                     const earlier = Array.from({ length: i }, (_, k) => `10.20.0.${11 + k}`).join(" ");
                     const create = String((byName.get(name) as RecordedResource).inputs.create);
-                    assert.ok(create.includes(`\nUPDATED_SERVERS='"'"'${earlier}'"'"'\n`), `${name}: ${earlier}`);
+                    assert.ok(
+                        create.includes(`\nreadonly UPDATED_SERVERS='"'"'${earlier}'"'"'\n`),
+                        `${name}: ${earlier}`,
+                    );
                 });
                 const clientNames = commands(result)
                     .map((c) => c.name)

@@ -1,6 +1,6 @@
-// Package bridged describes the tls and random providers for the Pulumi Terraform bridge: the
-// upstream Terraform providers (through scripts/engine/shims) with the type tokens that the npm
-// SDKs @pulumi/tls and @pulumi/random use. The Go module proxy here does not serve the
+// Package bridged describes the tls and random providers for the Pulumi Terraform bridge, and serves
+// them for the commands in cmd/: the upstream Terraform providers (through scripts/engine/shims)
+// with the type tokens that the npm SDKs @pulumi/tls and @pulumi/random use. The Go module proxy here does not serve the
 // pulumi-tls and pulumi-random provider modules, so this stands in for their resources.go; the
 // bridge derives everything else (property names, secrets, defaults) from the upstream schemas.
 package bridged
@@ -8,6 +8,7 @@ package bridged
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"unicode"
 
@@ -119,4 +120,20 @@ func ByName(name string) (tfbridge.ProviderInfo, bool) {
 		return Random(), true
 	}
 	return tfbridge.ProviderInfo{}, false
+}
+
+// Serve runs the provider named name (see ByName) as its plugin binary, with schema as its package
+// schema: the schema.json that pulumi-tfgen-bridged generated into the command's directory and the
+// command embeds (scripts/engine/build.sh). It refuses the committed placeholder.
+func Serve(name string, schema []byte) {
+	if len(schema) < 100 {
+		fmt.Fprintln(os.Stderr, "schema.json is the placeholder: build this with scripts/engine/build.sh")
+		os.Exit(1)
+	}
+	info, ok := ByName(name)
+	if !ok {
+		fmt.Fprintf(os.Stderr, "no bridged provider named %q\n", name)
+		os.Exit(2)
+	}
+	pf.Main(context.Background(), name, info, pf.ProviderMetadata{PackageSchema: schema})
 }
