@@ -9,6 +9,18 @@ import * as path from "path";
 import { REPO_ROOT } from "../mocks";
 
 const BUILD = path.join(REPO_ROOT, "scripts", "engine", "build.sh");
+/**
+ * What `pulumi` needs of the project (tsconfig.pulumi.json: Pulumi.yaml's runtime.options.tsconfig,
+ * what the language host compiles the program with).
+ */
+export const PROJECT_FILES = [
+    "Pulumi.yaml",
+    "package.json",
+    "tsconfig.json",
+    "tsconfig.pulumi.json",
+    "index.ts",
+    "components",
+];
 /** What a VM stack needs: the CLI, the language host and the providers its resources use. */
 const ENGINE_COMPONENTS = ["cli", "langhost", "stub", "command", "tls", "random"];
 
@@ -79,7 +91,7 @@ export class PulumiProject {
         const root = fs.mkdtempSync(path.join(os.tmpdir(), "consul-engine-"));
         const dir = path.join(root, "project");
         fs.mkdirSync(dir);
-        for (const entry of ["Pulumi.yaml", "package.json", "tsconfig.json", "index.ts", "components"]) {
+        for (const entry of PROJECT_FILES) {
             fs.cpSync(path.join(REPO_ROOT, entry), path.join(dir, entry), { recursive: true });
         }
         fs.symlinkSync(path.join(REPO_ROOT, "node_modules"), path.join(dir, "node_modules"));
