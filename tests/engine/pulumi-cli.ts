@@ -63,10 +63,41 @@ interface EngineEvent {
 }
 
 /** The engine cache directory build.sh uses (by the versions it builds). */
-function engineCacheDir(): string {
-    const r = spawnSync("bash", [BUILD, "--print-cache-dir"], { encoding: "utf8" });
+function engineCacheDir(env: NodeJS.ProcessEnv = process.env): string {
+    const r = spawnSync("bash", [BUILD, "--print-cache-dir"], { encoding: "utf8", env });
     if (r.status !== 0) throw new Error(`scripts/engine/build.sh --print-cache-dir failed: ${r.stderr}`);
     return r.stdout.trim();
+}
+
+/**
+ * The engine components a VM stack needs that the cache lacks (build.sh's outputs, by its rule: a
+ * component whose output exists is cached). Empty when `PulumiProject.create` will not build.
+ * (build.sh still rebuilds the project's own Go components when their sources changed.) `env`: the
+ * environment build.sh will see (the cache is under its HOME or XDG_CACHE_HOME).
+ */
+export function engineMissing(env: NodeJS.ProcessEnv = process.env): string[] {
+    const cache = engineCacheDir(env);
+    const deps = (
+        JSON.parse(fs.readFileSync(path.join(REPO_ROOT, "package.json"), "utf8")) as {
+            dependencies: Record<string, string>;
+        }
+    ).dependencies;
+    const binaries: Record<string, string> = {
+        cli: "pulumi",
+        langhost: "pulumi-language-nodejs",
+        stub: "pulumi-resource-stub",
+    };
+    const output = (c: string): string =>
+        c in binaries
+            ? path.join(cache, "bin", binaries[c])
+            : path.join(
+                  cache,
+                  "pulumi-home",
+                  "plugins",
+                  `resource-${c}-v${deps[`@pulumi/${c}`]}`,
+                  `pulumi-resource-${c}`,
+              );
+    return ENGINE_COMPONENTS.filter((c) => !fs.existsSync(output(c))).map((c) => `${c} (${output(c)})`);
 }
 
 export class PulumiProject {
