@@ -57,7 +57,7 @@ done
 pulumi login --non-interactive "file://$tmp/state" >/dev/null
 project="$tmp/project"
 mkdir -p "$project"
-(cd "$repo" && cp -r Pulumi.yaml Pulumi.*.yaml package.json tsconfig.json index.ts components "$project/")
+(cd "$repo" && cp -r Pulumi.yaml Pulumi.*.yaml package.json tsconfig.json tsconfig.pulumi.json index.ts components "$project/")
 ln -s "$repo/node_modules" "$project/node_modules"
 
 stacks=("$@")

@@ -9,6 +9,18 @@ import * as path from "path";
 import { REPO_ROOT } from "../mocks";
 
 const BUILD = path.join(REPO_ROOT, "scripts", "engine", "build.sh");
+/**
+ * What `pulumi` needs of the project (tsconfig.pulumi.json: Pulumi.yaml's runtime.options.tsconfig,
+ * what the language host compiles the program with).
+ */
+export const PROJECT_FILES = [
+    "Pulumi.yaml",
+    "package.json",
+    "tsconfig.json",
+    "tsconfig.pulumi.json",
+    "index.ts",
+    "components",
+];
 /** What a VM stack needs: the CLI, the language host and the providers its resources use. */
 const ENGINE_COMPONENTS = ["cli", "langhost", "stub", "command", "tls", "random"];
 
@@ -51,10 +63,41 @@ interface EngineEvent {
 }
 
 /** The engine cache directory build.sh uses (by the versions it builds). */
-function engineCacheDir(): string {
-    const r = spawnSync("bash", [BUILD, "--print-cache-dir"], { encoding: "utf8" });
+function engineCacheDir(env: NodeJS.ProcessEnv = process.env): string {
+    const r = spawnSync("bash", [BUILD, "--print-cache-dir"], { encoding: "utf8", env });
     if (r.status !== 0) throw new Error(`scripts/engine/build.sh --print-cache-dir failed: ${r.stderr}`);
     return r.stdout.trim();
+}
+
+/**
+ * The engine components a VM stack needs that the cache lacks (build.sh's outputs, by its rule: a
+ * component whose output exists is cached). Empty when `PulumiProject.create` will not build.
+ * (build.sh still rebuilds the project's own Go components when their sources changed.) `env`: the
+ * environment build.sh will see (the cache is under its HOME or XDG_CACHE_HOME).
+ */
+export function engineMissing(env: NodeJS.ProcessEnv = process.env): string[] {
+    const cache = engineCacheDir(env);
+    const deps = (
+        JSON.parse(fs.readFileSync(path.join(REPO_ROOT, "package.json"), "utf8")) as {
+            dependencies: Record<string, string>;
+        }
+    ).dependencies;
+    const binaries: Record<string, string> = {
+        cli: "pulumi",
+        langhost: "pulumi-language-nodejs",
+        stub: "pulumi-resource-stub",
+    };
+    const output = (c: string): string =>
+        c in binaries
+            ? path.join(cache, "bin", binaries[c])
+            : path.join(
+                  cache,
+                  "pulumi-home",
+                  "plugins",
+                  `resource-${c}-v${deps[`@pulumi/${c}`]}`,
+                  `pulumi-resource-${c}`,
+              );
+    return ENGINE_COMPONENTS.filter((c) => !fs.existsSync(output(c))).map((c) => `${c} (${output(c)})`);
 }
 
 export class PulumiProject {
@@ -79,7 +122,7 @@ export class PulumiProject {
         const root = fs.mkdtempSync(path.join(os.tmpdir(), "consul-engine-"));
         const dir = path.join(root, "project");
         fs.mkdirSync(dir);
-        for (const entry of ["Pulumi.yaml", "package.json", "tsconfig.json", "index.ts", "components"]) {
+        for (const entry of PROJECT_FILES) {
             fs.cpSync(path.join(REPO_ROOT, entry), path.join(dir, entry), { recursive: true });
         }
         fs.symlinkSync(path.join(REPO_ROOT, "node_modules"), path.join(dir, "node_modules"));
