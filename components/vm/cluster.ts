@@ -10,7 +10,7 @@ import {
     releaseKey,
     TEST_RELEASE_KEY_ENV,
 } from "../security";
-import type { AgentSettings } from "../agent";
+import type { AgentRole, AgentSettings } from "../agent";
 import { Host, Settings, VmSettings } from "../config";
 import { CliEnvironment, hostCliEnvironment, NodeMaterial, nodeFiles, serverApiUrls } from "./host-files";
 import { ConsulNode, sshConnection, SshAccess } from "./node";
@@ -46,6 +46,9 @@ export class VmCluster extends pulumi.ComponentResource {
     public readonly cliEnvironment: VmCliEnvironment;
     /** What a downloaded release's SHA256SUMS must be signed with. */
     private readonly releaseKey: ReleaseKey;
+    /** The material every host's files share, and what servers add; resolved once, not per host. */
+    private sharedMaterial?: pulumi.Output<NodeMaterial>;
+    private serverMaterial?: pulumi.Output<NodeMaterial>;
 
     constructor(name: string, args: VmClusterArgs, opts?: pulumi.ComponentResourceOptions) {
         super("consul:vm:VmCluster", name, {}, opts);
@@ -60,7 +63,7 @@ export class VmCluster extends pulumi.ComponentResource {
         }
         const ssh: SshAccess = {
             user: vm.sshUser,
-            privateKey: vm.sshPrivateKey,
+            privateKey: pulumi.secret(vm.sshPrivateKey),
             bastion: vm.bastion,
             hostKeys: vm.hostKeys,
         };
@@ -143,6 +146,39 @@ export class VmCluster extends pulumi.ComponentResource {
         this.registerOutputs({});
     }
 
+    /**
+     * The secret material one host's files are made from. The parts every host shares are one
+     * Output for the whole cluster; a server adds only its own certificate.
+     */
+    private material(args: VmClusterArgs, role: AgentRole, host: Host): pulumi.Output<NodeMaterial> {
+        const { pki, aclTokens } = args;
+        this.sharedMaterial ??= pulumi
+            .secret(pulumi.all([pki.caCertPem, args.gossipKey.key, aclTokens ? aclTokens.agentToken : ""]))
+            .apply(([caCertPem, gossipKey, agentToken]) => ({
+                caCertPem,
+                gossipKey,
+                agentToken: agentToken || undefined,
+            }));
+        if (role === "client") return this.sharedMaterial;
+        this.serverMaterial ??= pulumi
+            .all([
+                this.sharedMaterial,
+                pki.cliCert.certPem,
+                pki.cliCert.privateKeyPem,
+                aclTokens ? aclTokens.managementToken : "",
+            ])
+            .apply(([shared, cliCertPem, cliKeyPem, management]) => ({
+                ...shared,
+                cliCertPem,
+                cliKeyPem,
+                managementToken: management || undefined,
+            }));
+        const cert = pki.serverCerts[host.name];
+        return pulumi
+            .all([this.serverMaterial, cert.certPem, cert.privateKeyPem])
+            .apply(([shared, serverCertPem, serverKeyPem]) => ({ ...shared, serverCertPem, serverKeyPem }));
+    }
+
     /** One host's agent (a dead one's is kept as last deployed). */
     private node(
         name: string,
@@ -155,40 +191,18 @@ export class VmCluster extends pulumi.ComponentResource {
         dependsOn: pulumi.Resource[],
         dead = false,
     ): ConsulNode {
-        const { pki } = args;
         const { vm } = live;
         const role = step.kind === "server" ? "server" : "client";
-        const files = pulumi
-            .all([
-                pki.caCertPem,
-                args.gossipKey.key,
-                role === "server" ? pki.serverCerts[step.host.name].certPem : "",
-                role === "server" ? pki.serverCerts[step.host.name].privateKeyPem : "",
-                role === "server" ? pki.cliCert.certPem : "",
-                role === "server" ? pki.cliCert.privateKeyPem : "",
-                args.aclTokens && role === "server" ? args.aclTokens.managementToken : "",
-                args.aclTokens ? args.aclTokens.agentToken : "",
-            ])
-            .apply(([ca, gossip, cert, key, cliCert, cliKey, management, agent]) => {
-                const material: NodeMaterial = {
-                    caCertPem: ca,
-                    gossipKey: gossip,
-                    serverCertPem: cert || undefined,
-                    serverKeyPem: key || undefined,
-                    cliCertPem: cliCert || undefined,
-                    cliKeyPem: cliKey || undefined,
-                    managementToken: management || undefined,
-                    agentToken: agent || undefined,
-                };
-                return nodeFiles(live, role, step.host, servers, material);
-            });
+        const files = this.material(args, role, step.host).apply((material) =>
+            nodeFiles(live, role, step.host, servers, material),
+        );
         return new ConsulNode(
             `${name}-${step.id}`,
             {
                 host: step.host,
                 role,
                 ssh,
-                files: pulumi.secret(files),
+                files,
                 after: step.after,
                 dead,
                 dependsOn,

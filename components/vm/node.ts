@@ -8,7 +8,7 @@ import { applyScript, ApplyScriptParams, removeScript, wrapForUser } from "./scr
 /** How to reach the hosts over SSH. */
 export interface SshAccess {
     readonly user: string;
-    /** A Pulumi secret. */
+    /** A Pulumi secret (made one once for every host: each wrapper costs Outputs per host). */
     readonly privateKey: pulumi.Output<string>;
     readonly bastion?: Bastion;
     /** Pinned host keys by node name ("<type> <base64>"); hosts without one are not verified. */
@@ -21,7 +21,7 @@ export function sshConnection(host: Host, ssh: SshAccess): types.input.remote.Co
         host: host.address,
         port: host.sshPort,
         user: ssh.user,
-        privateKey: pulumi.secret(ssh.privateKey),
+        privateKey: ssh.privateKey,
         hostKey: ssh.hostKeys?.[host.name],
         dialErrorLimit: 5,
         perDialTimeout: 15,
@@ -30,7 +30,7 @@ export function sshConnection(host: Host, ssh: SshAccess): types.input.remote.Co
                   host: ssh.bastion.host,
                   port: ssh.bastion.port,
                   user: ssh.bastion.user,
-                  privateKey: pulumi.secret(ssh.privateKey),
+                  privateKey: ssh.privateKey,
               }
             : undefined,
     };
