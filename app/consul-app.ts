@@ -11,7 +11,7 @@ type EnvVar = k8s.types.input.core.v1.EnvVar;
 type Volume = k8s.types.input.core.v1.Volume;
 type VolumeMount = k8s.types.input.core.v1.VolumeMount;
 
-/** The key holding the CA certificate in the consul-ca ConfigMap (FILES.caCert in k8s-manifests.ts). */
+/** The key holding the CA certificate in the consul-ca ConfigMap (FILES.caCert in components/kubernetes/manifests/common.ts). */
 export const CA_CONFIGMAP_KEY = "ca.crt";
 /** Where the app's container sees the CA; any path works, this one is the helper's default. */
 export const CA_MOUNT_PATH = "/etc/consul-ca";

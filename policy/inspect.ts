@@ -174,7 +174,7 @@ export function labelsOf(props: Json): Json {
     return isObject(metadata) && isObject(metadata.labels) ? metadata.labels : {};
 }
 
-/** A workload of this project (labels from components/k8s-manifests.ts) or one running a consul image. */
+/** A workload of this project (labels from components/kubernetes/manifests/common.ts) or one running a consul image. */
 export function isConsulContainer(props: Json, container: Json): boolean {
     const labels = labelsOf(props);
     if (labels["app.kubernetes.io/part-of"] === "consul" || labels["app.kubernetes.io/name"] === "consul") return true;

@@ -1,5 +1,5 @@
 // Rewrites the `config:` section of Pulumi.yaml and the config reference in README.md from
-// components/config-schema.ts, so the CLI (types, defaults), the docs and the program always
+// components/config/schema.ts, so the CLI (types, defaults), the docs and the program always
 // agree. `--check` (run by `npm run lint`) fails when either is stale.
 // Usage: npx ts-node scripts/sync-pulumi-yaml.ts [--check]
 
@@ -60,7 +60,7 @@ if (require.main === module) {
         console.log(
             same
                 ? "Pulumi.yaml and README.md match the config schema"
-                : "Pulumi.yaml or README.md differ from components/config-schema.ts: run npm run sync-config",
+                : "Pulumi.yaml or README.md differ from components/config/schema.ts: run npm run sync-config",
         );
         process.exit(same ? 0 : 1);
     }

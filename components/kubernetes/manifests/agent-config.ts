@@ -39,7 +39,7 @@ export function serverHttpsUrls(settings: WorkloadSettings): string[] {
 /** The servers' main config (ConfigMap): data on the PVC, TLS from the mounted Secret. */
 export function kubernetesServerConfig(settings: WorkloadSettings): AgentConfig {
     const namespace = settings.kubernetes.namespace;
-    // Servers never leave on terminate (see agent-config.ts): a rescheduled pod keeps its PVC, its
+    // Servers never leave on terminate (see agent/config.ts): a rescheduled pod keeps its PVC, its
     // node ID and its Raft seat; autopilot's min_quorum keeps a crash loop from shrinking the quorum.
     return serverAgentConfig(settings, {
         dataDir: MOUNTS.data,

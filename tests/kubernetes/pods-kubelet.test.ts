@@ -4,9 +4,9 @@
 /* eslint-disable @typescript-eslint/no-unsafe-call -- manifests are read as loose JSON */
 
 import * as assert from "assert";
-import { evaluateProgram, stackFileConfig } from "./mocks";
-import { Json } from "./kubernetes/helpers";
-import { Manifest, manifestsOf } from "./kubernetes/render";
+import { evaluateProgram, stackFileConfig } from "../mocks";
+import { Json } from "./helpers";
+import { Manifest, manifestsOf } from "./render";
 import {
     containerArgv,
     containerEnv,
@@ -15,7 +15,7 @@ import {
     podSetupScript,
     projectedFiles,
     unitProperties,
-} from "./k8s-pods/kubelet";
+} from "../k8s-pods/kubelet";
 
 describe("kubelet emulation (pure parts)", () => {
     let manifests: Manifest[];
