@@ -34,7 +34,7 @@ import {
     withOperatorHome,
 } from "../tests/mocks";
 import { engineMissing } from "../tests/engine/pulumi-cli";
-import { withPinnedKeys } from "../tests/vm/fixtures";
+import { prodStackWithHosts } from "../tests/vm/fixtures";
 
 const SERVERS = 3;
 const CLIENT_COUNTS = [10, 100, 1000] as const;
@@ -42,22 +42,7 @@ const TARGETS = { ratio1000to100: 11, compiled1000Ms: 5000, enginePreview100Ms: 
 const EVAL_LINE = "BENCH-EVAL ";
 
 /** The prod stack's settings with `servers` + `clients` hosts (documentation addresses, pinned example keys). */
-export function vmConfig(servers: number, clients: number): Record<string, string> {
-    const { config } = stackFileConfig("prod");
-    return withPinnedKeys({
-        ...config,
-        serverCount: String(servers),
-        serverHosts: JSON.stringify(
-            Array.from({ length: servers }, (_, i) => `consul-server-${i + 1}=10.20.0.${11 + i}`),
-        ),
-        clientHosts: JSON.stringify(
-            Array.from(
-                { length: clients },
-                (_, i) => `app-${i + 1}=10.20.${1 + Math.floor(i / 200)}.${(i % 200) + 21}`,
-            ),
-        ),
-    });
-}
+export const vmConfig = prodStackWithHosts;
 
 function summarize(runs: readonly CommandRun[], hostCount: number): string {
     const perHost = sessionsPerHost(runs);

@@ -9,7 +9,14 @@ import { PATHS } from "../../components/vm/paths";
 import { hostCliEnvironment, nodeFiles, planRollout, renderProfile } from "../../components/vm";
 import { COMMAND_TYPE, diffCommands, sessionsPerHost } from "../command-diff";
 import { generatedSecrets, TYPES } from "../../policy/rules";
-import { AEAD_SUITES, exampleHostKey, sampleMaterial, sampleVmSettings, withPinnedKeys } from "./fixtures";
+import {
+    AEAD_SUITES,
+    exampleHostKey,
+    prodStackWithHosts,
+    sampleMaterial,
+    sampleVmSettings,
+    withPinnedKeys,
+} from "./fixtures";
 import {
     ConsulMocks,
     containsSecret,
@@ -245,23 +252,6 @@ function secretsOf(result: EvaluatedStack, sshKey: string): string[] {
     ].filter((s) => s.length >= 16);
 }
 
-function hostsConfig(serverCount: number, clientCount: number): Record<string, string> {
-    const { config } = stackFileConfig("prod");
-    return withPinnedKeys({
-        ...config,
-        serverCount: String(serverCount),
-        serverHosts: JSON.stringify(
-            Array.from({ length: serverCount }, (_, i) => `consul-server-${i + 1}=10.20.0.${11 + i}`),
-        ),
-        clientHosts: JSON.stringify(
-            Array.from(
-                { length: clientCount },
-                (_, i) => `app-${i + 1}=10.20.${1 + Math.floor(i / 200)}.${(i % 200) + 21}`,
-            ),
-        ),
-    });
-}
-
 describe("VM topology under mocks", function () {
     this.timeout(120000);
     let operator: ReturnType<typeof withOperatorHome>;
@@ -274,9 +264,9 @@ describe("VM topology under mocks", function () {
 
     const variants: [string, () => Record<string, string>, number, number][] = [
         ["Pulumi.prod.yaml", () => stackFileConfig("prod").config, 3, 2],
-        ["1 server", () => hostsConfig(1, 2), 1, 2],
-        ["5 servers", () => hostsConfig(5, 2), 5, 2],
-        ["3 servers + 50 clients", () => hostsConfig(3, 50), 3, 50],
+        ["1 server", () => prodStackWithHosts(1, 2), 1, 2],
+        ["5 servers", () => prodStackWithHosts(5, 2), 5, 2],
+        ["3 servers + 50 clients", () => prodStackWithHosts(3, 50), 3, 50],
     ];
     for (const [what, config, serverCount, clientCount] of variants) {
         describe(what, () => {
@@ -401,7 +391,7 @@ describe("VM topology under mocks", function () {
 
     it("re-running with no change runs nothing; changing one client touches that client only", async () => {
         const { secretKeys } = stackFileConfig("prod");
-        const base = hostsConfig(3, 10);
+        const base = prodStackWithHosts(3, 10);
         const first = await evaluateProgram(base, { stack: "prod", secretKeys });
         const again = await evaluateProgram(base, { stack: "prod", secretKeys, mocks: new ConsulMocks(first.mocks) });
         assert.deepStrictEqual(
@@ -433,7 +423,7 @@ describe("VM topology under mocks", function () {
         const key = (n: number) => `ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI${String(n).padStart(43, "A")}`;
         // A development stack, so that server 1 can stay unpinned (the address is its identity).
         const base: Record<string, string> = {
-            ...hostsConfig(3, 1),
+            ...prodStackWithHosts(3, 1),
             sshHostKeys: JSON.stringify([`consul-server-3=${key(1)}`]),
         };
         const first = await evaluateProgram(base, { stack: "dev", secretKeys });
@@ -482,7 +472,7 @@ describe("VM topology under mocks", function () {
 
     it("a dead host is never contacted: its command stays as deployed, a prune step runs first, the others drop it", async () => {
         const { secretKeys } = stackFileConfig("prod");
-        const base = hostsConfig(5, 1);
+        const base = prodStackWithHosts(5, 1);
         const first = await evaluateProgram(base, { stack: "prod", secretKeys });
         const dead = { ...base, deadHosts: JSON.stringify(["consul-server-5"]) };
         const second = await evaluateProgram(dead, { stack: "prod", secretKeys, mocks: new ConsulMocks(first.mocks) });
@@ -527,7 +517,7 @@ describe("VM topology under mocks", function () {
 
     it("config changes and an SSH key rotation are updates in place, never replacements", async () => {
         const { secretKeys } = stackFileConfig("prod");
-        const base = hostsConfig(3, 2);
+        const base = prodStackWithHosts(3, 2);
         const first = await evaluateProgram(base, { stack: "prod", secretKeys });
         const otherKey = path.join(operator.home, ".ssh", "rotated_ed25519");
         fs.writeFileSync(

@@ -6,6 +6,7 @@ import * as os from "os";
 import * as path from "path";
 import { parseSettings, Settings } from "../../components/config";
 import { NodeMaterial } from "../../components/vm";
+import { stackFileConfig } from "../mocks";
 
 /** Three servers (s1..s3) and one client (c1), with a throw-away SSH key file. */
 export function sampleVmSettings(): Settings {
@@ -63,3 +64,24 @@ export function sampleMaterial(): NodeMaterial {
 export const AEAD_SUITES =
     "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256," +
     "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256";
+
+/**
+ * The prod stack's settings with `servers` + `clients` hosts at documentation addresses, each with a
+ * pinned example key: the VM tests' and the benchmark's stacks of any size.
+ */
+export function prodStackWithHosts(servers: number, clients: number): Record<string, string> {
+    const { config } = stackFileConfig("prod");
+    return withPinnedKeys({
+        ...config,
+        serverCount: String(servers),
+        serverHosts: JSON.stringify(
+            Array.from({ length: servers }, (_, i) => `consul-server-${i + 1}=10.20.0.${11 + i}`),
+        ),
+        clientHosts: JSON.stringify(
+            Array.from(
+                { length: clients },
+                (_, i) => `app-${i + 1}=10.20.${1 + Math.floor(i / 200)}.${(i % 200) + 21}`,
+            ),
+        ),
+    });
+}
