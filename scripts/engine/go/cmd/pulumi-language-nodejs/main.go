@@ -214,6 +214,25 @@ func runtimeOption(info *pulumirpc.ProgramInfo, key string) (any, bool) {
 	return v.AsInterface(), true
 }
 
+// typescriptEnv is what Pulumi.yaml's runtime.options say about TypeScript, as the environment
+// @pulumi/pulumi/cmd/run reads: TypeScript is on unless `typescript: false`, and `tsconfig` names
+// the tsconfig file (upstream's option, pulumi/pulumi#8452), which is where `noCheck` comes from.
+func typescriptEnv(info *pulumirpc.ProgramInfo) []string {
+	typescript := true
+	if v, ok := runtimeOption(info, "typescript"); ok {
+		if b, ok := v.(bool); ok {
+			typescript = b
+		}
+	}
+	env := []string{"PULUMI_NODEJS_TYPESCRIPT=" + strconv.FormatBool(typescript)}
+	if v, ok := runtimeOption(info, "tsconfig"); ok {
+		if s, ok := v.(string); ok && s != "" {
+			env = append(env, "PULUMI_NODEJS_TSCONFIG_PATH="+s)
+		}
+	}
+	return env
+}
+
 func (h *host) Run(ctx context.Context, req *pulumirpc.RunRequest) (*pulumirpc.RunResponse, error) {
 	info := req.GetInfo()
 	pwd := req.GetPwd()
@@ -280,19 +299,7 @@ func (h *host) Run(ctx context.Context, req *pulumirpc.RunRequest) (*pulumirpc.R
 		"PULUMI_CONFIG="+string(config),
 		"PULUMI_CONFIG_SECRET_KEYS="+string(secrets),
 	)
-	// TypeScript is on unless Pulumi.yaml says runtime.options.typescript: false (as upstream).
-	typescript := true
-	if v, ok := runtimeOption(info, "typescript"); ok {
-		if b, ok := v.(bool); ok {
-			typescript = b
-		}
-	}
-	env = append(env, "PULUMI_NODEJS_TYPESCRIPT="+strconv.FormatBool(typescript))
-	if v, ok := runtimeOption(info, "tsconfig"); ok {
-		if s, ok := v.(string); ok && s != "" {
-			env = append(env, "PULUMI_NODEJS_TSCONFIG_PATH="+s)
-		}
-	}
+	env = append(env, typescriptEnv(info)...)
 
 	cmd := exec.CommandContext(ctx, node, args...)
 	cmd.Dir = pwd

@@ -3,7 +3,11 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
+
+	pulumirpc "github.com/pulumi/pulumi/sdk/v3/proto/go"
+	"google.golang.org/protobuf/types/known/structpb"
 )
 
 func writeFile(t *testing.T, path, content string) {
@@ -67,6 +71,47 @@ func TestEngineAddressFromArgs(t *testing.T) {
 	} {
 		if got := engineAddressFromArgs(tc.args); got != tc.want {
 			t.Errorf("engineAddressFromArgs(%q) = %q, want %q", tc.args, got, tc.want)
+		}
+	}
+}
+
+// Upstream's documented runtime options (pulumi.com/docs/iac/concepts/projects/project-file,
+// nodejs runtime options): typescript (default true) and tsconfig (a path, pulumi/pulumi#8452),
+// handed to @pulumi/pulumi/cmd/run as PULUMI_NODEJS_TYPESCRIPT and PULUMI_NODEJS_TSCONFIG_PATH.
+func TestTypescriptEnv(t *testing.T) {
+	info := func(options map[string]any) *pulumirpc.ProgramInfo {
+		if options == nil {
+			return &pulumirpc.ProgramInfo{}
+		}
+		s, err := structpb.NewStruct(options)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &pulumirpc.ProgramInfo{Options: s}
+	}
+	for _, tc := range []struct {
+		name    string
+		options map[string]any
+		want    []string
+	}{
+		{"no options", nil, []string{"PULUMI_NODEJS_TYPESCRIPT=true"}},
+		{"typescript false", map[string]any{"typescript": false}, []string{"PULUMI_NODEJS_TYPESCRIPT=false"}},
+		{
+			"this project's Pulumi.yaml",
+			map[string]any{"typescript": true, "tsconfig": "tsconfig.pulumi.json"},
+			[]string{"PULUMI_NODEJS_TYPESCRIPT=true", "PULUMI_NODEJS_TSCONFIG_PATH=tsconfig.pulumi.json"},
+		},
+		{"empty tsconfig", map[string]any{"tsconfig": ""}, []string{"PULUMI_NODEJS_TYPESCRIPT=true"}},
+		{"nil info", nil, []string{"PULUMI_NODEJS_TYPESCRIPT=true"}},
+	} {
+		var got []string
+		if tc.name == "nil info" {
+			got = typescriptEnv(nil)
+		} else {
+			got = typescriptEnv(info(tc.options))
+		}
+		if !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%s: typescriptEnv = %q, want %q", tc.name, got, tc.want)
 		}
 	}
 }
