@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Installs the Debian tools the tests call (openssl, ssh-keygen, shellcheck, systemd-analyze) when
-# they are missing, so `npm cit` is the whole set-up on a fresh machine. Needs root for apt-get;
-# otherwise it names what to install.
+# Installs the Debian tools the tests call (openssl, ssh-keygen, shellcheck, systemd-analyze; gpg, gpgv
+# and unzip for the release-download runs) when they are missing, so `npm cit` is the whole set-up on
+# a fresh machine. Needs root for apt-get; otherwise it names what to install.
 set -euo pipefail
 
 declare -A package_of=(
@@ -9,6 +9,9 @@ declare -A package_of=(
     [ssh-keygen]=openssh-client
     [shellcheck]=shellcheck
     [systemd-analyze]=systemd
+    [gpg]=gnupg
+    [gpgv]=gpgv
+    [unzip]=unzip
 )
 
 missing=()

@@ -56,12 +56,69 @@ function which(tool: string): string {
     throw new Error(`the fake host needs ${tool} on this machine`);
 }
 
+/** One curl call as the stub saw it. */
+export interface CurlRequest {
+    readonly method: string;
+    /** The whole URL, query string included. */
+    readonly url: string;
+    /** Every argument curl was given, as given. */
+    readonly argv: string[];
+    /** What the script piped in for `--config -` (the X-Consul-Token header line); "" if none. */
+    readonly config: string;
+    /** The `--data-binary @file` body; undefined if none. */
+    readonly body?: string;
+}
+
+const CURL_STUB = [
+    'url=""; method=GET; config=0; out=""; data=""; prev=""',
+    'for a in "$@"; do',
+    '    case "$prev" in -o) out=$a ;; -X) method=$a ;; --data-binary) data=$a ;; --config) [ "$a" != - ] || config=1 ;; esac',
+    '    case "$a" in https://* | http://*) url=$a ;; esac',
+    "    prev=$a",
+    "done",
+    'if [ "$method" = GET ] && [ -n "$data" ]; then method=POST; fi',
+    'n=$(cat "$S/requests/count" 2>/dev/null || echo 0); n=$((n + 1)); echo "$n" > "$S/requests/count"',
+    'r="$S/requests/$n"; mkdir "$r"',
+    'for a in "$@"; do printf \'%s\\n\' "$a"; done > "$r/argv"',
+    'printf \'%s %s\\n\' "$method" "$url" > "$r/request"',
+    'if [ "$config" -eq 1 ]; then cat > "$r/config"; else : > "$r/config"; fi',
+    'case "$data" in @*) cp "${data#@}" "$r/body" ;; esac',
+    'printf \'curl %s %s\\n\' "$method" "$url" >> "$LOG"',
+    "p=${url#*://}; p=/${p#*/}; p=${p%%\\?*}",
+    "key=$method$(printf '%s' \"$p\" | tr '/' '_')",
+    'tok=$(sed -n \'s/^header = "X-Consul-Token: \\(.*\\)"$/\\1/p\' "$r/config")',
+    'f=""',
+    'if [ -n "$tok" ]; then f="$S/curl/$key.$(printf \'%s\' "$tok" | sha256sum | cut -d \' \' -f 1)"; fi',
+    'if [ -z "$f" ] || [ ! -e "$f" ]; then f="$S/curl/$key"; fi',
+    "if [ ! -e \"$f\" ]; then printf 'curl: (22) The requested URL returned error: 404\\n' >&2; exit 22; fi",
+    'if [ -x "$f" ]; then',
+    '    URL=$url METHOD=$method BODY="$r/body" "$f" > "$r/response" || exit $?',
+    '    f="$r/response"',
+    "fi",
+    'if [ -n "$out" ]; then cat "$f" > "$out"; else cat "$f"; fi',
+    "",
+].join("\n");
+
 export interface Run {
     readonly status: number | null;
     readonly stdout: string;
     readonly stderr: string;
     /** One line per stub call, `<tool> <args>`, in order. */
     readonly calls: string[];
+    /** Every curl call, in order. */
+    readonly requests: CurlRequest[];
+}
+
+export interface ResponseOptions {
+    /** The request method it answers (default GET). */
+    readonly method?: string;
+    /** Answer only a request that sends this X-Consul-Token (through `--config -`). */
+    readonly token?: string;
+    /**
+     * Put it in a named set instead of the live responses: a responder script's `switch_to <set>`
+     * copies the set over the live responses (the agent's state changing, a leader moving).
+     */
+    readonly set?: string;
 }
 
 export class FakeHost {
@@ -73,7 +130,8 @@ export class FakeHost {
     private readonly state: string;
     private readonly log: string;
 
-    constructor() {
+    /** `realTools`: the machine's own tools to link in, in place of any stub (gpgv, unzip). */
+    constructor(opts: { readonly realTools?: readonly string[] } = {}) {
         // Lower-case hex only: renderBundle accepts [a-z0-9._/-] paths.
         this.root = path.join(os.tmpdir(), `consul-fake-host-${crypto.randomBytes(6).toString("hex")}`);
         if (!/^\/[a-z0-9._/-]+$/.test(this.root)) throw new Error(`${this.root}: set TMPDIR to a lower-case path`);
@@ -88,6 +146,8 @@ export class FakeHost {
         for (const dir of [
             this.bin,
             path.join(this.state, "curl"),
+            path.join(this.state, "curl-sets"),
+            path.join(this.state, "requests"),
             this.paths.workParent,
             this.paths.stageParent,
             path.dirname(this.paths.binary),
@@ -99,6 +159,11 @@ export class FakeHost {
         }
         for (const tool of REAL_TOOLS) fs.symlinkSync(which(tool), path.join(this.bin, tool));
         this.writeStubs(which("install"));
+        for (const tool of opts.realTools ?? []) {
+            const real = which(tool);
+            fs.rmSync(path.join(this.bin, tool), { force: true });
+            fs.symlinkSync(real, path.join(this.bin, tool));
+        }
         this.set("consul-version", "1.16.2");
     }
 
@@ -115,9 +180,40 @@ export class FakeHost {
         return fs.existsSync(path.join(this.state, name));
     }
 
-    /** What curl prints for a URL path on the local agent or a server (the query string is ignored). */
-    respond(urlPath: string, body: string): void {
-        fs.writeFileSync(path.join(this.state, "curl", urlPath.replace(/\//g, "_")), body);
+    /** A stub state file's content (one a responder wrote, say). */
+    read(name: string): string {
+        return fs.readFileSync(path.join(this.state, name), "utf8");
+    }
+
+    /**
+     * What curl prints (or writes to its -o file) for a URL path on the local agent, a server or
+     * the release mirror (the query string is ignored). A request nothing answers is an HTTP error
+     * (curl -f: exit 22).
+     */
+    respond(urlPath: string, body: string | Buffer, opts: ResponseOptions = {}): void {
+        fs.writeFileSync(this.responseFile(urlPath, opts), body);
+    }
+
+    /**
+     * A responder: a sh script run for each matching request, its stdout the response and its exit
+     * status curl's (22 for an HTTP error). It gets URL, METHOD and BODY (a file) in its
+     * environment, S (the stub state directory) and a `switch_to <set>` function.
+     */
+    respondWith(urlPath: string, script: string, opts: ResponseOptions = {}): void {
+        const file = this.responseFile(urlPath, opts);
+        fs.writeFileSync(
+            file,
+            `#!/bin/sh\nS='${this.state}'\nswitch_to() { cp "$S/curl-sets/$1/"* "$S/curl/"; }\n${script}`,
+        );
+        fs.chmodSync(file, 0o755);
+    }
+
+    private responseFile(urlPath: string, opts: ResponseOptions): string {
+        const dir = opts.set === undefined ? "curl" : path.join("curl-sets", opts.set);
+        fs.mkdirSync(path.join(this.state, dir), { recursive: true });
+        const token =
+            opts.token === undefined ? "" : "." + crypto.createHash("sha256").update(opts.token).digest("hex");
+        return path.join(this.state, dir, (opts.method ?? "GET") + urlPath.replace(/\//g, "_") + token);
     }
 
     /** A file on the fake host, by its real path (PATHS value): "/etc/consul.d/managed-by". */
@@ -143,6 +239,9 @@ export class FakeHost {
     /** Runs a script as the command provider does (`sh -c <script> consul-node`), with an empty environment. */
     run(script: string, input = ""): Run {
         fs.writeFileSync(this.log, "");
+        const requests = path.join(this.state, "requests");
+        fs.rmSync(requests, { recursive: true, force: true });
+        fs.mkdirSync(requests);
         const result = spawnSync("/bin/sh", ["-c", script, "consul-node"], {
             input,
             encoding: "utf8",
@@ -151,7 +250,17 @@ export class FakeHost {
         });
         if (result.error) throw result.error;
         const calls = fs.readFileSync(this.log, "utf8").split("\n").filter(Boolean);
-        return { status: result.status, stdout: result.stdout, stderr: result.stderr, calls };
+        const count = fs.existsSync(path.join(requests, "count"))
+            ? Number(fs.readFileSync(path.join(requests, "count"), "utf8"))
+            : 0;
+        const sent: CurlRequest[] = [];
+        for (let n = 1; n <= count; n++) {
+            const read = (name: string) => fs.readFileSync(path.join(requests, String(n), name), "utf8");
+            const [method, url] = read("request").trimEnd().split(" ");
+            const body = fs.existsSync(path.join(requests, String(n), "body")) ? read("body") : undefined;
+            sent.push({ method, url, argv: read("argv").split("\n").slice(0, -1), config: read("config"), body });
+        }
+        return { status: result.status, stdout: result.stdout, stderr: result.stderr, calls, requests: sent };
     }
 
     remove(): void {
@@ -173,7 +282,7 @@ export class FakeHost {
         this.stub("userdel", `${log}rm -f "$S/user"\n`);
         this.stub("groupdel", `${log}rm -f "$S/group"\n`);
         this.stub("chown", log);
-        // Only a downloading host needs gpgv; no test here downloads.
+        // Only a downloading host needs gpgv; the tests that download link in the real one (realTools).
         this.stub("gpgv", `${log}exit 2\n`);
         this.stub(
             "install",
@@ -201,19 +310,9 @@ export class FakeHost {
                 `    *) printf 'consul-env %s %s %s\\n' "$CONSUL_HTTP_ADDR" "$CONSUL_CACERT" "$CONSUL_HTTP_TOKEN_FILE" >> "$LOG" ;;\n` +
                 `esac\n`,
         );
-        // curl: the response file for the URL's path (to stdout or -o), or an HTTP error (-f: exit 22).
-        // It reads the `--config -` header from stdin: the token is never among the logged arguments.
-        this.stub(
-            "curl",
-            `url=""; method=GET; config=0; out=""; prev=""\nfor a in "$@"; do\n` +
-                `    if [ "$prev" = -o ]; then out=$a; fi\n` +
-                `    case "$a" in https://* | http://*) url=$a ;; PUT | POST) method=$a ;; -) config=1 ;; esac\n` +
-                `    prev=$a\ndone\n` +
-                `if [ "$config" -eq 1 ]; then cat > /dev/null; fi\n` +
-                `printf 'curl %s %s\\n' "$method" "$url" >> "$LOG"\n` +
-                `p=\${url#*://}; p=/\${p#*/}; p=\${p%%\\?*}\n` +
-                `f="$S/curl/$(printf '%s' "$p" | tr '/' '_')"\n` +
-                `if [ ! -e "$f" ]; then exit 22; elif [ -n "$out" ]; then cat "$f" > "$out"; else cat "$f"; fi\n`,
-        );
+        // curl: the response for the method, the URL's path and the X-Consul-Token it was sent (read
+        // from the `--config -` stdin, so the token is never among the logged arguments), written to
+        // stdout or -o, or an HTTP error (-f: exit 22). Each request's argv, config and body are kept.
+        this.stub("curl", CURL_STUB);
     }
 }
