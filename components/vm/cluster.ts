@@ -46,9 +46,6 @@ export class VmCluster extends pulumi.ComponentResource {
     public readonly cliEnvironment: VmCliEnvironment;
     /** What a downloaded release's SHA256SUMS must be signed with. */
     private readonly releaseKey: ReleaseKey;
-    /** The material every host's files share, and what servers add; resolved once, not per host. */
-    private sharedMaterial?: pulumi.Output<NodeMaterial>;
-    private serverMaterial?: pulumi.Output<NodeMaterial>;
 
     constructor(name: string, args: VmClusterArgs, opts?: pulumi.ComponentResourceOptions) {
         super("consul:vm:VmCluster", name, {}, opts);
@@ -74,6 +71,7 @@ export class VmCluster extends pulumi.ComponentResource {
         const live: VmClusterSettings = { ...settings, serverCount: servers.length };
         this.plan = planRollout(servers, clients, vm.clientBatchSize, settings.acl.enabled, dead.size > 0);
         const urls = serverApiUrls(settings, servers);
+        const material = hostMaterial(args);
         const done: Record<string, pulumi.Resource> = {};
 
         for (const step of this.plan) {
@@ -122,7 +120,7 @@ export class VmCluster extends pulumi.ComponentResource {
                 done[step.id] = this.acl;
                 continue;
             }
-            const node = this.node(name, args, live, servers, urls, ssh, step, dependsOn);
+            const node = this.node(name, live, servers, urls, ssh, step, material, dependsOn);
             this.nodes[step.id] = node;
             done[step.id] = node;
         }
@@ -130,7 +128,7 @@ export class VmCluster extends pulumi.ComponentResource {
         for (const host of [...vm.servers, ...vm.clients].filter((h) => dead.has(h.name))) {
             const role = vm.servers.includes(host) ? "server" : "client";
             const step: RolloutStep = { id: ownerId(role, host), kind: role, host, after: [] };
-            this.nodes[step.id] = this.node(name, args, live, servers, urls, ssh, step, [], true);
+            this.nodes[step.id] = this.node(name, live, servers, urls, ssh, step, material, [], true);
         }
 
         this.cliEnvironment = {
@@ -146,56 +144,21 @@ export class VmCluster extends pulumi.ComponentResource {
         this.registerOutputs({});
     }
 
-    /**
-     * The secret material one host's files are made from. The parts every host shares are one
-     * Output for the whole cluster; a server adds only its own certificate.
-     */
-    private material(args: VmClusterArgs, role: AgentRole, host: Host): pulumi.Output<NodeMaterial> {
-        const { pki, aclTokens } = args;
-        this.sharedMaterial ??= pulumi
-            .secret(pulumi.all([pki.caCertPem, args.gossipKey.key, aclTokens ? aclTokens.agentToken : ""]))
-            .apply(([caCertPem, gossipKey, agentToken]) => ({
-                caCertPem,
-                gossipKey,
-                agentToken: agentToken || undefined,
-            }));
-        if (role === "client") return this.sharedMaterial;
-        this.serverMaterial ??= pulumi
-            .all([
-                this.sharedMaterial,
-                pki.cliCert.certPem,
-                pki.cliCert.privateKeyPem,
-                aclTokens ? aclTokens.managementToken : "",
-            ])
-            .apply(([shared, cliCertPem, cliKeyPem, management]) => ({
-                ...shared,
-                cliCertPem,
-                cliKeyPem,
-                managementToken: management || undefined,
-            }));
-        const cert = pki.serverCerts[host.name];
-        return pulumi
-            .all([this.serverMaterial, cert.certPem, cert.privateKeyPem])
-            .apply(([shared, serverCertPem, serverKeyPem]) => ({ ...shared, serverCertPem, serverKeyPem }));
-    }
-
     /** One host's agent (a dead one's is kept as last deployed). */
     private node(
         name: string,
-        args: VmClusterArgs,
         live: VmClusterSettings,
         servers: readonly Host[],
         urls: readonly string[],
         ssh: SshAccess,
         step: RolloutStep,
+        material: HostMaterial,
         dependsOn: pulumi.Resource[],
         dead = false,
     ): ConsulNode {
         const { vm } = live;
         const role = step.kind === "server" ? "server" : "client";
-        const files = this.material(args, role, step.host).apply((material) =>
-            nodeFiles(live, role, step.host, servers, material),
-        );
+        const files = material(role, step.host).apply((m) => nodeFiles(live, role, step.host, servers, m));
         return new ConsulNode(
             `${name}-${step.id}`,
             {
@@ -223,4 +186,34 @@ export class VmCluster extends pulumi.ComponentResource {
             { parent: this, dependsOn },
         );
     }
+}
+
+/** The secret material one host's files are made from. */
+type HostMaterial = (role: AgentRole, host: Host) => pulumi.Output<NodeMaterial>;
+
+/**
+ * The parts every host shares are one Output for the whole cluster, and so are the parts servers
+ * add; a server's own certificate is the only per-host input (an 8-way pulumi.all per host cost
+ * seven Outputs a host).
+ */
+function hostMaterial(args: VmClusterArgs): HostMaterial {
+    const { pki, aclTokens } = args;
+    const shared = pulumi
+        .secret(pulumi.all([pki.caCertPem, args.gossipKey.key, aclTokens ? aclTokens.agentToken : ""]))
+        .apply(([caCertPem, gossipKey, agentToken]) => ({ caCertPem, gossipKey, agentToken: agentToken || undefined }));
+    const servers = pulumi
+        .all([shared, pki.cliCert.certPem, pki.cliCert.privateKeyPem, aclTokens ? aclTokens.managementToken : ""])
+        .apply(([common, cliCertPem, cliKeyPem, management]) => ({
+            ...common,
+            cliCertPem,
+            cliKeyPem,
+            managementToken: management || undefined,
+        }));
+    return (role, host) => {
+        if (role === "client") return shared;
+        const cert = pki.serverCerts[host.name];
+        return pulumi
+            .all([servers, cert.certPem, cert.privateKeyPem])
+            .apply(([common, serverCertPem, serverKeyPem]) => ({ ...common, serverCertPem, serverKeyPem }));
+    };
 }
