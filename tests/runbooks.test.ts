@@ -73,14 +73,30 @@ describe("runbooks (config changes under the mocks)", () => {
             assert.strictEqual(fragment.encrypt, after.outputs.gossipKey);
         });
 
-        it("VMs: every host's agent command (its secret bundle) changes, nothing else", async () => {
+        it("VMs: the keyring steps and every host's gossip.json change, nothing else", async () => {
             const { before, after } = await upTwice("prod", { gossipKeyKeeper: "2" });
             const names = changed(before, after);
             assert.ok(names.includes("consul-gossip-seed"));
             const others = names.filter((n) => n !== "consul-gossip-seed");
             const agents = after.mocks.ofType("command:remote:Command").filter((r) => r.name.endsWith("-agent"));
-            assert.deepStrictEqual(others, agents.map((r) => r.name).sort());
+            assert.deepStrictEqual(
+                others,
+                [...agents.map((r) => r.name), "consul-vm-keyring-finish", "consul-vm-keyring-install"].sort(),
+            );
             assert.strictEqual(agents.length, 5);
+            // In each host's bundle only the key's own file differs: no restart-worthy change.
+            for (const agent of agents) {
+                const files = (stack: EvaluatedStack) =>
+                    new Map(
+                        String(inputsOf(stack, agent.name).stdin)
+                            .trim()
+                            .split("\n")
+                            .map((line) => [line.split(" ")[0], line] as const),
+                    );
+                const was = files(before);
+                const differs = [...files(after)].filter(([path, line]) => was.get(path) !== line).map(([p]) => p);
+                assert.deepStrictEqual(differs, ["/etc/consul.d/gossip.json"], agent.name);
+            }
         });
     });
 

@@ -15,7 +15,8 @@ import { Host, Settings, VmSettings } from "../config";
 import { CliEnvironment, hostCliEnvironment, NodeMaterial, nodeFiles, serverApiUrls } from "./host-files";
 import { ConsulNode, sshConnection, SshAccess } from "./node";
 import { ownerId, planRollout, RolloutStep } from "./plan";
-import { aclScript, pruneScript, wrapForUser } from "./scripts";
+import { sha256Hex } from "./bundle";
+import { aclScript, keyringScript, pruneScript, wrapForUser } from "./scripts";
 
 /** How long each host's wait (agent back, leader, autopilot healthy) may take. */
 export const WAIT_SECONDS = 300;
@@ -73,52 +74,51 @@ export class VmCluster extends pulumi.ComponentResource {
         const urls = serverApiUrls(settings, servers);
         const material = hostMaterial(args);
         const done: Record<string, pulumi.Resource> = {};
+        // One command on one server for the whole cluster (prune, keyring, ACL).
+        const clusterStep = (
+            step: RolloutStep,
+            create: pulumi.Input<string>,
+            dependsOn: pulumi.Resource[],
+            stdin?: pulumi.Output<string>,
+        ) =>
+            new remote.Command(
+                `${name}-${step.id}`,
+                {
+                    connection: sshConnection(step.host, ssh),
+                    create: pulumi.output(create).apply((script) => wrapForUser(script, ssh.user)),
+                    stdin,
+                    logging: "stdout",
+                    addPreviousOutputInEnv: false,
+                },
+                { parent: this, dependsOn, ...(stdin ? { additionalSecretOutputs: ["stdin"] } : {}) },
+            );
+        // The keyring steps' stdin is the key alone; its digest (no secret) changes their script.
+        const keyDigest = pulumi.unsecret(args.gossipKey.key.apply(sha256Hex));
 
         for (const step of this.plan) {
             const dependsOn = step.after.map((id) => done[id]);
-            if (step.kind === "prune") {
-                done[step.id] = new remote.Command(
-                    `${name}-prune`,
-                    {
-                        connection: sshConnection(step.host, ssh),
-                        create: wrapForUser(
-                            pruneScript({
-                                nodeName: step.host.name,
-                                httpsPort: settings.ports.https,
-                                deadNodes: [...dead],
-                                waitSeconds: WAIT_SECONDS,
-                            }),
-                            ssh.user,
-                        ),
-                        logging: "stdout",
-                        addPreviousOutputInEnv: false,
-                    },
-                    { parent: this, dependsOn },
-                );
-                continue;
-            }
-            if (step.kind === "acl") {
-                this.acl = new remote.Command(
-                    `${name}-acl`,
-                    {
-                        connection: sshConnection(step.host, ssh),
-                        create: wrapForUser(
-                            aclScript({
-                                nodeName: step.host.name,
-                                httpsPort: settings.ports.https,
-                                policyName: AGENT_POLICY_NAME,
-                                policyJson: agentPolicyBody(),
-                                waitSeconds: WAIT_SECONDS,
-                            }),
-                            ssh.user,
-                        ),
-                        logging: "stdout",
-                        addPreviousOutputInEnv: false,
-                    },
-                    { parent: this, dependsOn },
-                );
-                done[step.id] = this.acl;
-                continue;
+            const cluster = { nodeName: step.host.name, httpsPort: settings.ports.https, waitSeconds: WAIT_SECONDS };
+            switch (step.kind) {
+                case "prune":
+                    done[step.id] = clusterStep(step, pruneScript({ ...cluster, deadNodes: [...dead] }), dependsOn);
+                    continue;
+                case "acl":
+                    this.acl = clusterStep(
+                        step,
+                        aclScript({ ...cluster, policyName: AGENT_POLICY_NAME, policyJson: agentPolicyBody() }),
+                        dependsOn,
+                    );
+                    done[step.id] = this.acl;
+                    continue;
+                case "keyring-install":
+                case "keyring-finish": {
+                    const phase = step.kind === "keyring-install" ? "install" : "finish";
+                    const script = keyDigest.apply((keySha256) =>
+                        keyringScript({ ...cluster, phase, serverApiUrls: urls, keySha256 }),
+                    );
+                    done[step.id] = clusterStep(step, script, dependsOn, args.gossipKey.key);
+                    continue;
+                }
             }
             const node = this.node(name, live, servers, urls, ssh, step, material, dependsOn);
             this.nodes[step.id] = node;

@@ -5,6 +5,7 @@ const CONFIG_DIR = "/etc/consul.d";
 const TLS_DIR = `${CONFIG_DIR}/tls`;
 const CLI_DIR = `${CONFIG_DIR}/cli`;
 const TOKEN_DIR = `${CONFIG_DIR}/tokens`;
+const DATA_DIR = "/var/lib/consul";
 
 /** Paths the scripts and the config agree on. */
 export const PATHS = {
@@ -17,6 +18,8 @@ export const PATHS = {
      */
     joinConfig: `${CONFIG_DIR}/join.json`,
     secretConfig: `${CONFIG_DIR}/secrets.json`,
+    /** `encrypt` alone: a new key is rolled out by the keyring protocol, never by a restart. */
+    gossipConfig: `${CONFIG_DIR}/gossip.json`,
     tlsDir: TLS_DIR,
     caFile: `${TLS_DIR}/ca.pem`,
     /** Clients: our CA plus the Connect CA roots that sign their auto_encrypt certificate. */
@@ -29,7 +32,10 @@ export const PATHS = {
     tokenDir: TOKEN_DIR,
     managementTokenFile: `${TOKEN_DIR}/management`,
     agentTokenFile: `${TOKEN_DIR}/agent`,
-    dataDir: "/var/lib/consul",
+    dataDir: DATA_DIR,
+    /** The keyrings the agent persists (LAN; WAN on servers). Once present they win over `encrypt`. */
+    lanKeyring: `${DATA_DIR}/serf/local.keyring`,
+    wanKeyring: `${DATA_DIR}/serf/remote.keyring`,
     profile: "/etc/profile.d/consul-cli.sh",
     unit: "/etc/systemd/system/consul.service",
     /** Which rollout step (resource) owns the agent on this host: `server-<name>` or `client-<name>`. */

@@ -17,7 +17,7 @@ export function wrapForUser(script: string, sshUser: string): string {
     return sshUser === "root" ? run : `sudo -n ${run}`;
 }
 
-type ScriptFile = "common" | "apply" | "remove" | "acl" | "prune";
+type ScriptFile = "common" | "apply" | "remove" | "acl" | "prune" | "keyring";
 const files = new Map<ScriptFile, string>();
 
 /** scripts/<name>.sh, read once per process. */
@@ -43,6 +43,9 @@ const PATH_PARAMS = {
     MAIN: "mainConfig",
     JOIN: "joinConfig",
     SECRET: "secretConfig",
+    GOSSIP: "gossipConfig",
+    LAN_KEYRING: "lanKeyring",
+    WAN_KEYRING: "wanKeyring",
     CA_FILE: "caFile",
     AGENT_CA: "agentCaBundle",
     MANAGEMENT_TOKEN: "managementTokenFile",
@@ -220,5 +223,34 @@ export function pruneScript(p: PruneScriptParams, host: ScriptHost = REAL_HOST):
         DEAD_NODES: [...p.deadNodes].sort().join(" "),
         WAIT_SECONDS: p.waitSeconds,
         ...pathParams(host, ["BIN"]),
+    });
+}
+
+// --- keyring: the gossip-key rotation around the rollout, from the first live server ------------
+
+export interface KeyringScriptParams {
+    /** The live server the step runs on. */
+    readonly nodeName: string;
+    /** install: before the rollout, the key joins every keyring; finish: after it, the only key. */
+    readonly phase: "install" | "finish";
+    readonly httpsPort: number;
+    /** Every live server's HTTPS base URL: the step asks the first that answers. */
+    readonly serverApiUrls: readonly string[];
+    /** sha256 of the key on stdin; also makes the command change whenever the key does. */
+    readonly keySha256: string;
+    readonly waitSeconds: number;
+}
+
+/** Installs (phase install) or settles on (phase finish) the gossip key read from stdin. */
+export function keyringScript(p: KeyringScriptParams, host: ScriptHost = REAL_HOST): string {
+    if (!/^[0-9a-f]{64}$/.test(p.keySha256)) throw new Error("keySha256 must be a sha256 hex digest");
+    return render("keyring", `gossip keyring, ${p.phase}`, {
+        NODE: p.nodeName,
+        PHASE: p.phase,
+        HTTPS_PORT: p.httpsPort,
+        SERVER_API_URLS: p.serverApiUrls.join(" "),
+        KEY_SHA256: p.keySha256,
+        WAIT_SECONDS: p.waitSeconds,
+        ...pathParams(host, []),
     });
 }

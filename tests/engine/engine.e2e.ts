@@ -38,6 +38,7 @@ import {
 } from "../e2e/infra";
 import { assertNoKeyLost, KvAccess, ScenarioWatch, writeBulk } from "../e2e/kv-checks";
 import { brokenRelease, BROKEN_VERSION } from "../e2e/releases";
+import { MemberWatch } from "../e2e/member-watch";
 import { nameOf, PulumiProject, Step, Update } from "./pulumi-cli";
 import { gossipKeyFromSeed, tokenFromSeed } from "../../components/security/secret-seeds";
 import { TYPES } from "../../policy/rules";
@@ -296,8 +297,8 @@ describe("Consul on real hosts, deployed by the real Pulumi engine", function ()
         assert.ok([...replay.values()].every((op) => op === "create"));
         const serverSteps = assertOneServerAtATime(update);
         assert.strictEqual(serverSteps.length, SERVERS.length);
-        // One session per host, and one more on the first server for the ACL step.
-        assert.deepStrictEqual(sessions, [2, 1, 1, 1, 1]);
+        // One session per host, and three more on the first server: the ACL and two keyring steps.
+        assert.deepStrictEqual(sessions, [4, 1, 1, 1, 1]);
 
         // The state keeps every secret encrypted: nothing the decrypted state marks secret is also
         // stored in plaintext.
@@ -654,6 +655,49 @@ describe("Consul on real hosts, deployed by the real Pulumi engine", function ()
         const back = await recorded(() => project.update("up", ["--expect-no-changes"]));
         assertSucceeded(back.update, "pulumi up with the host's own key back");
         await replayModel(config);
+    });
+
+    it("3h. a new gossipKeyKeeper rotates the key: keyring install, the rollout, use and remove; every member alive, no agent restarted", async () => {
+        const pids = await Promise.all(stackHosts.map((i) => mainPid(hosts, i)));
+        const names = stackHosts.map((i) => hosts.hosts[i - 1].name);
+        const watch = new MemberWatch(() => addr(1), kv(), names);
+        config = stackConfig({ gossipKeyKeeper: "engine-rotated" });
+        project.setConfig(config);
+        const { update, sessions } = await recorded(() => project.update("up"));
+        await watch.stop();
+        assertSucceeded(update, "pulumi up with a new gossipKeyKeeper");
+        assert.deepStrictEqual(differences(commandOps(update), await replayModel(config)), []);
+        assert.match(update.output, /keyring-install: new gossip key installed on every member/);
+        assert.match(
+            update.output,
+            /keyring-finish: one gossip key, primary on every member .*; 1 old key\(s\) removed/,
+        );
+        // The first server runs the install, its own update and the finish; every other host its update.
+        assert.deepStrictEqual(sessions, [3, 1, 1, 1, 1]);
+        assert.deepStrictEqual(watch.notAlive, [], "a member was not alive during the rotation");
+        assert.deepStrictEqual(await Promise.all(stackHosts.map((i) => mainPid(hosts, i))), pids, "an agent restarted");
+        const newKey = (await project.outputs()).gossipKey;
+        assert.ok(typeof newKey === "string" && newKey !== gossipKey, "the stack's gossip key did not change");
+        // Consul answers 500 while a member does not answer the keyring query yet.
+        let body = "";
+        await waitFor(
+            "every member to answer the keyring query",
+            async () => {
+                const r = await api(addr(1), "/v1/operator/keyring", kv());
+                body = r.body;
+                return r.status === 200;
+            },
+            60_000,
+            1000,
+        );
+        const ring = JSON.parse(body) as { WAN: boolean; Keys: Record<string, number> }[];
+        for (const pool of ring) {
+            assert.deepStrictEqual(pool.Keys, { [newKey]: pool.WAN ? SERVERS.length : stackHosts.length });
+        }
+        figure(
+            `3h. gossip-key rotation under the engine: ${summary(update)}; ${watch.samples} polls at 1 s, every member alive; 0 agents restarted; SSH sessions ${sessionsText(sessions)}`,
+        );
+        gossipKey = newKey;
     });
 
     it("4. no secret in the engine's output or its event log; the SDK's debug log does hold the SSH key", async () => {
