@@ -87,11 +87,29 @@ export const configSchema = {
         default: 720,
         description: "A pulumi up this many hours or fewer before a certificate expires re-issues it.",
     },
+    caKeeper: {
+        type: "string",
+        default: "initial",
+        description:
+            "Names the cluster CA (its key and certificate). A new CA is rolled in by three pulumi ups: see caPreviousKeeper and the certificates runbook; leave it alone otherwise.",
+    },
+    caPreviousKeeper: {
+        type: "string",
+        default: "",
+        description:
+            "During a CA rotation only: the caKeeper being rotated out. Its CA stays trusted (with caKeeper's) until this key is removed.",
+    },
+    caRotationPhase: {
+        type: "string",
+        default: "",
+        description:
+            "During a CA rotation only: trust (every agent trusts both CAs; certificates still from the old one), then reissue (every certificate from the new CA). Remove it with caPreviousKeeper to drop the old CA.",
+    },
     gossipKeyKeeper: {
         type: "string",
         default: "1",
         description:
-            "Change this value to generate a new gossip key (then follow the key-rotation runbook); leave it alone otherwise.",
+            "Change this value to rotate the gossip key: on VMs the same pulumi up runs the keyring protocol; on Kubernetes follow the key-rotation runbook. Leave it alone otherwise.",
     },
 
     // --- telemetry -------------------------------------------------------------------------

@@ -97,6 +97,7 @@ export interface Settings {
         readonly caValidityHours: number;
         readonly certValidityHours: number;
         readonly earlyRenewalHours: number;
+        readonly ca: CaSettings;
     };
     readonly gossipKeyKeeper: string;
     readonly telemetry: { readonly enabled: boolean; readonly retention: string };
@@ -117,4 +118,14 @@ export class ConfigError extends pulumi.RunError {
         );
         this.name = "ConfigError";
     }
+}
+
+/**
+ * Which CA signs and which CAs are trusted. Outside a rotation one CA does both. A rotation goes
+ * through two phases, each one pulumi up: `trust` (both CAs trusted, the previous one still signs),
+ * `reissue` (both trusted, the new one signs); removing `previous` then drops the old CA.
+ */
+export interface CaSettings {
+    readonly keeper: string;
+    readonly previous?: { readonly keeper: string; readonly phase: "trust" | "reissue" };
 }

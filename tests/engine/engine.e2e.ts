@@ -464,6 +464,12 @@ describe("Consul on real hosts, deployed by the real Pulumi engine", function ()
     }
 
     const kv = (): KvAccess => ({ ca: access.ca, token: access.token });
+    /** What the update's commands printed (the provider logs each command's stdout at info). */
+    const printed = (update: Update) =>
+        update.diagnostics
+            .filter((d) => d.severity === "info")
+            .map((d) => d.message)
+            .join("\n");
 
     it("3c. a failed upgrade (a binary that cannot start) is rolled back on server 1; nothing after it runs", async () => {
         await writeBulk(addr(1), kv(), "engine/c");
@@ -667,9 +673,9 @@ describe("Consul on real hosts, deployed by the real Pulumi engine", function ()
         await watch.stop();
         assertSucceeded(update, "pulumi up with a new gossipKeyKeeper");
         assert.deepStrictEqual(differences(commandOps(update), await replayModel(config)), []);
-        assert.match(update.output, /keyring-install: new gossip key installed on every member/);
+        assert.match(printed(update), /keyring-install: new gossip key installed on every member/);
         assert.match(
-            update.output,
+            printed(update),
             /keyring-finish: one gossip key, primary on every member .*; 1 old key\(s\) removed/,
         );
         // The first server runs the install, its own update and the finish; every other host its update.
@@ -698,6 +704,40 @@ describe("Consul on real hosts, deployed by the real Pulumi engine", function ()
             `3h. gossip-key rotation under the engine: ${summary(update)}; ${watch.samples} polls at 1 s, every member alive; 0 agents restarted; SSH sessions ${sessionsText(sessions)}`,
         );
         gossipKey = newKey;
+    });
+
+    it("3i. a new CA in three pulumi ups (trust both, reissue, drop the old one): every host reloaded each time, none restarted", async () => {
+        const pids = await Promise.all(stackHosts.map((i) => mainPid(hosts, i)));
+        const rotating = { gossipKeyKeeper: "engine-rotated", caKeeper: "engine-2", caPreviousKeeper: "initial" };
+        const phases: string[] = [];
+        for (const [phase, overrides] of [
+            ["trust", { ...rotating, caRotationPhase: "trust" }],
+            ["reissue", { ...rotating, caRotationPhase: "reissue" }],
+            ["drop", { gossipKeyKeeper: "engine-rotated", caKeeper: "engine-2" }],
+        ] as const) {
+            config = stackConfig(overrides);
+            project.setConfig(config);
+            const { update, sessions } = await recorded(() => project.update("up"));
+            assertSucceeded(update, `pulumi up, CA rotation phase ${phase}`);
+            assert.deepStrictEqual(differences(commandOps(update), await replayModel(config)), []);
+            const reloads = (printed(update).match(/compare: \d+ changed, action: reload/g) ?? []).length;
+            assert.strictEqual(reloads, stackHosts.length, `${phase}: ${reloads} reloads`);
+            assert.deepStrictEqual(sessions, [1, 1, 1, 1, 1], phase);
+            phases.push(`${phase}: ${summary(update)}, ${reloads} reloads`);
+        }
+        assert.deepStrictEqual(await Promise.all(stackHosts.map((i) => mainPid(hosts, i))), pids, "an agent restarted");
+        const ca = String((await project.outputs()).caCertPem);
+        assert.strictEqual(ca.match(/BEGIN CERTIFICATE/g)?.length, 1);
+        assert.notStrictEqual(ca.trim(), access.ca.trim());
+        for (const i of SERVERS)
+            assert.strictEqual((await hosts.run(i, "cat /etc/consul.d/tls/ca.pem")).trim(), ca.trim());
+        access = { ...access, ca };
+        await waitFor(
+            "a leader with the new CA",
+            async () => (await api(addr(1), "/v1/status/leader", kv())).status === 200,
+            60_000,
+        );
+        figure(`3i. CA rotation under the engine: ${phases.join("; ")}; 0 agents restarted`);
     });
 
     it("4. no secret in the engine's output or its event log; the SDK's debug log does hold the SSH key", async () => {
