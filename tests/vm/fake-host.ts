@@ -70,9 +70,10 @@ export interface CurlRequest {
 }
 
 const CURL_STUB = [
-    'url=""; method=GET; config=0; out=""; data=""; prev=""',
+    'url=""; method=GET; config=0; out=""; data=""; prev=""; wfmt=""; failing=0',
     'for a in "$@"; do',
-    '    case "$prev" in -o) out=$a ;; -X) method=$a ;; --data-binary) data=$a ;; --config) [ "$a" != - ] || config=1 ;; esac',
+    '    case "$prev" in -o) out=$a ;; -X) method=$a ;; --data-binary) data=$a ;; --config) [ "$a" != - ] || config=1 ;; -w) wfmt=$a ;; esac',
+    '    case "$a" in --*) ;; -*f*) failing=1 ;; esac',
     '    case "$a" in https://* | http://*) url=$a ;; esac',
     "    prev=$a",
     "done",
@@ -90,12 +91,15 @@ const CURL_STUB = [
     'f=""',
     'if [ -n "$tok" ]; then f="$S/curl/$key.$(printf \'%s\' "$tok" | sha256sum | cut -d \' \' -f 1)"; fi',
     'if [ -z "$f" ] || [ ! -e "$f" ]; then f="$S/curl/$key"; fi',
+    // -w '%{http_code}' without -f: an unanswered request is a 404, printed, and curl succeeds.
+    'if [ ! -e "$f" ] && [ -n "$wfmt" ] && [ "$failing" -eq 0 ]; then printf 404; exit 0; fi',
     "if [ ! -e \"$f\" ]; then printf 'curl: (22) The requested URL returned error: 404\\n' >&2; exit 22; fi",
     'if [ -x "$f" ]; then',
     '    URL=$url METHOD=$method BODY="$r/body" "$f" > "$r/response" || exit $?',
     '    f="$r/response"',
     "fi",
     'if [ -n "$out" ]; then cat "$f" > "$out"; else cat "$f"; fi',
+    'if [ -n "$wfmt" ]; then printf 200; fi',
     "",
 ].join("\n");
 
@@ -236,13 +240,16 @@ export class FakeHost {
         return out.sort();
     }
 
-    /** Runs a script as the command provider does (`sh -c <script> consul-node`), with an empty environment. */
-    run(script: string, input = ""): Run {
+    /**
+     * Runs a script as the command provider does (`sh -c <script> consul-node`), with an empty
+     * environment; `args` are the script's arguments (a script installed on the host, run by hand).
+     */
+    run(script: string, input = "", args: readonly string[] = []): Run {
         fs.writeFileSync(this.log, "");
         const requests = path.join(this.state, "requests");
         fs.rmSync(requests, { recursive: true, force: true });
         fs.mkdirSync(requests);
-        const result = spawnSync("/bin/sh", ["-c", script, "consul-node"], {
+        const result = spawnSync("/bin/sh", ["-c", script, "consul-node", ...args], {
             input,
             encoding: "utf8",
             env: {},
