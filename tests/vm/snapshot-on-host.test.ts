@@ -85,8 +85,9 @@ describe("the snapshot script on a fake host", function () {
                 `printf 'consul-env %s\\n' "$CONSUL_HTTP_TOKEN_FILE" >> "$LOG"`,
                 'case "$2" in',
                 `    save) n=$(/bin/ls '${bucket}/dc1' | wc -l); printf 'SNAP %s\\n' "$n" > "$3"; echo "Saved and verified snapshot to index 4$n" ;;`,
+                // As Consul's: the header, then a table of record types, which has an "Index" row too.
                 "    inspect) grep -q '^SNAP' \"$3\" || { echo 'Error verifying snapshot file: unexpected EOF' >&2; exit 1; }",
-                '        printf \' ID           2-42-1\\n Size         %s\\n Index        42\\n Term         2\\n\' "$(wc -c < "$3")" ;;',
+                '        printf \' ID           2-42-1\\n Size         %s\\n Index        42\\n Term         2\\n\\n Type   Count  Size\\n Index  23     1.1KB\\n\' "$(wc -c < "$3")" ;;',
                 "    restore) echo 'Restored snapshot' ;;",
                 "esac",
                 "",

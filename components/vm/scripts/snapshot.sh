@@ -48,13 +48,14 @@ remote_names() {
     { grep -e "$NAME_PATTERN" "$WORK/remote.list" || :; } | sort > "$WORK/remote.names"
 }
 
-# inspect FILE: consul snapshot inspect must accept it (else FILE is removed); sets index, its Raft index.
+# inspect FILE: consul snapshot inspect must accept it (else FILE is removed); sets index, its Raft
+# index: the first "Index" line (the table of record types after it has an "Index" row too).
 inspect() {
     if ! "$BIN" snapshot inspect "$1" > "$WORK/inspect.out" 2>&1; then
         rm -f "$1"
         fail "consul snapshot inspect rejects ${1##*/}: $(tail -n 1 "$WORK/inspect.out")"
     fi
-    index=$(awk '$1 == "Index" { print $2 }' "$WORK/inspect.out")
+    index=$(awk '$1 == "Index" { print $2; exit }' "$WORK/inspect.out")
 }
 
 save() {

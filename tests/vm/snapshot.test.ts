@@ -1,0 +1,389 @@
+// Snapshots in the VM topology: the config keys (each wrong value one message naming key, value and
+// fix), the rendered service, timer and rclone config, and what the program deploys with and
+// without them: off, every command and bundle is as before; on, servers get five more files, one
+// more command (the snapshot policy and token), and no secret reaches a plain input.
+
+import * as assert from "assert";
+import { spawnSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import * as pulumi from "@pulumi/pulumi";
+import { ConfigError, parseSettings, Settings } from "../../components/config";
+import { timeSpanSeconds } from "../../components/config/snapshot";
+import { snapshotPolicyBody, tokenFromSeed } from "../../components/security";
+import { PATHS } from "../../components/vm/paths";
+import {
+    rcloneConfig,
+    renderRcloneConfig,
+    snapshotFiles,
+    snapshotServiceUnit,
+    snapshotTimerUnit,
+} from "../../components/vm/snapshot";
+import { renderUnit } from "../../components/vm/systemd";
+import { COMMAND_TYPE, diffCommands } from "../command-diff";
+import {
+    ConsulMocks,
+    containsSecret,
+    EvaluatedStack,
+    evaluateProgram,
+    RecordedResource,
+    withOperatorHome,
+} from "../mocks";
+import { prodStackWithHosts, withPinnedKeys } from "./fixtures";
+
+const SECRET = "s3-Secret-Access-Key-0123456789";
+const ON: Record<string, string> = {
+    snapshotInterval: "1h",
+    snapshotRetain: "3",
+    snapshotS3Endpoint: "https://s3.eu-west-1.amazonaws.com",
+    snapshotS3Bucket: "acme-consul-backups",
+    snapshotS3Region: "eu-west-1",
+    snapshotS3AccessKeyId: "AKIAEXAMPLE0000001",
+    snapshotS3SecretAccessKey: SECRET,
+};
+const SECRET_KEYS = new Set(["snapshotS3SecretAccessKey"]);
+
+/** Strings in an input that are not under a secret wrapper (the SDK's marker). */
+function plainStrings(raw: unknown, out: string[] = []): string[] {
+    if (typeof raw === "string") out.push(raw);
+    else if (Array.isArray(raw)) raw.forEach((v) => plainStrings(v, out));
+    else if (raw !== null && typeof raw === "object") {
+        if ("4dabf18193072939515e22adb298388d" in raw) return out;
+        Object.values(raw).forEach((v) => plainStrings(v, out));
+    }
+    return out;
+}
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "consul-snapshot-test-"));
+const keyFile = path.join(tmp, "id");
+fs.writeFileSync(keyFile, "-----BEGIN PRIVATE KEY-----\nx\n-----END PRIVATE KEY-----\n");
+const vmBase = withPinnedKeys({
+    topology: "vm",
+    serverHosts: JSON.stringify(["s1=10.0.0.11", "s2=10.0.0.12", "s3=10.0.0.13"]),
+    clientHosts: JSON.stringify(["c1=10.0.0.21"]),
+    sshPrivateKeyPath: keyFile,
+});
+
+function problemsOf(raw: Record<string, string>, secretKeys: ReadonlySet<string> = SECRET_KEYS): string[] {
+    try {
+        parseSettings(raw, "consul", "prod", { secretKeys });
+    } catch (err) {
+        assert.ok(err instanceof ConfigError, String(err));
+        return [...err.problems];
+    }
+    return [];
+}
+
+describe("snapshot config", () => {
+    it("is off by default: no snapshot settings, and the VM settings keep their shape", () => {
+        const settings = parseSettings(vmBase, "consul", "prod", { secretKeys: new Set() });
+        assert.ok(!("snapshot" in (settings.vm as object)));
+    });
+
+    it("reads a full set, the secret key as a Pulumi secret", async () => {
+        const settings = parseSettings({ ...vmBase, ...ON }, "consul", "prod", { secretKeys: SECRET_KEYS });
+        const snapshot = (settings.vm as NonNullable<Settings["vm"]>).snapshot;
+        assert.ok(snapshot);
+        assert.deepStrictEqual(
+            { ...snapshot, s3: { ...snapshot.s3, secretAccessKey: undefined } },
+            {
+                interval: "1h",
+                retain: 3,
+                s3: {
+                    endpoint: "https://s3.eu-west-1.amazonaws.com",
+                    bucket: "acme-consul-backups",
+                    region: "eu-west-1",
+                    accessKeyId: "AKIAEXAMPLE0000001",
+                    secretAccessKey: undefined,
+                },
+            },
+        );
+        assert.ok(await pulumi.isSecret(snapshot.s3.secretAccessKey));
+    });
+
+    it("reads systemd time spans, refusing bare numbers and unknown units", () => {
+        assert.strictEqual(timeSpanSeconds("1h"), 3600);
+        assert.strictEqual(timeSpanSeconds("1d 12h"), 129600);
+        assert.strictEqual(timeSpanSeconds("30min"), 1800);
+        for (const bad of ["60", "1 hour later", "1.5h", "h", "", "1y", "-1h"]) {
+            assert.strictEqual(timeSpanSeconds(bad), undefined, bad);
+        }
+    });
+
+    const cases: [string, Record<string, string>, string, string, RegExp][] = [
+        ["not a time span", { snapshotInterval: "hourly" }, "snapshotInterval", '"hourly"', /systemd time span/],
+        ["under a minute", { snapshotInterval: "30s" }, "snapshotInterval", '"30s"', /use 1min or more/],
+        ["retain 0", { snapshotRetain: "0" }, "snapshotRetain", "0", /from 1 to 10000/],
+        [
+            "endpoint not a URL",
+            { snapshotS3Endpoint: "s3.example.com" },
+            "snapshotS3Endpoint",
+            '"s3.example.com"',
+            /https URL/,
+        ],
+        [
+            "endpoint ftp",
+            { snapshotS3Endpoint: "ftp://s3.example.com" },
+            "snapshotS3Endpoint",
+            '"ftp://s3.example.com"',
+            /https URL/,
+        ],
+        [
+            "endpoint plain http",
+            { snapshotS3Endpoint: "http://10.0.0.5:9000" },
+            "snapshotS3Endpoint",
+            '"http://10.0.0.5:9000"',
+            /snapshotS3AllowHttp to true/,
+        ],
+        ["bucket name", { snapshotS3Bucket: "Acme_Backups" }, "snapshotS3Bucket", '"Acme_Backups"', /S3 bucket name/],
+        ["region", { snapshotS3Region: "EU West" }, "snapshotS3Region", '"EU West"', /us-east-1/],
+        ["access key id missing", { snapshotS3AccessKeyId: "" }, "snapshotS3AccessKeyId", '""', /access key ID/],
+        [
+            "secret key missing",
+            { snapshotS3SecretAccessKey: "" },
+            "snapshotS3SecretAccessKey",
+            "[secret]",
+            /--secret snapshotS3SecretAccessKey/,
+        ],
+    ];
+    for (const [what, change, key, value, fix] of cases) {
+        it(`refuses ${what} with one message naming the key, the value and the fix`, () => {
+            const problems = problemsOf({ ...vmBase, ...ON, ...change });
+            assert.strictEqual(problems.length, 1, problems.join("\n"));
+            assert.ok(problems[0].startsWith(`consul:${key} = ${value}: `), problems[0]);
+            assert.match(problems[0], fix);
+        });
+    }
+
+    it("refuses a secret key not set with --secret, without showing it", () => {
+        const problems = problemsOf({ ...vmBase, ...ON }, new Set());
+        assert.deepStrictEqual(problems.length, 1, problems.join("\n"));
+        assert.match(
+            problems[0],
+            /^consul:snapshotS3SecretAccessKey = "\[not shown\]": is stored in plain text.*pulumi config set --secret snapshotS3SecretAccessKey/,
+        );
+        assert.ok(!problems[0].includes(SECRET));
+    });
+
+    it("refuses snapshot keys while snapshotInterval is empty, naming them", () => {
+        const { snapshotInterval, ...rest } = ON;
+        assert.strictEqual(snapshotInterval, "1h");
+        const problems = problemsOf({ ...vmBase, ...rest });
+        assert.strictEqual(problems.length, 1, problems.join("\n"));
+        assert.match(
+            problems[0],
+            /^consul:snapshotInterval = "": is empty, so snapshots are off, but consul:snapshotRetain, consul:snapshotS3Endpoint, .*consul:snapshotS3SecretAccessKey are set; set snapshotInterval \(e\.g\. 1h\)/,
+        );
+        assert.ok(!problems[0].includes(SECRET));
+    });
+
+    it("refuses snapshots on kubernetes (VM servers only so far)", () => {
+        const problems = problemsOf({ topology: "kubernetes", ...ON });
+        assert.deepStrictEqual(problems, [
+            'consul:snapshotInterval = "1h": snapshots are only taken on VM servers (topology vm or hybrid) so far; remove it on kubernetes.',
+        ]);
+    });
+});
+
+describe("snapshot units and rclone config", () => {
+    const snapshot = parseSettings({ ...vmBase, ...ON }, "consul", "prod", { secretKeys: SECRET_KEYS }).vm?.snapshot;
+    assert.ok(snapshot);
+
+    it("the service: one root run of the script, writing only its state directory", () => {
+        assert.strictEqual(
+            renderUnit(snapshotServiceUnit()),
+            [
+                "[Unit]",
+                "Description=Consul snapshot: save on the Raft leader, copy to the bucket, prune (consul-pulumi)",
+                "Documentation=https://developer.hashicorp.com/consul/commands/snapshot",
+                "Wants=network-online.target",
+                "After=network-online.target consul.service",
+                `ConditionFileNotEmpty=${PATHS.snapshotBin}`,
+                `ConditionFileNotEmpty=${PATHS.snapshotRcloneConfig}`,
+                "",
+                "[Service]",
+                "Type=oneshot",
+                `ExecStart=${PATHS.snapshotBin} save`,
+                "StateDirectory=consul-snapshots",
+                "StateDirectoryMode=0700",
+                "UMask=0077",
+                "TimeoutStartSec=30min",
+                "Nice=10",
+                "IOSchedulingClass=idle",
+                "NoNewPrivileges=yes",
+                "ProtectSystem=strict",
+                "ProtectHome=yes",
+                "PrivateTmp=yes",
+                "PrivateDevices=yes",
+                "ProtectKernelTunables=yes",
+                "ProtectKernelModules=yes",
+                "ProtectControlGroups=yes",
+                "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6",
+                "RestrictSUIDSGID=yes",
+                "LockPersonality=yes",
+                "",
+                "[Install]",
+                "",
+            ].join("\n"),
+        );
+        assert.strictEqual(`/var/lib/consul-snapshots`, PATHS.snapshotDir);
+    });
+
+    it("the timer: one interval after it starts, then one after each run", () => {
+        assert.strictEqual(
+            renderUnit(snapshotTimerUnit("1h")),
+            "[Unit]\nDescription=Consul snapshot every 1h (consul-pulumi)\n\n" +
+                "[Timer]\nOnActiveSec=1h\nOnUnitActiveSec=1h\nAccuracySec=1s\nUnit=consul-snapshot.service\n\n" +
+                "[Install]\nWantedBy=timers.target\n",
+        );
+    });
+
+    it("both pass systemd-analyze verify with no warning", function () {
+        this.timeout(60_000);
+        const root = fs.mkdtempSync(path.join(os.tmpdir(), "consul-snapshot-units-"));
+        try {
+            for (const dir of ["usr/local/bin", "usr/bin", "etc/systemd/system"]) {
+                fs.mkdirSync(path.join(root, dir), { recursive: true });
+            }
+            fs.symlinkSync("usr/bin", path.join(root, "bin"));
+            fs.symlinkSync("usr/lib", path.join(root, "lib"));
+            fs.cpSync("/usr/lib/systemd/system", path.join(root, "usr/lib/systemd/system"), { recursive: true });
+            fs.writeFileSync(path.join(root, PATHS.snapshotBin), "#!/bin/sh\nexit 0\n", { mode: 0o755 });
+            fs.writeFileSync(path.join(root, PATHS.snapshotService), renderUnit(snapshotServiceUnit()));
+            fs.writeFileSync(path.join(root, PATHS.snapshotTimer), renderUnit(snapshotTimerUnit(snapshot.interval)));
+            const r = spawnSync(
+                "systemd-analyze",
+                ["verify", "--man=no", `--root=${root}`, PATHS.snapshotTimer, PATHS.snapshotService],
+                { encoding: "utf8" },
+            );
+            assert.strictEqual(r.status, 0, `${r.stdout}${r.stderr}`);
+            assert.strictEqual(`${r.stdout}${r.stderr}`.trim(), "");
+        } finally {
+            fs.rmSync(root, { recursive: true, force: true });
+        }
+    });
+
+    it("the rclone config: an S3 remote, path-style, the bucket not created; no line break gets in", () => {
+        assert.strictEqual(
+            rcloneConfig(snapshot, SECRET),
+            "[consul-snapshots]\ntype = s3\nprovider = Other\nenv_auth = false\naccess_key_id = AKIAEXAMPLE0000001\n" +
+                `secret_access_key = ${SECRET}\nregion = eu-west-1\nendpoint = https://s3.eu-west-1.amazonaws.com\n` +
+                "force_path_style = true\nno_check_bucket = true\n",
+        );
+        assert.throws(() => rcloneConfig(snapshot, "a\nendpoint = http://evil"), /line break/);
+        assert.throws(() => renderRcloneConfig({ "a]b": {} }), /bad remote name/);
+    });
+
+    it("a server's snapshot files: script, rclone config and token root-only, units readable", () => {
+        const args = { snapshot, datacenter: "dc1", httpsPort: 8501, waitSeconds: 300, secretAccessKey: SECRET };
+        const host = { name: "s1", address: "10.0.0.11", addressIsIp: true, sshPort: 22 };
+        const files = snapshotFiles(host, { ...args, snapshotToken: "tok-1" });
+        assert.deepStrictEqual(
+            files.map((f) => `${f.path} ${f.mode} ${f.owner}:${f.group}`),
+            [
+                `${PATHS.snapshotBin} 0700 root:root`,
+                `${PATHS.snapshotRcloneConfig} 0600 root:root`,
+                `${PATHS.snapshotService} 0644 root:root`,
+                `${PATHS.snapshotTimer} 0644 root:root`,
+                `${PATHS.snapshotTokenFile} 0600 root:root`,
+            ],
+        );
+        const script = files[0].content;
+        assert.match(script, /^#!\/bin\/sh\n/);
+        assert.ok(script.includes(`readonly REMOTE='consul-snapshots:acme-consul-backups/dc1'\n`));
+        assert.ok(script.includes(`readonly RETAIN='3'\n`));
+        assert.ok(!script.includes(SECRET) && !script.includes("tok-1"), "a secret in the script");
+        // Without ACLs: no token file, and the script sends none.
+        const open = snapshotFiles(host, args);
+        assert.deepStrictEqual(open.length, 4);
+        assert.ok(open[0].content.includes("readonly ACL='0'\n"));
+    });
+
+    it("the snapshot policy: acl write (what /v1/snapshot needs) and operator read (the leader check)", () => {
+        const body = JSON.parse(snapshotPolicyBody()) as { Name: string; Rules: string };
+        assert.strictEqual(body.Name, "consul-snapshots");
+        assert.deepStrictEqual(JSON.parse(body.Rules), { acl: "write", operator: "read" });
+    });
+});
+
+describe("snapshots in the program, under mocks", function () {
+    this.timeout(120_000);
+    let operator: ReturnType<typeof withOperatorHome>;
+    let off: EvaluatedStack;
+    let on: EvaluatedStack;
+    const secretKeys = ["snapshotS3SecretAccessKey"];
+    const commands = (r: EvaluatedStack) => r.mocks.ofType(COMMAND_TYPE);
+    const byName = (r: EvaluatedStack) => new Map(commands(r).map((c) => [c.name, c]));
+    const bundlePaths = (c: RecordedResource) =>
+        String(c.inputs.stdin)
+            .split("\n")
+            .filter(Boolean)
+            .map((l) => l.split(" ")[0]);
+    before(async () => {
+        operator = withOperatorHome();
+        const base = prodStackWithHosts(3, 2);
+        off = await evaluateProgram(base, { stack: "prod" });
+        on = await evaluateProgram({ ...base, ...ON }, { stack: "prod", secretKeys });
+    });
+    after(() => operator.restore());
+
+    it("off: the same resources as before, and no snapshot file in any bundle", () => {
+        assert.ok(!off.mocks.resources.some((r) => /snapshot/i.test(r.name) || /Snapshot/.test(r.type)));
+        for (const c of commands(off)) assert.ok(!bundlePaths(c).some((p) => /snapshot/.test(p)), c.name);
+    });
+
+    it("on: each server gets the five snapshot files, clients none; one more command, after the ACL step", () => {
+        const offs = byName(off);
+        for (const c of commands(on)) {
+            const before = offs.get(c.name);
+            if (c.name === "consul-vm-snapshot-acl") continue;
+            assert.ok(before, `${c.name} is new`);
+            const added = bundlePaths(c).filter((p) => !bundlePaths(before).includes(p));
+            const expected = c.name.includes("-server-")
+                ? [
+                      PATHS.snapshotBin,
+                      PATHS.snapshotService,
+                      PATHS.snapshotTimer,
+                      PATHS.snapshotTokenFile,
+                      PATHS.snapshotRcloneConfig,
+                  ].sort()
+                : [];
+            assert.deepStrictEqual(added.sort(), expected, c.name);
+        }
+        const snapshotAcl = byName(on).get("consul-vm-snapshot-acl") as RecordedResource;
+        assert.ok(snapshotAcl, "the snapshot ACL step");
+        assert.ok(snapshotAcl.dependencies.some((urn) => urn.endsWith("::consul-vm-acl")));
+        assert.strictEqual((snapshotAcl.inputs.connection as { host: string }).host, "10.20.0.11");
+        assert.ok(String(snapshotAcl.inputs.create).includes("TOKEN_NAME='\"'\"'snapshot'\"'\"'"));
+        assert.strictEqual(commands(on).length, commands(off).length + 1);
+        assert.strictEqual(on.mocks.ofType("consul:index:SnapshotToken").length, 1);
+    });
+
+    it("on: the S3 secret and the snapshot token only in secret inputs", () => {
+        const token = on.mocks
+            .ofType("random:index/randomPassword:RandomPassword")
+            .find((r) => r.name.includes("snapshot-token"));
+        assert.ok(token, "the snapshot token's seed");
+        const secrets = [SECRET, tokenFromSeed(String(token.state.result))];
+        for (const r of on.mocks.resources) {
+            for (const text of plainStrings(r.rawInputs)) {
+                for (const secret of secrets) assert.ok(!text.includes(secret), `${r.type} ${r.name}: a plain input`);
+            }
+        }
+        for (const c of commands(on).filter((c) => bundlePaths(c).includes(PATHS.snapshotRcloneConfig))) {
+            assert.ok(containsSecret(c.rawInputs.stdin), `${c.name} stdin is not secret`);
+        }
+    });
+
+    it("on: a second deploy with no change runs nothing", async () => {
+        const again = await evaluateProgram(
+            { ...prodStackWithHosts(3, 2), ...ON },
+            { stack: "prod", secretKeys, mocks: new ConsulMocks(on.mocks) },
+        );
+        assert.deepStrictEqual(
+            diffCommands(on.mocks.resources, again.mocks.resources).filter((r) => r.op !== "none"),
+            [],
+        );
+    });
+});
