@@ -10,7 +10,7 @@ import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { vmStackConfig } from "./checks";
+import { mainPid, vmStackConfig } from "./checks";
 import { api, Artifacts, ensureArtifacts, Figures, Hosts, log, Mirror, requirePrerequisites } from "./infra";
 import { assertNoKeyLost, assertOneLeader, countBulk, KvAccess, writeBulk } from "./kv-checks";
 import { assertNoFailures, Deployed, deployReplay, ReplayMocks } from "./replay";
@@ -55,25 +55,22 @@ describe("Snapshots on real hosts: the leader saves to the bucket, retention, an
     const serverAddrs = () => SERVERS.map(addr);
     const objects = () => (s3 as S3Server).list(BUCKET, "dc1/");
 
-    function stackConfig(): Record<string, string> {
-        return vmStackConfig(
-            hosts,
-            { servers: SERVERS, clients: [] },
-            { mirrorUrl: mirror?.url ?? "", consulVersion: artifacts.consulVersion },
-            {
-                snapshotInterval: "1h",
-                snapshotRetain: String(RETAIN),
-                snapshotS3Endpoint: s3?.url ?? "",
-                snapshotS3AllowHttp: "true",
-                snapshotS3Bucket: BUCKET,
-                snapshotS3AccessKeyId: S3_CREDENTIALS.accessKeyId,
-                snapshotS3SecretAccessKey: S3_CREDENTIALS.secretAccessKey,
-            },
-        );
+    function stackConfig(snapshots = true): Record<string, string> {
+        const release = { mirrorUrl: mirror?.url ?? "", consulVersion: artifacts.consulVersion };
+        if (!snapshots) return vmStackConfig(hosts, { servers: SERVERS, clients: [] }, release);
+        return vmStackConfig(hosts, { servers: SERVERS, clients: [] }, release, {
+            snapshotInterval: "1h",
+            snapshotRetain: String(RETAIN),
+            snapshotS3Endpoint: s3?.url ?? "",
+            snapshotS3AllowHttp: "true",
+            snapshotS3Bucket: BUCKET,
+            snapshotS3AccessKeyId: S3_CREDENTIALS.accessKeyId,
+            snapshotS3SecretAccessKey: S3_CREDENTIALS.secretAccessKey,
+        });
     }
 
-    async function deploy(): Promise<Deployed> {
-        const d = await deployReplay(state, stackConfig(), { secretKeys: ["snapshotS3SecretAccessKey"] });
+    async function deploy(snapshots = true): Promise<Deployed> {
+        const d = await deployReplay(state, stackConfig(snapshots), { secretKeys: ["snapshotS3SecretAccessKey"] });
         state = d.mocks;
         log(
             `deploy: ${d.mocks.runs.map((r) => `${r.op}@${r.host}`).join(" ") || "none"}; ${d.failures.length} failure(s)`,
@@ -253,5 +250,26 @@ describe("Snapshots on real hosts: the leader saves to the bucket, retention, an
         figures.add(
             `restore runbook: ${restored[2]} bytes (1,000 keys), save ${saved[4]} ms, fetch ${restored[4]} ms, restore ${restored[5]} ms (step 2 in all ${restoreWallMs} ms); keys lost ${lost}`,
         );
+    });
+
+    it("e. snapshots off: the timer and its files go from every server, the agents keep running, local snapshots stay", async () => {
+        const pids = await Promise.all(SERVERS.map((i) => mainPid(hosts, i)));
+        const d = await deploy(false);
+        assertNoFailures(d.failures);
+        // One session per server (the snapshot ACL step has no delete command: its policy and
+        // token stay in Consul, see the runbook).
+        assert.deepStrictEqual(
+            d.mocks.runs.map((r) => `${r.op} ${r.name}`),
+            SERVERS.map((i) => `update consul-vm-server-${hosts.hosts[i - 1].name}-agent`),
+        );
+        for (const i of SERVERS) {
+            const left = await hosts.exec(
+                i,
+                "ls /etc/systemd/system/consul-snapshot.* /usr/local/bin/consul-snapshot /etc/consul.d/tokens/snapshot* 2>/dev/null; systemctl is-active consul-snapshot.timer",
+            );
+            assert.strictEqual(left.stdout.trim(), "inactive", `host ${i}: ${left.stdout}`);
+        }
+        assert.deepStrictEqual(await Promise.all(SERVERS.map((i) => mainPid(hosts, i))), pids, "an agent restarted");
+        assert.ok((await hosts.run(await leaderHost(), "ls /var/lib/consul-snapshots")).trim() !== "");
     });
 });
