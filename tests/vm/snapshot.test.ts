@@ -241,6 +241,18 @@ describe("snapshots in the program, under mocks", function () {
         }
     });
 
+    it("on, ACLs off: no snapshot token, no snapshot ACL step, and the script sends no token", async () => {
+        const open = await evaluateProgram(
+            { ...prodStackWithHosts(3, 2), ...ON, aclEnabled: "false", aclDefaultPolicy: "allow" },
+            { stack: "dev", secretKeys },
+        );
+        assert.ok(!byName(open).has("consul-vm-snapshot-acl"));
+        assert.strictEqual(open.mocks.ofType("consul:index:SnapshotToken").length, 0);
+        const server = byName(open).get("consul-vm-server-consul-server-1-agent") as RecordedResource;
+        assert.ok(bundlePaths(server).includes(PATHS.snapshotTimer));
+        assert.ok(!bundlePaths(server).includes(PATHS.snapshotTokenFile));
+    });
+
     it("on: a second deploy with no change runs nothing", async () => {
         const again = await evaluateProgram(
             { ...prodStackWithHosts(3, 2), ...ON },
