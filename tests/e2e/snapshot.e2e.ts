@@ -11,7 +11,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { mainPid, vmStackConfig } from "./checks";
-import { api, Artifacts, ensureArtifacts, Figures, Hosts, log, Mirror, requirePrerequisites } from "./infra";
+import { api, Artifacts, ensureArtifacts, Figures, Hosts, log, Mirror, requirePrerequisites, sleep } from "./infra";
 import { assertNoKeyLost, assertOneLeader, countBulk, KvAccess, writeBulk } from "./kv-checks";
 import { assertNoFailures, Deployed, deployReplay, ReplayMocks } from "./replay";
 import { S3_CREDENTIALS, S3Server } from "./s3";
@@ -86,12 +86,22 @@ describe("Snapshots on real hosts: the leader saves to the bucket, retention, an
         return i;
     }
 
-    /** Runs the snapshot service once on host i (as its timer would) and returns that run's log. */
+    /**
+     * Runs the snapshot service once on host i (as its timer would) and returns that run's log: the
+     * unit's journal after the cursor taken before the run. (Not by invocation ID: journald tags a
+     * line with it only if it still knows the unit's run when it reads the line, and a oneshot may
+     * be gone by then.) journald takes the last line a moment after systemctl start returns.
+     */
     async function snapshotRun(i: number): Promise<string> {
+        const journal = "journalctl -u consul-snapshot.service -o cat";
+        const cursor = (await hosts.run(i, `${journal} -n 1 --show-cursor | sed -n 's/^-- cursor: //p'`)).trim();
         const r = await hosts.exec(i, "systemctl start consul-snapshot.service", { timeoutMs: 5 * 60_000 });
-        const id = (await hosts.run(i, "systemctl show -p InvocationID --value consul-snapshot.service")).trim();
-        assert.match(id, /^[0-9a-f]{32}$/);
-        const out = await hosts.run(i, `journalctl -o cat _SYSTEMD_INVOCATION_ID=${id}`);
+        let out = "";
+        for (let tries = 0; tries < 50; tries++) {
+            out = await hosts.run(i, cursor ? `${journal} --after-cursor='${cursor}'` : journal);
+            if (/ (save|leader): | FAILED: /.test(out)) break;
+            await sleep(200);
+        }
         assert.strictEqual(r.code, 0, `consul-snapshot.service failed on host ${i}: ${r.stderr}\n${out}`);
         return out;
     }
@@ -172,8 +182,9 @@ describe("Snapshots on real hosts: the leader saves to the bucket, retention, an
         const leader = await leaderHost();
         const names: string[] = objects().map((o) => o.key.replace(/^dc1\//, ""));
         for (let run = 0; run < 3; run++) {
-            const saved = SAVED.exec(await snapshotRun(leader));
-            assert.ok(saved, "the leader saved");
+            const out = await snapshotRun(leader);
+            const saved = SAVED.exec(out);
+            assert.ok(saved, `the leader's run ${run + 1}: ${out}`);
             names.push(saved[1]);
         }
         const newest = [...new Set(names)].sort().slice(-RETAIN);
@@ -213,8 +224,9 @@ describe("Snapshots on real hosts: the leader saves to the bucket, retention, an
         assert.strictEqual(await appRead(1), 200);
         // 2. The snapshot (the timer's run on the leader), then a key it does not hold.
         const leader = await leaderHost();
-        const saved = SAVED.exec(await snapshotRun(leader));
-        assert.ok(saved, "the leader saved");
+        const run = await snapshotRun(leader);
+        const saved = SAVED.exec(run);
+        assert.ok(saved, `the leader's run: ${run}`);
         const after = await api(addr(1), "/v1/kv/e2e/after-snapshot", { ...access, method: "PUT", body: "x" });
         assert.strictEqual(after.status, 200, after.body);
         // 3. Disaster: every server stopped and its data dir destroyed.
@@ -245,8 +257,8 @@ describe("Snapshots on real hosts: the leader saves to the bucket, retention, an
         assert.strictEqual(later.status, 404, "a key written after the snapshot is back");
         assert.strictEqual(await countBulk(addr(3), { ca: access.ca, token: appToken }, "e2e/restore"), 1000);
         // The snapshots go on: the snapshot token came back with the restored ACL state.
-        const next = SAVED.exec(await snapshotRun(await leaderHost()));
-        assert.ok(next, "a snapshot after the restore");
+        const nextRun = await snapshotRun(await leaderHost());
+        assert.ok(SAVED.exec(nextRun), `a snapshot after the restore: ${nextRun}`);
         figures.add(
             `restore runbook: ${restored[2]} bytes (1,000 keys), save ${saved[4]} ms, fetch ${restored[4]} ms, restore ${restored[5]} ms (step 2 in all ${restoreWallMs} ms); keys lost ${lost}`,
         );
