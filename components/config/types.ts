@@ -61,6 +61,21 @@ export interface Bastion {
     readonly user: string;
 }
 
+/** Snapshot backups of the VM servers (snapshotInterval set). */
+export interface SnapshotSettings {
+    /** A systemd time span, validated. */
+    readonly interval: string;
+    readonly retain: number;
+    readonly s3: {
+        readonly endpoint: string;
+        readonly bucket: string;
+        readonly region: string;
+        readonly accessKeyId: string;
+        /** A Pulumi secret. */
+        readonly secretAccessKey: pulumi.Output<string>;
+    };
+}
+
 export interface VmSettings {
     readonly servers: readonly Host[];
     readonly clients: readonly Host[];
@@ -75,6 +90,8 @@ export interface VmSettings {
     readonly hostKeys?: Readonly<Record<string, string>>;
     /** Listed hosts whose machines are gone: pruned from the cluster, never contacted. */
     readonly deadHosts: readonly string[];
+    /** Snapshot backups; absent when snapshotInterval is empty (the default). */
+    readonly snapshot?: SnapshotSettings;
 }
 
 export interface Settings {

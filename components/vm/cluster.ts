@@ -17,6 +17,7 @@ import { ConsulNode, sshConnection, SshAccess } from "./node";
 import { ownerId, planRollout, RolloutStep } from "./plan";
 import { sha256Hex } from "./bundle";
 import { aclScript, keyringScript, pruneScript, wrapForUser } from "./scripts";
+import { snapshotAclCommand, VmSnapshots, vmSnapshots } from "./snapshot";
 
 /** How long each host's wait (agent back, leader, autopilot healthy) may take. */
 export const WAIT_SECONDS = 300;
@@ -44,9 +45,13 @@ export class VmCluster extends pulumi.ComponentResource {
     public readonly plan: readonly RolloutStep[];
     public readonly nodes: Record<string, ConsulNode> = {};
     public readonly acl?: remote.Command;
+    /** Snapshots on, with ACLs: the snapshot policy and token, after the agent's. */
+    public readonly snapshotAcl?: remote.Command;
     public readonly cliEnvironment: VmCliEnvironment;
     /** What a downloaded release's SHA256SUMS must be signed with. */
     private readonly releaseKey: ReleaseKey;
+    /** Snapshots on (snapshotInterval): what every server's files add. */
+    private readonly snapshots?: VmSnapshots;
 
     constructor(name: string, args: VmClusterArgs, opts?: pulumi.ComponentResourceOptions) {
         super("consul:vm:VmCluster", name, {}, opts);
@@ -73,6 +78,11 @@ export class VmCluster extends pulumi.ComponentResource {
         this.plan = planRollout(servers, clients, vm.clientBatchSize, settings.acl.enabled, dead.size > 0);
         const urls = serverApiUrls(settings, servers);
         const material = hostMaterial(args);
+        if (vm.snapshot) {
+            const { datacenter, ports, acl } = settings;
+            const common = { datacenter, httpsPort: ports.https, waitSeconds: WAIT_SECONDS, aclEnabled: acl.enabled };
+            this.snapshots = vmSnapshots(name, { ...common, snapshot: vm.snapshot }, this);
+        }
         const done: Record<string, pulumi.Resource> = {};
         // One command on one server for the whole cluster (prune, keyring, ACL).
         const clusterStep = (
@@ -124,6 +134,20 @@ export class VmCluster extends pulumi.ComponentResource {
             this.nodes[step.id] = node;
             done[step.id] = node;
         }
+        const aclStep = this.plan.find((s) => s.kind === "acl");
+        if (this.snapshots?.token && this.acl && aclStep) {
+            this.snapshotAcl = snapshotAclCommand(
+                `${name}-snapshot-acl`,
+                aclStep.host,
+                {
+                    connection: sshConnection(aclStep.host, ssh),
+                    sshUser: ssh.user,
+                    httpsPort: settings.ports.https,
+                    waitSeconds: WAIT_SECONDS,
+                },
+                { parent: this, dependsOn: [this.acl] },
+            );
+        }
         // A dead host's command is registered as it was, so the engine runs nothing on it.
         for (const host of [...vm.servers, ...vm.clients].filter((h) => dead.has(h.name))) {
             const role = vm.servers.includes(host) ? "server" : "client";
@@ -158,7 +182,8 @@ export class VmCluster extends pulumi.ComponentResource {
     ): ConsulNode {
         const { vm } = live;
         const role = step.kind === "server" ? "server" : "client";
-        const files = material(role, step.host).apply((m) => nodeFiles(live, role, step.host, servers, m));
+        let files = material(role, step.host).apply((m) => nodeFiles(live, role, step.host, servers, m));
+        if (role === "server" && this.snapshots) files = this.snapshots.withFiles(files, step.host);
         return new ConsulNode(
             `${name}-${step.id}`,
             {

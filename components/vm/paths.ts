@@ -38,6 +38,15 @@ export const PATHS = {
     wanKeyring: `${DATA_DIR}/serf/remote.keyring`,
     profile: "/etc/profile.d/consul-cli.sh",
     unit: "/etc/systemd/system/consul.service",
+    // Snapshots (servers, with snapshotInterval set; components/vm/snapshot.ts). The rclone config
+    // holds the bucket's secret key, so it sits with the tokens, root-only.
+    snapshotTokenFile: `${TOKEN_DIR}/snapshot`,
+    snapshotRcloneConfig: `${TOKEN_DIR}/snapshot-rclone.conf`,
+    snapshotBin: "/usr/local/bin/consul-snapshot",
+    snapshotService: "/etc/systemd/system/consul-snapshot.service",
+    snapshotTimer: "/etc/systemd/system/consul-snapshot.timer",
+    /** Local snapshots, root-only (the service's StateDirectory). */
+    snapshotDir: "/var/lib/consul-snapshots",
     /** Which rollout step (resource) owns the agent on this host: `server-<name>` or `client-<name>`. */
     owner: `${CONFIG_DIR}/managed-by`,
     /** Present when the apply script created the consul user (removal deletes only such a user). */

@@ -58,6 +58,7 @@ describe("script files", () => {
             "keyring.sh",
             "prune.sh",
             "remove.sh",
+            "snapshot.sh",
         ]);
         for (const f of files) {
             assert.ok(fs.readFileSync(path.join(SCRIPT_FILES, f), "utf8").startsWith("# shellcheck shell=sh\n"), f);

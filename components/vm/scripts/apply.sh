@@ -9,12 +9,14 @@
 #   SERVER_API_URLS and UPDATED_SERVERS (space-separated, may be empty) WAIT_SECONDS BUNDLE_SHA256;
 #   from PATHS: BIN CONFIG_DIR TLS_DIR CLI_DIR TOKEN_DIR DATA_DIR MAIN JOIN SECRET GOSSIP CA_FILE
 #   AGENT_CA MANAGEMENT_TOKEN AGENT_TOKEN PROFILE UNIT_FILE OWNER_FILE USER_MARKER BACKUP WORK_PARENT
-#   STAGE_PARENT LAN_KEYRING WAN_KEYRING.
+#   STAGE_PARENT LAN_KEYRING WAN_KEYRING; and the snapshot files (servers with snapshots on, see the
+#   end): SNAPSHOT_TOKEN SNAPSHOT_RCLONE SNAPSHOT_BIN SNAPSHOT_SERVICE SNAPSHOT_TIMER SNAPSHOT_DIR.
 readonly NODE ROLE VERSION INSTALL_MODE MIRROR RELEASE_KEYRING RELEASE_KEY_FINGERPRINT HTTPS_PORT \
     SERVER_COUNT IS_LAST_SERVER SERVER_API_URLS UPDATED_SERVERS WAIT_SECONDS BUNDLE_SHA256
 readonly BIN CONFIG_DIR TLS_DIR CLI_DIR TOKEN_DIR DATA_DIR MAIN JOIN SECRET GOSSIP CA_FILE AGENT_CA \
     MANAGEMENT_TOKEN AGENT_TOKEN PROFILE UNIT_FILE OWNER_FILE USER_MARKER BACKUP WORK_PARENT \
     STAGE_PARENT LAN_KEYRING WAN_KEYRING
+readonly SNAPSHOT_TOKEN SNAPSHOT_RCLONE SNAPSHOT_BIN SNAPSHOT_SERVICE SNAPSHOT_TIMER SNAPSHOT_DIR
 # Set first by common.sh and read there: STEP (named by say and fail), WORK and STAGE (removed on
 # exit). Read here too, so that shellcheck, which checks this file alone, sees them used.
 : "${STEP?}" "${WORK?}" "${STAGE?}"
@@ -61,6 +63,8 @@ got=$(sha256sum < "$WORK/bundle" | cut -d ' ' -f 1)
 if [ "$got" != "$BUNDLE_SHA256" ]; then
     fail "the file bundle on stdin does not match its digest; re-run pulumi up"
 fi
+# Snapshots upload with rclone: refuse before anything changes if the host lacks it.
+if grep -q -F "$SNAPSHOT_TIMER " "$WORK/bundle"; then require_tools rclone; fi
 say "ok"
 
 STEP=install
@@ -111,7 +115,7 @@ else
     # The hashes count only once the list is proven to be signed by the release key.
     printf '%s' "$RELEASE_KEYRING" | base64 -d > "$WORK/release-key.gpg" || fail "cannot decode the release key"
     if ! gpgv --homedir "$WORK" --keyring "$WORK/release-key.gpg" "$WORK/SHA256SUMS.sig" "$WORK/SHA256SUMS" > "$WORK/gpgv.out" 2>&1; then
-        fail "consul_${VERSION}_SHA256SUMS is not signed by the release key $RELEASE_KEY_FINGERPRINT ($(grep -m 1 -E 'BAD|no public key|Can.t check|invalid' "$WORK/gpgv.out" || tail -n 1 "$WORK/gpgv.out")): the mirror serves files that key did not sign; nothing was installed"
+        fail "consul_${VERSION}_SHA256SUMS is not signed by the release key $RELEASE_KEY_FINGERPRINT ($(grep -m 1 -E 'BAD signature|[Nn]o public key|Can.t check|invalid' "$WORK/gpgv.out" || tail -n 1 "$WORK/gpgv.out")): the mirror serves files that key did not sign; nothing was installed"
     fi
     want=$(awk -v f="$zip" '$2 == f { print $1 }' "$WORK/SHA256SUMS")
     if [ -z "$want" ]; then
@@ -158,6 +162,7 @@ while IFS=' ' read -r path mode owner group data; do
         "$MAIN" | "$JOIN" | "$SECRET" | "$GOSSIP" | "$TLS_DIR"/*.pem) ;;
         "$CLI_DIR"/*.pem | "$MANAGEMENT_TOKEN" | "$AGENT_TOKEN") ;;
         "$PROFILE" | "$UNIT_FILE" | "$OWNER_FILE") ;;
+        "$SNAPSHOT_TOKEN" | "$SNAPSHOT_RCLONE" | "$SNAPSHOT_BIN" | "$SNAPSHOT_SERVICE" | "$SNAPSHOT_TIMER") ;;
         *) fail "refusing to write $path: not a file this program manages" ;;
     esac
     case "$mode" in
@@ -462,3 +467,22 @@ case "$need" in
     leader) say "agent running, leader $current" ;;
     cluster) say "alive, leader $current, autopilot healthy" ;;
 esac
+
+# Snapshots (servers with snapshotInterval set): the timer runs once the agent is healthy, restarted
+# when its schedule changed. A bundle without it (snapshots turned off) removes what an earlier
+# deploy installed; local snapshots stay in $SNAPSHOT_DIR for the operator.
+STEP=snapshots
+timer=${SNAPSHOT_TIMER##*/}
+if grep -q -x -F "$SNAPSHOT_TIMER" "$WORK/files"; then
+    if grep -q -x -F -e "$SNAPSHOT_TIMER" -e "$SNAPSHOT_SERVICE" "$WORK/changed"; then
+        { systemctl enable --quiet "$timer" && systemctl restart "$timer"; } || fail "could not start $timer"
+        say "$timer started"
+    else
+        systemctl enable --quiet --now "$timer" || fail "could not start $timer"
+    fi
+elif [ -e "$SNAPSHOT_TIMER" ]; then
+    systemctl disable --quiet --now "$timer" || :
+    rm -f "$SNAPSHOT_TIMER" "$SNAPSHOT_SERVICE" "$SNAPSHOT_BIN" "$SNAPSHOT_RCLONE" "$SNAPSHOT_TOKEN"
+    systemctl daemon-reload
+    say "snapshots off: $timer and its files removed (local snapshots kept in $SNAPSHOT_DIR)"
+fi
