@@ -2,7 +2,21 @@
 
 import * as assert from "assert";
 import * as fs from "fs";
+import { configSchema } from "../components/config";
 import { ConsulMocks, EvaluatedStack, evaluateProgram, REPO_ROOT, stackFileConfig, withOperatorHome } from "./mocks";
+
+/**
+ * Pulumi.yaml's declared defaults as the real engine hands them to the program: as values, strings
+ * as they are and the rest as JSON. (The mocks pass only what the stack file sets.)
+ */
+const declaredDefaults = Object.fromEntries(
+    Object.entries(configSchema)
+        .filter(([, spec]) => "default" in spec)
+        .map(([key, spec]) => {
+            const value = (spec as { default: unknown }).default;
+            return [key, typeof value === "string" ? value : JSON.stringify(value)];
+        }),
+);
 
 const stackFiles = fs
     .readdirSync(REPO_ROOT)
@@ -29,6 +43,15 @@ describe("stack files", () => {
             before(async () => {
                 const { config, secretKeys } = stackFileConfig(stack);
                 result = await evaluateProgram(config, { stack, secretKeys });
+            });
+
+            it("evaluates with Pulumi.yaml's declared defaults passed as values, as the real engine passes them", async () => {
+                const { config, secretKeys } = stackFileConfig(stack);
+                const withDefaults = await evaluateProgram({ ...declaredDefaults, ...config }, { stack, secretKeys });
+                assert.deepStrictEqual(
+                    withDefaults.mocks.resources.map((r) => r.name).sort(),
+                    result.mocks.resources.map((r) => r.name).sort(),
+                );
             });
 
             it("evaluates and exports the documented outputs", () => {

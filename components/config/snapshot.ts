@@ -4,7 +4,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { Reader } from "./read";
 import { HOSTNAME, isIpAddress } from "./read";
-import type { ConfigKey } from "./schema";
+import { configSchema, type ConfigKey } from "./schema";
 import type { SnapshotSettings, Topology } from "./types";
 import type { ReadContext } from "./vm";
 
@@ -79,7 +79,12 @@ export function readSnapshots(
     const { problems, key, str, int, bool, raw } = r;
     const interval = str("snapshotInterval").trim();
     if (interval === "") {
-        const stray = SNAPSHOT_KEYS.filter((name) => raw[name] !== undefined && raw[name] !== "");
+        // The engine passes Pulumi.yaml's declared defaults as values: only a value other than the
+        // default is one the operator set.
+        const declared = (name: ConfigKey) => String((configSchema[name] as { default?: unknown }).default ?? "");
+        const stray = SNAPSHOT_KEYS.filter(
+            (name) => raw[name] !== undefined && raw[name] !== "" && raw[name] !== declared(name),
+        );
         if (stray.length > 0) {
             problems.add(
                 key("snapshotInterval"),
