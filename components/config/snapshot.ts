@@ -4,7 +4,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { Reader } from "./read";
 import { HOSTNAME, isIpAddress } from "./read";
-import { configSchema, type ConfigKey } from "./schema";
+import { configSchema, type ConfigKey, type ConfigKeySpec } from "./schema";
 import type { SnapshotSettings, Topology } from "./types";
 import type { ReadContext } from "./vm";
 
@@ -81,7 +81,10 @@ export function readSnapshots(
     if (interval === "") {
         // The engine passes Pulumi.yaml's declared defaults as values: only a value other than the
         // default is one the operator set.
-        const declared = (name: ConfigKey) => String((configSchema[name] as { default?: unknown }).default ?? "");
+        const declared = (name: ConfigKey): string => {
+            const value = (configSchema[name] as ConfigKeySpec).default;
+            return value === undefined ? "" : typeof value === "string" ? value : JSON.stringify(value);
+        };
         const stray = SNAPSHOT_KEYS.filter(
             (name) => raw[name] !== undefined && raw[name] !== "" && raw[name] !== declared(name),
         );
