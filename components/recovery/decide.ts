@@ -142,10 +142,14 @@ export function decideRecovery(input: DecisionInput): Decision {
             }
         }
     }
-    const ids = plans.map((p) => p.nodeId);
-    for (const id of new Set(ids)) {
-        const holders = plans.filter((p) => p.nodeId === id).map((p) => p.name);
-        if (holders.length > 1) reasons.push(`${holders.join(" and ")} have the same node ID ${id}.`);
+    const ids = survivors.map((s) => ({ name: s.name, id: reports.get(s.name)?.nodeId }));
+    for (const id of new Set(ids.map((x) => x.id).filter((x) => x !== undefined))) {
+        const holders = ids.filter((x) => x.id === id).map((x) => x.name);
+        if (holders.length > 1) {
+            reasons.push(
+                `${holders.join(" and ")} have the same node ID ${id}: one was cloned from the other; recover by hand.`,
+            );
+        }
     }
     const distinct = new Set(views.map((v) => raftKey(v.raft)));
     if (distinct.size > 1) {
