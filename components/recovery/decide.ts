@@ -103,7 +103,10 @@ export function decideRecovery(input: DecisionInput): Decision {
     for (const host of survivors) {
         const report = reports.get(host.name);
         if (!report) {
-            reasons.push(`${host.name} answered but printed no report.`);
+            const why = byName.get(host.name)?.error ?? "no report";
+            reasons.push(
+                `${host.name} answered over SSH but its inspection failed (${why}): fix that and run this again.`,
+            );
             continue;
         }
         if (report.nodeId === undefined || !isNodeId(report.nodeId)) {

@@ -152,6 +152,14 @@ describe("lost-quorum decision", () => {
         );
     });
 
+    it("refuses when a survivor answers but its inspection failed (no root, say)", () => {
+        const failed: Observation = { name: "s1", reachable: true, error: "s1 inspect: FAILED: must run as root" };
+        assert.match(
+            refusal({ ...lost, observations: [failed, gone(1), gone(2)] }),
+            /s1 answered over SSH but its inspection failed \(s1 inspect: FAILED: must run as root\)/,
+        );
+    });
+
     it("refuses when the survivors disagree about the Raft configuration", () => {
         const input: DecisionInput = {
             ...lost,
