@@ -5,38 +5,31 @@
 // survivors, writes the same raft/peers.json on each, starts them in order and waits for a leader.
 // Exit status: 0 recovered (or --dry-run with a plan), 2 refused (nothing touched), 1 failed midway.
 
-import { spawn, spawnSync } from "child_process";
+import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as yaml from "js-yaml";
 import * as os from "os";
 import * as path from "path";
 import { parseArgs } from "util";
-import { hostPort } from "../components/agent";
-import { expandHome, Host, parseSettings, Settings } from "../components/config";
+import { expandHome, parseSettings, Settings } from "../components/config";
 import {
+    Access,
     decideRecovery,
-    inspectScript,
-    knownHostsText,
     describeServer,
+    inspect,
+    knownHostsText,
+    markRecoveryStart,
     nextSteps,
-    Observation,
-    parseHostReport,
-    parseKeyValues,
-    parseRaftConfiguration,
+    phase,
     rawConfigFromPulumiJson,
     rawConfigFromStackFile,
     RawStackConfig,
-    raftHost,
-    RecoverPhase,
-    recoverScript,
-    RecoveryPlan,
     renderPeersJson,
-    sshArgs,
+    say,
+    waitForLeader,
 } from "../components/recovery";
-import { wrapForUser } from "../components/vm";
 
 const ROOT = path.join(__dirname, "..");
-const say = (line: string) => process.stdout.write(`${line}\n`);
 
 class Refused extends Error {}
 
@@ -112,16 +105,6 @@ function loadStack(o: Options): { settings: Settings; raw: Record<string, string
     };
 }
 
-interface Access {
-    readonly settings: Settings;
-    readonly servers: readonly Host[];
-    readonly user: string;
-    readonly hostKeys: Readonly<Record<string, string>>;
-    readonly keyFile: string;
-    readonly knownHostsFile: string;
-    readonly waitSeconds: number;
-}
-
 function prepareAccess(settings: Settings, raw: Record<string, string>, dir: string, waitSeconds: number): Access {
     const vm = settings.vm;
     if (!vm || settings.topology === "kubernetes")
@@ -145,108 +128,6 @@ function prepareAccess(settings: Settings, raw: Record<string, string>, dir: str
         fs.writeFileSync(keyFile, (raw.sshPrivateKey ?? "").replace(/\r/g, "").trimEnd() + "\n", { mode: 0o600 });
     }
     return { settings, servers: vm.servers, user: vm.sshUser, hostKeys, keyFile, knownHostsFile, waitSeconds };
-}
-
-interface Session {
-    readonly code: number;
-    readonly stdout: string;
-    readonly stderr: string;
-}
-
-/** Runs one script on a server as root (sudo when the user is not root). */
-function run(a: Access, host: Host, script: string, timeoutMs: number): Promise<Session> {
-    const args = sshArgs(
-        { host, user: a.user, hostKey: a.hostKeys[host.name], keyFile: a.keyFile, knownHostsFile: a.knownHostsFile },
-        wrapForUser(script, a.user),
-    );
-    return new Promise((resolve) => {
-        const child = spawn("ssh", args, { stdio: ["ignore", "pipe", "pipe"] });
-        let stdout = "";
-        let stderr = "";
-        const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
-        child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-        child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-        child.on("close", (code) => {
-            clearTimeout(timer);
-            resolve({ code: code ?? 255, stdout, stderr: stderr.trim() || (code === null ? "timed out" : "") });
-        });
-    });
-}
-
-async function inspect(a: Access): Promise<Observation[]> {
-    const https = a.settings.ports.https;
-    return Promise.all(
-        a.servers.map(async (host): Promise<Observation> => {
-            const r = await run(a, host, inspectScript({ nodeName: host.name, httpsPort: https }), 30_000);
-            // 255 is ssh's own failure (no route, refused, host key): the host did not answer.
-            if (r.code === 255) return { name: host.name, reachable: false, error: r.stderr.split("\n").pop() };
-            if (r.code !== 0) return { name: host.name, reachable: true, error: r.stderr };
-            try {
-                return { name: host.name, reachable: true, report: parseHostReport(r.stdout) };
-            } catch (err) {
-                return { name: host.name, reachable: true, error: (err as Error).message };
-            }
-        }),
-    );
-}
-
-async function phase(a: Access, plan: RecoveryPlan, which: RecoverPhase, names: readonly string[]): Promise<string[]> {
-    const done: string[] = [];
-    for (const s of plan.survivors.filter((p) => names.includes(p.name))) {
-        const host = a.servers.find((h) => h.name === s.name) as Host;
-        const script = recoverScript({
-            nodeName: s.name,
-            httpsPort: a.settings.ports.https,
-            phase: which,
-            peersJson: renderPeersJson(plan.survivors),
-            joinAddress: hostPort(raftHost(s.raftAddress), a.settings.ports.serfLan),
-            waitSeconds: a.waitSeconds,
-        });
-        const r = await run(a, host, script, (a.waitSeconds + 60) * 1000);
-        if (r.code !== 0) throw new Error(`${s.name} ${which}: ${(r.stderr || r.stdout).trim()}`);
-        for (const line of r.stdout.trim().split("\n")) if (line && !line.includes("=")) say(`  ${line}`);
-        done.push(s.name);
-    }
-    return done;
-}
-
-/** After the start: every survivor sees one leader, and the Raft configuration is the survivors. */
-async function waitForLeader(a: Access, plan: RecoveryPlan): Promise<string> {
-    const answers = await Promise.all(
-        plan.survivors.map(async (s) => {
-            const host = a.servers.find((h) => h.name === s.name) as Host;
-            const script = recoverScript({
-                nodeName: s.name,
-                httpsPort: a.settings.ports.https,
-                phase: "wait",
-                peersJson: "",
-                joinAddress: "",
-                waitSeconds: a.waitSeconds,
-            });
-            const r = await run(a, host, script, (a.waitSeconds + 60) * 1000);
-            if (r.code !== 0) throw new Error(`${s.name} wait: ${(r.stderr || r.stdout).trim()}`);
-            return { name: s.name, values: parseKeyValues(r.stdout) };
-        }),
-    );
-    const leaders = new Set(answers.map((x) => x.values.get("leader")));
-    if (leaders.size !== 1) throw new Error(`the survivors see different leaders: ${[...leaders].join(", ")}`);
-    const expected = plan.peers
-        .map((p) => `${p.id}@${p.address}`)
-        .sort()
-        .join(", ");
-    for (const x of answers) {
-        const raft = parseRaftConfiguration(x.values.get("raft") ?? '{"Servers":[]}');
-        const seen = raft
-            .filter((p) => p.voter)
-            .map((p) => `${p.id}@${p.address}`)
-            .sort()
-            .join(", ");
-        if (seen !== expected) throw new Error(`${x.name}'s Raft voters are ${seen || "unknown"}, not ${expected}`);
-        say(
-            `  ${x.name}: leader ${x.values.get("leader")}, agent ${x.values.get("active")}, voters ${raft.map((p) => p.node).join(", ")}, peers.json ${x.values.get("peers_json") === "no" ? "consumed" : "still there"}`,
-        );
-    }
-    return [...leaders][0] ?? "";
 }
 
 async function main(): Promise<number> {
@@ -278,7 +159,7 @@ async function main(): Promise<number> {
             say("--dry-run: nothing was changed.");
             return 0;
         }
-        const started = Date.now();
+        const started = markRecoveryStart();
         const stopped = await phase(a, plan, "stop", names).catch(async (err: Error) => {
             say(`Stopping failed (${err.message}); starting the survivors again without peers.json.`);
             await phase(a, plan, "start", names).catch((e: Error) => say(`  and starting failed too: ${e.message}`));

@@ -80,7 +80,8 @@ export function decideRecovery(input: DecisionInput): Decision {
     }
 
     const survivors = servers.filter((s) => !dead.includes(s.name) && byName.get(s.name)?.reachable);
-    if (survivors.length === 0 && dead.length > 0) {
+    // Only when every server is named dead: a silent server not named dead has its own reason above.
+    if (servers.length > 0 && servers.every((s) => dead.includes(s.name))) {
         reasons.push(
             "no server survives: peers.json needs at least one server with its Raft data; restore from a snapshot instead.",
         );

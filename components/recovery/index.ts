@@ -8,3 +8,4 @@ export * from "./scripts";
 export * from "./ssh";
 export * from "./stack-config";
 export * from "./report";
+export * from "./remote";

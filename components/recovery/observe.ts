@@ -84,3 +84,14 @@ export function raftPort(address: string): number | undefined {
     const match = /:(\d+)$/.exec(address);
     return match ? Number(match[1]) : undefined;
 }
+
+/**
+ * Whether ssh's failure (exit 255) means nothing answered at the address: a time-out, no route, no
+ * such name. Anything else (a refused port, a host key that is not the pinned one, a refused login)
+ * means a machine is there, and a server named dead must not answer at all.
+ */
+export function nothingAnswered(sshStderr: string): boolean {
+    return /Connection timed out|Operation timed out|No route to host|Network is unreachable|Host is down|Could not resolve hostname|^timed out$/m.test(
+        sshStderr,
+    );
+}

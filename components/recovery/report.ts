@@ -9,7 +9,7 @@ export function describeServer(host: Host, o: Observation): string {
     const where = `${host.name} (${host.address})`;
     if (!o.reachable) return `${where}: unreachable over SSH (${o.error ?? "no answer"})`;
     const r = o.report;
-    if (!r) return `${where}: reachable, inspection failed: ${o.error ?? ""}`;
+    if (!r) return `${where}: answers, but the inspection failed (${o.error ?? "no report"})`;
     const peers = r.raft
         ? r.raft.map((p) => `${p.node || "?"} ${p.address}${p.voter ? "" : " non-voter"}`).join(", ")
         : "unknown";

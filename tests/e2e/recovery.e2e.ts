@@ -160,9 +160,10 @@ describe("Lost quorum on real hosts: the guided recovery, then pulumi up back to
         assert.match(
             bad.stdout,
             new RegExp(
-                `${name(1)} \\(${addr(1).replace(/\./g, "\\.")}\\): unreachable over SSH \\(.*Host key verification failed`,
+                `${name(1)} \\(${addr(1).replace(/\./g, "\\.")}\\): answers, but the inspection failed \\(Host key verification failed`,
             ),
         );
+        assert.match(bad.stdout, new RegExp(`${name(1)} answered over SSH but its inspection failed`));
         await untouched([1, 2, 3], pids);
         figures.add(
             `refusals with a leader: exit ${r.code} in ${(r.ms / 1000).toFixed(1)} s; wrong host key: exit ${bad.code}`,

@@ -9,6 +9,7 @@ import * as path from "path";
 import { parseSettings } from "../../components/config";
 import {
     knownHostsText,
+    nothingAnswered,
     parseHostReport,
     rawConfigFromPulumiJson,
     rawConfigFromStackFile,
@@ -74,6 +75,26 @@ describe("inspection report", () => {
     it("takes the host out of a Raft address, IPv6 included", () => {
         assert.strictEqual(raftHost("10.0.0.11:8300"), "10.0.0.11");
         assert.strictEqual(raftHost("[fd00::2]:8300"), "fd00::2");
+    });
+});
+
+describe("who answers over SSH", () => {
+    it("only a silent address is unreachable; a refused port, another host key or a refused login is a machine", () => {
+        for (const silent of [
+            "ssh: connect to host 10.0.0.12 port 22: Connection timed out",
+            "ssh: connect to host 10.0.0.12 port 22: No route to host",
+            "ssh: Could not resolve hostname s2.example: Name or service not known",
+            "timed out",
+        ]) {
+            assert.ok(nothingAnswered(silent), silent);
+        }
+        for (const there of [
+            "ssh: connect to host 10.0.0.12 port 22: Connection refused",
+            "Host key verification failed.",
+            "root@10.0.0.12: Permission denied (publickey).",
+        ]) {
+            assert.ok(!nothingAnswered(there), there);
+        }
     });
 });
 
