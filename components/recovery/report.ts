@@ -16,16 +16,35 @@ export function describeServer(host: Host, o: Observation): string {
     return `${where}: reachable, agent ${r.active}, node ID ${r.nodeId ?? "none"}, leader ${r.apiUp ? r.leader || "none" : "unknown (API down)"}, Raft peers: ${peers}`;
 }
 
-/** What to do once the survivors have a leader: replace the dead servers through pulumi up. */
+/**
+ * What to do once the survivors have a leader: replace the dead servers through pulumi up. serverHosts
+ * (dead ones included) must always hold an odd count: with an even number dead, the new hosts go in
+ * with the dead ones in deadHosts, then the dead ones are dropped; with an odd number dead, the dead
+ * ones are pruned first, then replaced.
+ */
 export function nextSteps(plan: RecoveryPlan, stack: string): string {
     const dead = plan.dead.join(", ");
-    return [
+    const n = plan.dead.length;
+    const up = `pulumi up --stack ${stack}`;
+    const lines = [
         `Next: the cluster has ${plan.survivors.length} server(s); ${dead} are still listed in consul:serverHosts. Run pulumi up soon`,
         "(until then a survivor restarted alone waits for a join that never comes). To get back to full strength:",
-        `  1. add the replacement hosts to consul:serverHosts (new names) and their keys to consul:sshHostKeys,`,
-        `     list ${dead} in consul:deadHosts, set consul:serverCount to the new length of serverHosts, and`,
-        `     pulumi up --stack ${stack}   (the dead servers are pruned, never contacted; the new ones join as voters)`,
-        `  2. then drop ${dead} from consul:serverHosts and consul:deadHosts, set consul:serverCount back, and pulumi up again.`,
-        "See docs/runbooks/lost-quorum.md and docs/runbooks/servers.md.",
-    ].join("\n");
+    ];
+    if (n % 2 === 0) {
+        lines.push(
+            `  1. add ${n} replacement host(s) to consul:serverHosts (new names; their keys in consul:sshHostKeys), list ${dead}`,
+            `     in consul:deadHosts, set consul:serverCount to the new length of serverHosts, and ${up}:`,
+            "     the dead servers are pruned without being contacted, the new ones join as voters;",
+            `  2. drop ${dead} from consul:serverHosts and consul:deadHosts, set consul:serverCount back, and ${up} again.`,
+        );
+    } else {
+        lines.push(
+            `  1. list ${dead} in consul:deadHosts (serverHosts and serverCount as they are) and ${up}:`,
+            "     the dead servers are pruned without being contacted;",
+            `  2. drop ${dead} from consul:serverHosts and consul:deadHosts, add replacement hosts (new names; their keys in`,
+            `     consul:sshHostKeys) so that serverHosts holds an odd count, set consul:serverCount to it, and ${up} again.`,
+        );
+    }
+    lines.push("See docs/runbooks/lost-quorum.md and docs/runbooks/servers.md.");
+    return lines.join("\n");
 }
