@@ -7,9 +7,7 @@
 // and a last pulumi up drops the dead ones from the lists without contacting them.
 
 import * as assert from "assert";
-import { spawn } from "child_process";
 import * as fs from "fs";
-import * as yaml from "js-yaml";
 import * as os from "os";
 import * as path from "path";
 import { mainPid, raftServers, vmStackConfig } from "./checks";
@@ -27,17 +25,15 @@ import {
 } from "./infra";
 import { assertNoKeyLost, assertOneLeader, KvAccess, writeBulk } from "./kv-checks";
 import { assertNoFailures, Deployed, deployReplay, ReplayMocks } from "./replay";
-import { REPO_ROOT } from "../mocks";
+import {
+    assertUntouched,
+    recoverQuorum as runCommand,
+    recoverySeconds,
+    writeStackFile as writeFile,
+} from "./recovery-cli";
 
 const CLIENT = 6;
-const LIST_KEYS = ["serverHosts", "clientHosts", "sshHostKeys", "deadHosts"];
 const figures = new Figures();
-
-interface CliRun {
-    readonly code: number;
-    readonly stdout: string;
-    readonly ms: number;
-}
 
 describe("Lost quorum on real hosts: the guided recovery, then pulumi up back to 3 voters", function () {
     this.timeout(30 * 60_000);
@@ -48,6 +44,9 @@ describe("Lost quorum on real hosts: the guided recovery, then pulumi up back to
     let access: KvAccess = { ca: "", token: "" };
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "consul-recovery-e2e-"));
     const stackFile = path.join(dir, "Pulumi.e2e.yaml");
+    const writeStackFile = (cfg: Record<string, string>) => writeFile(stackFile, cfg);
+    const recoverQuorum = (args: string[], file = stackFile) => runCommand(file, args);
+    const untouched = (servers: number[], pids: number[]) => assertUntouched(hosts, servers, pids);
 
     const addr = (i: number) => hosts.hosts[i - 1].address;
     const name = (i: number) => hosts.hosts[i - 1].name;
@@ -66,48 +65,6 @@ describe("Lost quorum on real hosts: the guided recovery, then pulumi up back to
             `deploy: ${d.mocks.runs.map((r) => `${r.op}@${r.host}`).join(" ") || "none"}; ${d.failures.length} failure(s)`,
         );
         return d;
-    }
-
-    /** The stack file an operator has: the same config, lists as YAML lists, under the project's prefix. */
-    function writeStackFile(cfg: Record<string, string>): void {
-        const entries = Object.entries(cfg).map(([k, v]) => [
-            `consul:${k}`,
-            LIST_KEYS.includes(k) ? (JSON.parse(v) as string[]) : v,
-        ]);
-        fs.writeFileSync(stackFile, yaml.dump({ config: Object.fromEntries(entries) }));
-    }
-
-    function recoverQuorum(args: string[], file = stackFile): Promise<CliRun> {
-        const started = Date.now();
-        return new Promise((resolve, reject) => {
-            const child = spawn("npm", ["run", "--silent", "recover-quorum", "--", "--config-file", file, ...args], {
-                cwd: REPO_ROOT,
-                stdio: ["ignore", "pipe", "pipe"],
-            });
-            let stdout = "";
-            const timer = setTimeout(() => child.kill("SIGKILL"), 10 * 60_000);
-            child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-            child.stderr.on("data", (d: Buffer) => process.stderr.write(d));
-            child.on("error", reject);
-            child.on("close", (code) => {
-                clearTimeout(timer);
-                log(`recover-quorum ${args.join(" ")} → exit ${code}:\n${stdout}`);
-                resolve({ code: code ?? -1, stdout, ms: Date.now() - started });
-            });
-        });
-    }
-
-    /** What a refusal must leave: the same agent processes, and no peers.json anywhere. */
-    async function untouched(servers: number[], pids: number[]): Promise<void> {
-        assert.deepStrictEqual(
-            await Promise.all(servers.map((i) => mainPid(hosts, i))),
-            pids,
-            "an agent was restarted",
-        );
-        for (const i of servers) {
-            const r = await hosts.exec(i, "ls /var/lib/consul/raft/peers.json 2>/dev/null");
-            assert.strictEqual(r.stdout, "", `host ${i} has a peers.json`);
-        }
     }
 
     const voters = async (i: number) =>
@@ -197,8 +154,7 @@ describe("Lost quorum on real hosts: the guided recovery, then pulumi up back to
             "peers.json",
         );
         assert.match(r.stdout, /Next: .*consul:deadHosts/s);
-        const inner = /Recovered: leader \S+, ([\d.]+) s from the first stop/.exec(r.stdout);
-        assert.ok(inner, "no recovery time printed");
+        const inner = recoverySeconds(r.stdout);
         assert.strictEqual(await leaderOf(addr(1), access.ca), `${addr(1)}:8300`);
         assert.deepStrictEqual(await voters(1), [name(1)]);
         assert.strictEqual((await hosts.run(1, "systemctl is-active consul")).trim(), "active");
@@ -209,7 +165,7 @@ describe("Lost quorum on real hosts: the guided recovery, then pulumi up back to
         );
         const lost = await assertNoKeyLost([addr(1)], access, ["e2e/recovery"]);
         figures.add(
-            `recovery: command ${(r.ms / 1000).toFixed(1)} s (first stop → leader ${inner[1]} s), loss → leader ${((Date.now() - lostAt) / 1000).toFixed(0)} s with the refusals, keys lost ${lost} of 1,000`,
+            `recovery: command ${(r.ms / 1000).toFixed(1)} s (first stop → leader ${inner} s), loss → leader ${((Date.now() - lostAt) / 1000).toFixed(0)} s with the refusals, keys lost ${lost} of 1,000`,
         );
     });
 
