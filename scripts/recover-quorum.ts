@@ -174,6 +174,7 @@ async function main(): Promise<number> {
             throw err;
         });
         await phase(a, plan, "start", stopped);
+        await phase(a, plan, "join", stopped);
         const leader = await waitForLeader(a, plan);
         say(
             `Recovered: leader ${leader}, ${((Date.now() - started) / 1000).toFixed(1)} s from the first stop to a leader seen by every survivor.`,

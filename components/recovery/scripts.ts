@@ -23,7 +23,7 @@ export function inspectScript(p: InspectScriptParams, host: ScriptHost = REAL_HO
     });
 }
 
-export type RecoverPhase = "stop" | "write" | "unwrite" | "start" | "wait";
+export type RecoverPhase = "stop" | "write" | "unwrite" | "start" | "join" | "wait";
 
 export interface RecoverScriptParams {
     readonly nodeName: string;
@@ -31,7 +31,7 @@ export interface RecoverScriptParams {
     readonly phase: RecoverPhase;
     /** renderPeersJson's text (write). */
     readonly peersJson: string;
-    /** `<own address>:<serf LAN port>` (start). */
+    /** `<own address>:<serf LAN port>` (join). */
     readonly joinAddress: string;
     readonly waitSeconds: number;
 }

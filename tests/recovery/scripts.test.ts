@@ -40,7 +40,7 @@ describe("recovery host scripts", () => {
 
     it("pass shellcheck as rendered, every phase", () => {
         const scripts = [inspectScript({ nodeName: "s1", httpsPort: 8501 })];
-        for (const phase of ["stop", "write", "unwrite", "start", "wait"] as const) {
+        for (const phase of ["stop", "write", "unwrite", "start", "join", "wait"] as const) {
             scripts.push(recoverScript({ ...base, phase }));
         }
         for (const script of scripts) {
@@ -113,16 +113,22 @@ describe("recovery host scripts", () => {
         assert.match(r.stderr, /has no Raft data to recover/);
     });
 
-    it("start starts the unit without blocking, then joins its own address (READY for a Type=notify unit)", () => {
+    it("start starts the unit without blocking and waits for its API; join joins its own address (READY for a Type=notify unit)", () => {
         // The installed binary is the fake host's consul stub.
         fs.symlinkSync(path.join(host.host.toolPath, "consul"), host.paths.binary);
         const r = host.run(recoverScript({ ...base, phase: "start" }, host.host));
         assert.strictEqual(r.status, 0, r.stderr);
-        const start = r.calls.indexOf("systemctl start --no-block consul");
-        const join = r.calls.indexOf("consul join 10.0.0.11:8301");
-        assert.ok(start >= 0 && join > start, r.calls.join("\n"));
+        assert.ok(r.calls.includes("systemctl start --no-block consul"), r.calls.join("\n"));
         assert.ok(
-            r.calls.includes(
+            r.requests.some((q) => q.url.endsWith("/v1/status/leader")),
+            "the API was not waited for",
+        );
+        assert.ok(!r.calls.some((c) => c.startsWith("consul join")), "start joined before every survivor is up");
+        const j = host.run(recoverScript({ ...base, phase: "join" }, host.host));
+        assert.strictEqual(j.status, 0, j.stderr);
+        assert.ok(j.calls.includes("consul join 10.0.0.11:8301"), j.calls.join("\n"));
+        assert.ok(
+            j.calls.includes(
                 `consul-env https://127.0.0.1:8501 ${host.paths.caFile} ${host.paths.managementTokenFile}`,
             ),
         );

@@ -6,8 +6,10 @@
 #   stop     stop the agent (a server stays a Raft peer on SIGTERM)
 #   write    put PEERS_JSON in DATA_DIR/raft/peers.json (consul:consul 0640); the agent must be stopped
 #   unwrite  remove it again (when a later survivor could not be written)
-#   start    start the agent, then join its own address: a Type=notify unit is READY only after a
-#            LAN join, and a lone survivor's retry_join lists only dead servers
+#   start    start the agent and wait for its API
+#   join     join its own address: a Type=notify unit is READY only after a LAN join, and a lone
+#            survivor's retry_join lists only dead servers. Run once every survivor is started: the
+#            join waits on its token's check, which is quick only once the survivors have a leader
 #   wait     wait for a leader, then print it and the Raft configuration
 #
 # Parameters, set read-only by the header (see common.sh; these are the ones this file reads):
@@ -30,9 +32,10 @@ running() {
 peers_file="$DATA_DIR/raft/peers.json"
 case "$PHASE" in
 stop)
+    begun=$(now)
     systemctl stop consul || fail "systemctl stop consul failed; see journalctl -u consul on $NODE"
     if running; then fail "consul is still running after systemctl stop"; fi
-    say "consul stopped"
+    say "consul stopped in $(($(now) - begun))s"
     ;;
 write)
     if running; then fail "consul is running; it must be stopped before peers.json is written"; fi
@@ -49,16 +52,21 @@ unwrite)
     say "removed $peers_file"
     ;;
 start)
+    begun=$(now)
     systemctl start --no-block consul || fail "systemctl start consul failed; see journalctl -u consul on $NODE"
-    deadline=$(($(now) + WAIT_SECONDS))
+    deadline=$((begun + WAIT_SECONDS))
     until api /v1/status/leader "" "$CA_FILE" >/dev/null; do
         if [ "$(now)" -ge "$deadline" ]; then
             fail "the agent's API did not answer within ${WAIT_SECONDS}s; see journalctl -u consul on $NODE"
         fi
         sleep 1
     done
+    say "consul started, API answering after $(($(now) - begun))s"
+    ;;
+join)
+    begun=$(now)
     out=$(cli join "$JOIN_ADDRESS" 2>&1) || fail "consul join $JOIN_ADDRESS failed: $out"
-    say "consul started, joined $JOIN_ADDRESS"
+    say "joined $JOIN_ADDRESS in $(($(now) - begun))s"
     ;;
 wait)
     deadline=$(($(now) + WAIT_SECONDS))
