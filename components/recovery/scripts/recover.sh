@@ -8,8 +8,9 @@
 #   unwrite  remove it again (when a later survivor could not be written)
 #   start    start the agent and wait for its API
 #   join     join its own address: a Type=notify unit is READY only after a LAN join, and a lone
-#            survivor's retry_join lists only dead servers. Run once every survivor is started: the
-#            join waits on its token's check, which is quick only once the survivors have a leader
+#            survivor's retry_join lists only dead servers. Serf runs one join at a time, so this
+#            one can wait behind the agent's own retry_join, which dials each dead server until its
+#            10 s TCP time-out
 #   wait     wait for a leader, then print it and the Raft configuration
 #
 # Parameters, set read-only by the header (see common.sh; these are the ones this file reads):
