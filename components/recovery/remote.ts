@@ -87,14 +87,17 @@ export function markRecoveryStart(): number {
 }
 const elapsed = () => (recoveryStart ? ` (+${((Date.now() - recoveryStart) / 1000).toFixed(1)} s)` : "");
 
+/**
+ * One phase on the named survivors, in serverHosts order, one after the other; the join phase on
+ * all at once (each can wait behind its own agent's retry_join). Returns the survivors it finished.
+ */
 export async function phase(
     a: Access,
     plan: RecoveryPlan,
     which: RecoverPhase,
     names: readonly string[],
 ): Promise<string[]> {
-    const done: string[] = [];
-    for (const s of plan.survivors.filter((p) => names.includes(p.name))) {
+    const one = async (s: RecoveryPlan["survivors"][number]): Promise<string> => {
         const host = a.servers.find((h) => h.name === s.name) as Host;
         const script = recoverScript({
             nodeName: s.name,
@@ -107,8 +110,12 @@ export async function phase(
         const r = await run(a, host, script, (a.waitSeconds + 60) * 1000);
         if (r.code !== 0) throw new Error(`${s.name} ${which}: ${(r.stderr || r.stdout).trim()}`);
         for (const line of r.stdout.trim().split("\n")) if (line && !line.includes("=")) say(`  ${line}${elapsed()}`);
-        done.push(s.name);
-    }
+        return s.name;
+    };
+    const survivors = plan.survivors.filter((p) => names.includes(p.name));
+    if (which === "join") return Promise.all(survivors.map(one));
+    const done: string[] = [];
+    for (const s of survivors) done.push(await one(s));
     return done;
 }
 
