@@ -75,6 +75,7 @@ export class ConsulCluster extends pulumi.ComponentResource {
                 caValidityHours: settings.tls.caValidityHours,
                 certValidityHours: settings.tls.certValidityHours,
                 earlyRenewalHours: settings.tls.earlyRenewalHours,
+                ca: settings.tls.ca,
                 servers: serverIdentities(settings),
                 clientHttps:
                     settings.kubernetes && settings.kubernetes.clientsEnabled ? clientHttpsNames(settings) : undefined,

@@ -1,7 +1,7 @@
 // How the policies read resources as this program registers them: Consul agent config is JSON in a
 // ConfigMap (Kubernetes) or a file in the base64 line bundle a remote.Command gets on stdin (VMs,
-// see components/vm/bundle.ts renderBundle); the gossip key and tokens live in a separate secret
-// fragment (a Secret's secret.json, or /etc/consul.d/secrets.json in the bundle).
+// see components/vm/bundle.ts renderBundle); the gossip key and tokens live in separate secret
+// fragments (a Secret's secret.json; /etc/consul.d/gossip.json and secrets.json in the bundle).
 
 import { STARTUP_ONLY_KEYS } from "../components/agent";
 

@@ -105,6 +105,7 @@ function editConfigMap(props: Props, edit: (json: Props) => void): Props {
 
 const MAIN = "/etc/consul.d/consul.json";
 const SECRETS = "/etc/consul.d/secrets.json";
+const GOSSIP = "/etc/consul.d/gossip.json";
 
 describe("policy pack", () => {
     let operator: ReturnType<typeof withOperatorHome>;
@@ -214,7 +215,7 @@ describe("policy pack", () => {
             secret.stringData["secret.json"] = JSON.stringify({ encrypt: Buffer.alloc(20).toString("base64") });
             assert.strictEqual(check(gossipEncryption, TYPES.secret, secret).length, 1);
             const vm = vmServer();
-            vm.stdin = editBundle(vm.stdin as string, SECRETS, () => undefined);
+            vm.stdin = editBundle(vm.stdin as string, GOSSIP, () => undefined);
             assert.match(check(gossipEncryption, TYPES.command, vm).join("\n"), /without a secret fragment/);
         });
         it("accepts 16, 24 and 32-byte keys only", () => {

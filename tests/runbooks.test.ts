@@ -73,14 +73,30 @@ describe("runbooks (config changes under the mocks)", () => {
             assert.strictEqual(fragment.encrypt, after.outputs.gossipKey);
         });
 
-        it("VMs: every host's agent command (its secret bundle) changes, nothing else", async () => {
+        it("VMs: the keyring steps and every host's gossip.json change, nothing else", async () => {
             const { before, after } = await upTwice("prod", { gossipKeyKeeper: "2" });
             const names = changed(before, after);
             assert.ok(names.includes("consul-gossip-seed"));
             const others = names.filter((n) => n !== "consul-gossip-seed");
             const agents = after.mocks.ofType("command:remote:Command").filter((r) => r.name.endsWith("-agent"));
-            assert.deepStrictEqual(others, agents.map((r) => r.name).sort());
+            assert.deepStrictEqual(
+                others,
+                [...agents.map((r) => r.name), "consul-vm-keyring-finish", "consul-vm-keyring-install"].sort(),
+            );
             assert.strictEqual(agents.length, 5);
+            // In each host's bundle only the key's own file differs: no restart-worthy change.
+            for (const agent of agents) {
+                const files = (stack: EvaluatedStack) =>
+                    new Map(
+                        String(inputsOf(stack, agent.name).stdin)
+                            .trim()
+                            .split("\n")
+                            .map((line) => [line.split(" ")[0], line] as const),
+                    );
+                const was = files(before);
+                const differs = [...files(after)].filter(([path, line]) => was.get(path) !== line).map(([p]) => p);
+                assert.deepStrictEqual(differs, ["/etc/consul.d/gossip.json"], agent.name);
+            }
         });
     });
 
@@ -113,6 +129,106 @@ describe("runbooks (config changes under the mocks)", () => {
             assert.ok(!changed(before, after).includes("consul-pki-server-key"));
             // Every namespace's consul-ca ConfigMap carries the new CA.
             assert.strictEqual(inputsOf(after, "consul-k8s-ca").data["ca.crt"], after.outputs.caCertPem);
+        });
+    });
+
+    describe("certificates.md: a new CA in three pulumi ups", () => {
+        const pems = (bundle: unknown) =>
+            String(bundle)
+                .split(/(?<=-----END CERTIFICATE-----\n?)/)
+                .filter((p) => p.includes("BEGIN CERTIFICATE"))
+                .map((p) => new x509.X509Certificate(p));
+        const signedBy = async (certPem: unknown, ca: x509.X509Certificate) =>
+            new x509.X509Certificate(String(certPem)).verify({ publicKey: ca.publicKey, signatureOnly: true });
+        /** Paths whose bundle line differs in an agent command between two evaluations. */
+        const filesChanged = (before: EvaluatedStack, after: EvaluatedStack, agent: string) => {
+            const lines = (stack: EvaluatedStack) =>
+                new Map(
+                    String(inputsOf(stack, agent).stdin)
+                        .trim()
+                        .split("\n")
+                        .map((line) => [line.split(" ")[0], line] as const),
+                );
+            const was = lines(before);
+            return [...lines(after)].filter(([p, line]) => was.get(p) !== line).map(([p]) => p);
+        };
+
+        it("trust, then reissue, then drop the old CA: only TLS files change on a host, each phase a reload", async () => {
+            const { config, secretKeys } = stackFileConfig("prod");
+            const up = (prev: EvaluatedStack | undefined, change: Config) =>
+                evaluateProgram(
+                    { ...config, ...change },
+                    { stack: "prod", secretKeys, mocks: new ConsulMocks(prev?.mocks) },
+                );
+            const start = await up(undefined, {});
+            const rotating = { caKeeper: "2027", caPreviousKeeper: "initial" };
+            const trust = await up(start, { ...rotating, caRotationPhase: "trust" });
+            const reissue = await up(trust, { ...rotating, caRotationPhase: "reissue" });
+            const done = await up(reissue, { caKeeper: "2027" });
+
+            const [oldCa] = pems(start.outputs.caCertPem);
+            const [signerInTrust, newCa] = pems(trust.outputs.caCertPem);
+            // Phase 1: a second CA, trusted everywhere; the old one still signs, no leaf changes.
+            assert.strictEqual(signerInTrust.toString("pem"), oldCa.toString("pem"));
+            assert.ok(newCa && newCa.subject.includes("(2027)"), "no second CA in the bundle");
+            const trustChanged = changed(start, trust);
+            assert.ok(trustChanged.includes("consul-pki-ca-2027") && trustChanged.includes("consul-pki-ca-2027-key"));
+            assert.ok(!trustChanged.some((n) => /^consul-pki-(consul-server-\d|cli)$/.test(n)), trustChanged.join());
+            // Phase 2: every leaf from the new CA, both still trusted (the new one first), no key changes.
+            assert.deepStrictEqual(
+                pems(reissue.outputs.caCertPem).map((c) => c.subject),
+                [newCa.subject, oldCa.subject],
+            );
+            for (const name of ["consul-pki-consul-server-1", "consul-pki-cli"]) {
+                assert.ok(await signedBy(state(reissue, name).certPem, newCa), `${name} not from the new CA`);
+                assert.ok(await signedBy(state(trust, name).certPem, oldCa), `${name} was not from the old CA before`);
+            }
+            assert.ok(!changed(trust, reissue).some((n) => n.endsWith("-key")), "a private key changed");
+            // Phase 3: the old CA leaves the state and the bundle; the leaves stay as re-issued.
+            assert.deepStrictEqual(
+                pems(done.outputs.caCertPem).map((c) => c.subject),
+                [newCa.subject],
+            );
+            const names = done.mocks.resources.map((r) => r.name);
+            assert.ok(!names.includes("consul-pki-ca") && !names.includes("consul-pki-ca-key"), "the old CA is kept");
+            assert.ok(!changed(reissue, done).includes("consul-pki-consul-server-1"));
+            // On every host each phase changes TLS files only (a reload, never a restart).
+            const agents = done.mocks
+                .ofType("command:remote:Command")
+                .filter((r) => r.name.endsWith("-agent"))
+                .map((r) => r.name);
+            assert.strictEqual(agents.length, 5);
+            for (const [before, after] of [
+                [start, trust],
+                [trust, reissue],
+                [reissue, done],
+            ]) {
+                for (const agent of agents) {
+                    const files = filesChanged(before, after, agent);
+                    assert.ok(files.length > 0, `${agent}: nothing changed`);
+                    assert.ok(
+                        files.every((f) => f.startsWith("/etc/consul.d/tls/") || f.startsWith("/etc/consul.d/cli/")),
+                        `${agent}: ${files.join(", ")}`,
+                    );
+                }
+            }
+        });
+
+        it("a phase without the previous keeper, or the same keeper twice, is refused before anything changes", async () => {
+            const { config, secretKeys } = stackFileConfig("prod");
+            const refused = (change: Config, message: RegExp) =>
+                assert.rejects(evaluateProgram({ ...config, ...change }, { stack: "prod", secretKeys }), message);
+            await refused({ caRotationPhase: "trust" }, /caRotationPhase = "trust": needs caPreviousKeeper/);
+            await refused({ caPreviousKeeper: "initial" }, /caRotationPhase = "": is not set, and must be trust/);
+            await refused(
+                { caPreviousKeeper: "initial", caRotationPhase: "reissue" },
+                /caPreviousKeeper = "initial": is the same as caKeeper/,
+            );
+            await refused({ caKeeper: "a b" }, /caKeeper = "a b": must be 1 to 40 letters/);
+            await refused(
+                { caKeeper: "x", caPreviousKeeper: "initial", caRotationPhase: "later" },
+                /must be one of trust, reissue/,
+            );
         });
     });
 

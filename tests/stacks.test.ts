@@ -95,7 +95,7 @@ describe("stack files", () => {
         try {
             const preview = await evaluateProgram(config, { stack: "prod", secretKeys, preview: true });
             const agents = preview.mocks.resources.filter((r) => r.type === "command:remote:Command");
-            assert.strictEqual(agents.length, 6, "every host's step and the ACL step are previewed");
+            assert.strictEqual(agents.length, 8, "every host's step, the ACL and the two keyring steps are previewed");
             await assert.rejects(
                 evaluateProgram(config, { stack: "prod", secretKeys, mocks: new ConsulMocks() }),
                 (err: unknown) =>

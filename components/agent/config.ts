@@ -37,7 +37,8 @@ export interface AgentOptions {
 export type AgentConfig = Record<string, unknown>;
 
 export interface AgentSecrets {
-    readonly gossipKey: string;
+    /** Absent where the key has a file of its own (VM hosts: `gossipConfig`). */
+    readonly gossipKey?: string;
     /** Servers only: bootstraps the ACL system with a token we already know. */
     readonly managementToken?: string;
     readonly agentToken?: string;
@@ -217,7 +218,7 @@ export function splitStartupOnly(config: AgentConfig): { main: AgentConfig; star
 
 /** The secret fragment: gossip key and ACL tokens. Handle its rendering as a Pulumi secret. */
 export function agentSecretConfig(role: AgentRole, secrets: AgentSecrets): AgentConfig {
-    const config: AgentConfig = { encrypt: secrets.gossipKey };
+    const config: AgentConfig = secrets.gossipKey !== undefined ? gossipConfig(secrets.gossipKey) : {};
     const tokens: Record<string, string> = {};
     if (role === "server" && secrets.managementToken) tokens.initial_management = secrets.managementToken;
     if (secrets.agentToken) tokens.agent = secrets.agentToken;
@@ -226,6 +227,15 @@ export function agentSecretConfig(role: AgentRole, secrets: AgentSecrets): Agent
     }
     if (Object.keys(tokens).length > 0) config.acl = { tokens };
     return config;
+}
+
+/**
+ * The gossip key alone. Consul reads `encrypt` only for an agent whose data dir has no keyring yet
+ * (`serf/*.keyring` wins after the first start), so a file of its own lets a host tell a new key,
+ * which the keyring protocol rolls out, from changes that need a restart.
+ */
+export function gossipConfig(gossipKey: string): AgentConfig {
+    return { encrypt: gossipKey };
 }
 
 /** Deterministic JSON: keys sorted at every level, two-space indent, trailing newline. */

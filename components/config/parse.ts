@@ -8,6 +8,7 @@ import { createReader } from "./read";
 import { configSchema } from "./schema";
 import { readAcl, readTls } from "./security";
 import { ConfigError, Settings, TOPOLOGIES } from "./types";
+import { readSnapshots } from "./snapshot";
 import { readVm } from "./vm";
 
 /**
@@ -70,6 +71,8 @@ export function parseSettings(
         );
     }
     if (!usesVms) {
+        // Refuses snapshot keys on kubernetes (no VM servers to take them).
+        readSnapshots(r, topology, context);
         for (const name of ["serverHosts", "clientHosts"] as const) {
             if (raw[name] !== undefined && r.list(name).length > 0) {
                 problems.add(

@@ -87,11 +87,29 @@ export const configSchema = {
         default: 720,
         description: "A pulumi up this many hours or fewer before a certificate expires re-issues it.",
     },
+    caKeeper: {
+        type: "string",
+        default: "initial",
+        description:
+            "Names the cluster CA (its key and certificate). A new CA is rolled in by three pulumi ups: see caPreviousKeeper and the certificates runbook; leave it alone otherwise.",
+    },
+    caPreviousKeeper: {
+        type: "string",
+        default: "",
+        description:
+            "During a CA rotation only: the caKeeper being rotated out. Its CA stays trusted (with caKeeper's) until this key is removed.",
+    },
+    caRotationPhase: {
+        type: "string",
+        default: "",
+        description:
+            "During a CA rotation only: trust (every agent trusts both CAs; certificates still from the old one), then reissue (every certificate from the new CA). Remove it with caPreviousKeeper to drop the old CA.",
+    },
     gossipKeyKeeper: {
         type: "string",
         default: "1",
         description:
-            "Change this value to generate a new gossip key (then follow the key-rotation runbook); leave it alone otherwise.",
+            "Change this value to rotate the gossip key: on VMs the same pulumi up runs the keyring protocol; on Kubernetes follow the key-rotation runbook. Leave it alone otherwise.",
     },
 
     // --- telemetry -------------------------------------------------------------------------
@@ -250,6 +268,49 @@ export const configSchema = {
         default: [],
         description:
             "Node names (still listed in serverHosts or clientHosts) whose machines are gone for good: they are removed from the cluster from a live server and never contacted. Drop a host from both lists afterwards.",
+    },
+
+    // --- snapshots (vm, hybrid: the VM servers) ----------------------------------------------
+    snapshotInterval: {
+        type: "string",
+        default: "",
+        description:
+            "How often each server's timer runs consul snapshot save (only the leader's run saves), as a systemd time span such as 1h or 30min (at least 1min); empty (the default) turns snapshots off, and the other snapshot keys then stay unset.",
+    },
+    snapshotRetain: {
+        type: "integer",
+        default: 24,
+        description: "How many snapshots to keep, on the servers and in the bucket each (the newest).",
+    },
+    snapshotS3Endpoint: {
+        type: "string",
+        default: "",
+        description:
+            "URL of the S3-compatible service the snapshots are copied to (with rclone), e.g. https://s3.eu-west-1.amazonaws.com.",
+    },
+    snapshotS3AllowHttp: {
+        type: "boolean",
+        default: false,
+        description:
+            "Accept a plain http snapshotS3Endpoint (a service on a network you trust): a snapshot holds every ACL token and KV value.",
+    },
+    snapshotS3Bucket: {
+        type: "string",
+        default: "",
+        description: "The bucket the snapshots go to, under <datacenter>/ (it must exist).",
+    },
+    snapshotS3Region: { type: "string", default: "us-east-1", description: "The bucket's region." },
+    snapshotS3AccessKeyId: {
+        type: "string",
+        default: "",
+        description: "Access key ID of the credentials that write (and prune) the snapshots.",
+    },
+    // Declared plain with an empty default, like sshPrivateKey; a value set with --secret stays encrypted.
+    snapshotS3SecretAccessKey: {
+        type: "string",
+        default: "",
+        description:
+            "Secret access key of those credentials; set it with pulumi config set --secret snapshotS3SecretAccessKey.",
     },
 } as const satisfies Record<string, ConfigKeySpec>;
 

@@ -2,7 +2,7 @@
 
 import type { Reader } from "./read";
 import { DEVELOPMENT_STACKS, isDevelopmentStack } from "./stack-kind";
-import type { Settings } from "./types";
+import type { CaSettings, Settings } from "./types";
 
 export function readAcl(r: Reader, stack: string): Settings["acl"] {
     const enabled = r.bool("aclEnabled");
@@ -56,5 +56,57 @@ export function readTls(r: Reader): Settings["tls"] {
             );
         }
     }
-    return { caValidityHours, certValidityHours, earlyRenewalHours };
+    return { caValidityHours, certValidityHours, earlyRenewalHours, ca: readCa(r) };
+}
+
+/** A keeper names resources, so it is a short name. */
+const KEEPER = /^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$/;
+
+function readCa(r: Reader): CaSettings {
+    const { problems, key } = r;
+    const keeper = r.str("caKeeper");
+    // Empty (the default) means no rotation under way.
+    const previous = r.str("caPreviousKeeper") || undefined;
+    const rawPhase = r.str("caRotationPhase") || undefined;
+    const phase = rawPhase === "trust" || rawPhase === "reissue" ? rawPhase : undefined;
+    if (rawPhase !== undefined && phase === undefined) {
+        problems.add(key("caRotationPhase"), rawPhase, "must be one of trust, reissue.");
+    }
+    for (const [name, value] of [
+        ["caKeeper", keeper],
+        ["caPreviousKeeper", previous],
+    ] as const) {
+        if (value !== undefined && !KEEPER.test(value)) {
+            problems.add(
+                key(name),
+                value,
+                "must be 1 to 40 letters, digits, '.', '_' or '-', starting with a letter or digit.",
+            );
+        }
+    }
+    if (previous !== undefined && previous === keeper) {
+        problems.add(
+            key("caPreviousKeeper"),
+            previous,
+            "is the same as caKeeper: a rotation goes from caPreviousKeeper (the CA in use) to a new caKeeper; give caKeeper a new value.",
+        );
+    }
+    if (previous !== undefined && rawPhase === undefined) {
+        problems.add(
+            key("caRotationPhase"),
+            "",
+            "is not set, and must be trust (first pulumi up of a CA rotation) or reissue (the second) while caPreviousKeeper is set; once every certificate is re-issued, remove both.",
+        );
+    }
+    if (rawPhase !== undefined && previous === undefined) {
+        problems.add(
+            key("caRotationPhase"),
+            rawPhase,
+            "needs caPreviousKeeper, the keeper of the CA being rotated out; outside a rotation, remove caRotationPhase.",
+        );
+    }
+    return {
+        keeper,
+        previous: previous !== undefined && phase !== undefined ? { keeper: previous, phase } : undefined,
+    };
 }

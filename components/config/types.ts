@@ -61,6 +61,21 @@ export interface Bastion {
     readonly user: string;
 }
 
+/** Snapshot backups of the VM servers (snapshotInterval set). */
+export interface SnapshotSettings {
+    /** A systemd time span, validated. */
+    readonly interval: string;
+    readonly retain: number;
+    readonly s3: {
+        readonly endpoint: string;
+        readonly bucket: string;
+        readonly region: string;
+        readonly accessKeyId: string;
+        /** A Pulumi secret. */
+        readonly secretAccessKey: pulumi.Output<string>;
+    };
+}
+
 export interface VmSettings {
     readonly servers: readonly Host[];
     readonly clients: readonly Host[];
@@ -75,6 +90,8 @@ export interface VmSettings {
     readonly hostKeys?: Readonly<Record<string, string>>;
     /** Listed hosts whose machines are gone: pruned from the cluster, never contacted. */
     readonly deadHosts: readonly string[];
+    /** Snapshot backups; absent when snapshotInterval is empty (the default). */
+    readonly snapshot?: SnapshotSettings;
 }
 
 export interface Settings {
@@ -97,6 +114,7 @@ export interface Settings {
         readonly caValidityHours: number;
         readonly certValidityHours: number;
         readonly earlyRenewalHours: number;
+        readonly ca: CaSettings;
     };
     readonly gossipKeyKeeper: string;
     readonly telemetry: { readonly enabled: boolean; readonly retention: string };
@@ -117,4 +135,14 @@ export class ConfigError extends pulumi.RunError {
         );
         this.name = "ConfigError";
     }
+}
+
+/**
+ * Which CA signs and which CAs are trusted. Outside a rotation one CA does both. A rotation goes
+ * through two phases, each one pulumi up: `trust` (both CAs trusted, the previous one still signs),
+ * `reissue` (both trusted, the new one signs); removing `previous` then drops the old CA.
+ */
+export interface CaSettings {
+    readonly keeper: string;
+    readonly previous?: { readonly keeper: string; readonly phase: "trust" | "reissue" };
 }

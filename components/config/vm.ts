@@ -6,6 +6,7 @@ import type { Bastion, Host, Topology, VmSettings } from "./types";
 import { DEVELOPMENT_STACKS, isDevelopmentStack } from "./stack-kind";
 import type { Reader } from "./read";
 import { HOSTNAME, isIpAddress } from "./read";
+import { readSnapshots } from "./snapshot";
 import { parseHost, readSshPrivateKey } from "./ssh";
 
 const SSH_PUBLIC_KEY =
@@ -196,5 +197,11 @@ export function readVm(r: Reader, topology: Topology, context: ReadContext): VmS
         clientBatchSize,
         hostKeys: Object.keys(hostKeys).length > 0 ? hostKeys : undefined,
         deadHosts: [...new Set(deadHosts)],
+        ...snapshotSettings(readSnapshots(r, topology, context)),
     };
+}
+
+/** Only a stack with snapshots on has the key, so the settings of every other stack stay as they were. */
+function snapshotSettings(snapshot: VmSettings["snapshot"]): Pick<VmSettings, "snapshot"> {
+    return snapshot ? { snapshot } : {};
 }

@@ -5,5 +5,6 @@ export * from "./pki";
 export * from "./gossip";
 export * from "./acl-tokens";
 export * from "./agent-policy";
+export * from "./snapshot-policy";
 export * from "./secret-seeds";
 export * from "./release-trust";

@@ -1,5 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
+import type { CaSettings } from "../config";
 
 /** One server certificate to issue: its resource name and the names and IPs it must be valid for. */
 export interface ServerIdentity {
@@ -14,6 +15,8 @@ export interface ConsulPkiArgs {
     readonly caValidityHours: number;
     readonly certValidityHours: number;
     readonly earlyRenewalHours: number;
+    /** Which CA signs, and (during a rotation) which other one is still trusted. */
+    readonly ca: CaSettings;
     /** Each gets its own key and certificate; the common server names are added to all. */
     readonly servers: readonly ServerIdentity[];
     /**
@@ -46,12 +49,19 @@ function unique(values: readonly string[]): string[] {
     return [...new Set(values)].sort();
 }
 
+/** The CA keeper whose resources keep the names they had before CAs had keepers. */
+export const INITIAL_CA_KEEPER = "initial";
+
 /**
  * The cluster CA and the certificates signed by it, as `consul tls ca create` / `consul tls cert
  * create` would make them: ECDSA P-256 keys, server certificates for `server.<dc>.<domain>`.
  * The CA private key is only an input of the signing resources, so it never leaves the state.
+ *
+ * During a CA rotation there are two CAs, each named by its keeper: both are trusted, and the
+ * phase says which one signs (the previous one in `trust`, the new one in `reissue`).
  */
 export class ConsulPki extends pulumi.ComponentResource {
+    /** Every CA certificate agents and apps must trust (two during a rotation), as one PEM bundle. */
     public readonly caCertPem: pulumi.Output<string>;
     public readonly serverCerts: Record<string, IssuedCert>;
     /** The operator CLI certificate (clientAuth only). */
@@ -69,23 +79,39 @@ export class ConsulPki extends pulumi.ComponentResource {
                 { ...parent, additionalSecretOutputs: KEY_SECRETS },
             );
 
-        const caKey = newKey(`${name}-ca-key`);
-        const ca = new tls.SelfSignedCert(
-            `${name}-ca`,
-            {
-                privateKeyPem: caKey.privateKeyPem,
-                isCaCertificate: true,
-                setSubjectKeyId: true,
-                validityPeriodHours: args.caValidityHours,
-                allowedUses: ["cert_signing", "crl_signing", "digital_signature"],
-                subject: {
-                    commonName: `Consul Agent CA ${args.datacenter}.${args.domain}`,
-                    organization: "Consul",
+        const authority = (keeper: string) => {
+            const stem = keeper === INITIAL_CA_KEEPER ? `${name}-ca` : `${name}-ca-${keeper}`;
+            const key = newKey(`${stem}-key`);
+            const cert = new tls.SelfSignedCert(
+                stem,
+                {
+                    privateKeyPem: key.privateKeyPem,
+                    isCaCertificate: true,
+                    setSubjectKeyId: true,
+                    validityPeriodHours: args.caValidityHours,
+                    allowedUses: ["cert_signing", "crl_signing", "digital_signature"],
+                    subject: {
+                        commonName:
+                            `Consul Agent CA ${args.datacenter}.${args.domain}` +
+                            (keeper === INITIAL_CA_KEEPER ? "" : ` (${keeper})`),
+                        organization: "Consul",
+                    },
                 },
-            },
-            parent,
-        );
-        this.caCertPem = ca.certPem;
+                parent,
+            );
+            return { key, cert };
+        };
+        const current = authority(args.ca.keeper);
+        const previous = args.ca.previous ? authority(args.ca.previous.keeper) : undefined;
+        const signer = previous && args.ca.previous?.phase === "trust" ? previous : current;
+        const caKey = signer.key;
+        const ca = signer.cert;
+        // The signing CA first; the other one after it while both are trusted.
+        this.caCertPem = previous
+            ? pulumi
+                  .all([signer.cert.certPem, (signer === current ? previous : current).cert.certPem])
+                  .apply(([first, second]) => (first.endsWith("\n") ? first : first + "\n") + second)
+            : ca.certPem;
 
         const issue = (
             certName: string,

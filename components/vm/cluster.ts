@@ -15,7 +15,9 @@ import { Host, Settings, VmSettings } from "../config";
 import { CliEnvironment, hostCliEnvironment, NodeMaterial, nodeFiles, serverApiUrls } from "./host-files";
 import { ConsulNode, sshConnection, SshAccess } from "./node";
 import { ownerId, planRollout, RolloutStep } from "./plan";
-import { aclScript, pruneScript, wrapForUser } from "./scripts";
+import { sha256Hex } from "./bundle";
+import { aclScript, keyringScript, pruneScript, wrapForUser } from "./scripts";
+import { snapshotAclCommand, VmSnapshots, vmSnapshots } from "./snapshot";
 
 /** How long each host's wait (agent back, leader, autopilot healthy) may take. */
 export const WAIT_SECONDS = 300;
@@ -43,9 +45,13 @@ export class VmCluster extends pulumi.ComponentResource {
     public readonly plan: readonly RolloutStep[];
     public readonly nodes: Record<string, ConsulNode> = {};
     public readonly acl?: remote.Command;
+    /** Snapshots on, with ACLs: the snapshot policy and token, after the agent's. */
+    public readonly snapshotAcl?: remote.Command;
     public readonly cliEnvironment: VmCliEnvironment;
     /** What a downloaded release's SHA256SUMS must be signed with. */
     private readonly releaseKey: ReleaseKey;
+    /** Snapshots on (snapshotInterval): what every server's files add. */
+    private readonly snapshots?: VmSnapshots;
 
     constructor(name: string, args: VmClusterArgs, opts?: pulumi.ComponentResourceOptions) {
         super("consul:vm:VmCluster", name, {}, opts);
@@ -72,57 +78,75 @@ export class VmCluster extends pulumi.ComponentResource {
         this.plan = planRollout(servers, clients, vm.clientBatchSize, settings.acl.enabled, dead.size > 0);
         const urls = serverApiUrls(settings, servers);
         const material = hostMaterial(args);
+        if (vm.snapshot) {
+            const { datacenter, ports, acl } = settings;
+            const common = { datacenter, httpsPort: ports.https, waitSeconds: WAIT_SECONDS, aclEnabled: acl.enabled };
+            this.snapshots = vmSnapshots(name, { ...common, snapshot: vm.snapshot }, this);
+        }
         const done: Record<string, pulumi.Resource> = {};
+        // One command on one server for the whole cluster (prune, keyring, ACL).
+        const clusterStep = (
+            step: RolloutStep,
+            create: pulumi.Input<string>,
+            dependsOn: pulumi.Resource[],
+            stdin?: pulumi.Output<string>,
+        ) =>
+            new remote.Command(
+                `${name}-${step.id}`,
+                {
+                    connection: sshConnection(step.host, ssh),
+                    create: pulumi.output(create).apply((script) => wrapForUser(script, ssh.user)),
+                    stdin,
+                    logging: "stdout",
+                    addPreviousOutputInEnv: false,
+                },
+                { parent: this, dependsOn, ...(stdin ? { additionalSecretOutputs: ["stdin"] } : {}) },
+            );
+        // The keyring steps' stdin is the key alone; its digest (no secret) changes their script.
+        const keyDigest = pulumi.unsecret(args.gossipKey.key.apply(sha256Hex));
 
         for (const step of this.plan) {
             const dependsOn = step.after.map((id) => done[id]);
-            if (step.kind === "prune") {
-                done[step.id] = new remote.Command(
-                    `${name}-prune`,
-                    {
-                        connection: sshConnection(step.host, ssh),
-                        create: wrapForUser(
-                            pruneScript({
-                                nodeName: step.host.name,
-                                httpsPort: settings.ports.https,
-                                deadNodes: [...dead],
-                                waitSeconds: WAIT_SECONDS,
-                            }),
-                            ssh.user,
-                        ),
-                        logging: "stdout",
-                        addPreviousOutputInEnv: false,
-                    },
-                    { parent: this, dependsOn },
-                );
-                continue;
-            }
-            if (step.kind === "acl") {
-                this.acl = new remote.Command(
-                    `${name}-acl`,
-                    {
-                        connection: sshConnection(step.host, ssh),
-                        create: wrapForUser(
-                            aclScript({
-                                nodeName: step.host.name,
-                                httpsPort: settings.ports.https,
-                                policyName: AGENT_POLICY_NAME,
-                                policyJson: agentPolicyBody(),
-                                waitSeconds: WAIT_SECONDS,
-                            }),
-                            ssh.user,
-                        ),
-                        logging: "stdout",
-                        addPreviousOutputInEnv: false,
-                    },
-                    { parent: this, dependsOn },
-                );
-                done[step.id] = this.acl;
-                continue;
+            const cluster = { nodeName: step.host.name, httpsPort: settings.ports.https, waitSeconds: WAIT_SECONDS };
+            switch (step.kind) {
+                case "prune":
+                    done[step.id] = clusterStep(step, pruneScript({ ...cluster, deadNodes: [...dead] }), dependsOn);
+                    continue;
+                case "acl":
+                    this.acl = clusterStep(
+                        step,
+                        aclScript({ ...cluster, policyName: AGENT_POLICY_NAME, policyJson: agentPolicyBody() }),
+                        dependsOn,
+                    );
+                    done[step.id] = this.acl;
+                    continue;
+                case "keyring-install":
+                case "keyring-finish": {
+                    const phase = step.kind === "keyring-install" ? "install" : "finish";
+                    const script = keyDigest.apply((keySha256) =>
+                        keyringScript({ ...cluster, phase, serverApiUrls: urls, keySha256 }),
+                    );
+                    done[step.id] = clusterStep(step, script, dependsOn, args.gossipKey.key);
+                    continue;
+                }
             }
             const node = this.node(name, live, servers, urls, ssh, step, material, dependsOn);
             this.nodes[step.id] = node;
             done[step.id] = node;
+        }
+        const aclStep = this.plan.find((s) => s.kind === "acl");
+        if (this.snapshots?.token && this.acl && aclStep) {
+            this.snapshotAcl = snapshotAclCommand(
+                `${name}-snapshot-acl`,
+                aclStep.host,
+                {
+                    connection: sshConnection(aclStep.host, ssh),
+                    sshUser: ssh.user,
+                    httpsPort: settings.ports.https,
+                    waitSeconds: WAIT_SECONDS,
+                },
+                { parent: this, dependsOn: [this.acl] },
+            );
         }
         // A dead host's command is registered as it was, so the engine runs nothing on it.
         for (const host of [...vm.servers, ...vm.clients].filter((h) => dead.has(h.name))) {
@@ -158,7 +182,8 @@ export class VmCluster extends pulumi.ComponentResource {
     ): ConsulNode {
         const { vm } = live;
         const role = step.kind === "server" ? "server" : "client";
-        const files = material(role, step.host).apply((m) => nodeFiles(live, role, step.host, servers, m));
+        let files = material(role, step.host).apply((m) => nodeFiles(live, role, step.host, servers, m));
+        if (role === "server" && this.snapshots) files = this.snapshots.withFiles(files, step.host);
         return new ConsulNode(
             `${name}-${step.id}`,
             {

@@ -6,6 +6,7 @@ import {
     AgentRole,
     AgentSettings,
     clientAgentConfig,
+    gossipConfig,
     httpsUrl,
     renderJson,
     serverAgentConfig,
@@ -125,7 +126,7 @@ export function nodeFiles(
     servers: readonly Host[],
     material: NodeMaterial,
 ): NodeFile[] {
-    const configFiles = [PATHS.mainConfig, PATHS.joinConfig, PATHS.secretConfig];
+    const configFiles = [PATHS.mainConfig, PATHS.joinConfig, PATHS.secretConfig, PATHS.gossipConfig];
     const { main, startupOnly } = splitStartupOnly(vmAgentConfig(settings, role, host, servers));
     const unit = consulUnit({
         role,
@@ -138,10 +139,7 @@ export function nodeFiles(
     });
     // The management token is no agent's business: the apply script bootstraps the ACL system with
     // it from the root-only token file, so the consul user never reads it.
-    const secrets = agentSecretConfig(role, {
-        gossipKey: material.gossipKey,
-        agentToken: settings.acl.enabled ? material.agentToken : undefined,
-    });
+    const secrets = agentSecretConfig(role, { agentToken: settings.acl.enabled ? material.agentToken : undefined });
     const files: NodeFile[] = [
         {
             path: PATHS.mainConfig,
@@ -152,6 +150,13 @@ export function nodeFiles(
         },
         { path: PATHS.joinConfig, mode: "0640", owner: "root", group: "consul", content: renderJson(startupOnly) },
         { path: PATHS.secretConfig, mode: "0640", owner: "root", group: "consul", content: renderJson(secrets) },
+        {
+            path: PATHS.gossipConfig,
+            mode: "0640",
+            owner: "root",
+            group: "consul",
+            content: renderJson(gossipConfig(material.gossipKey)),
+        },
         { path: PATHS.caFile, mode: "0644", owner: "root", group: "consul", content: material.caCertPem },
         {
             path: PATHS.profile,

@@ -9,3 +9,4 @@ export * from "./systemd";
 export * from "./paths";
 export * from "./bundle";
 export * from "./host-files";
+export * from "./snapshot";

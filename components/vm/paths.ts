@@ -5,6 +5,7 @@ const CONFIG_DIR = "/etc/consul.d";
 const TLS_DIR = `${CONFIG_DIR}/tls`;
 const CLI_DIR = `${CONFIG_DIR}/cli`;
 const TOKEN_DIR = `${CONFIG_DIR}/tokens`;
+const DATA_DIR = "/var/lib/consul";
 
 /** Paths the scripts and the config agree on. */
 export const PATHS = {
@@ -17,6 +18,8 @@ export const PATHS = {
      */
     joinConfig: `${CONFIG_DIR}/join.json`,
     secretConfig: `${CONFIG_DIR}/secrets.json`,
+    /** `encrypt` alone: a new key is rolled out by the keyring protocol, never by a restart. */
+    gossipConfig: `${CONFIG_DIR}/gossip.json`,
     tlsDir: TLS_DIR,
     caFile: `${TLS_DIR}/ca.pem`,
     /** Clients: our CA plus the Connect CA roots that sign their auto_encrypt certificate. */
@@ -29,9 +32,21 @@ export const PATHS = {
     tokenDir: TOKEN_DIR,
     managementTokenFile: `${TOKEN_DIR}/management`,
     agentTokenFile: `${TOKEN_DIR}/agent`,
-    dataDir: "/var/lib/consul",
+    dataDir: DATA_DIR,
+    /** The keyrings the agent persists (LAN; WAN on servers). Once present they win over `encrypt`. */
+    lanKeyring: `${DATA_DIR}/serf/local.keyring`,
+    wanKeyring: `${DATA_DIR}/serf/remote.keyring`,
     profile: "/etc/profile.d/consul-cli.sh",
     unit: "/etc/systemd/system/consul.service",
+    // Snapshots (servers, with snapshotInterval set; components/vm/snapshot.ts). The rclone config
+    // holds the bucket's secret key, so it sits with the tokens, root-only.
+    snapshotTokenFile: `${TOKEN_DIR}/snapshot`,
+    snapshotRcloneConfig: `${TOKEN_DIR}/snapshot-rclone.conf`,
+    snapshotBin: "/usr/local/bin/consul-snapshot",
+    snapshotService: "/etc/systemd/system/consul-snapshot.service",
+    snapshotTimer: "/etc/systemd/system/consul-snapshot.timer",
+    /** Local snapshots, root-only (the service's StateDirectory). */
+    snapshotDir: "/var/lib/consul-snapshots",
     /** Which rollout step (resource) owns the agent on this host: `server-<name>` or `client-<name>`. */
     owner: `${CONFIG_DIR}/managed-by`,
     /** Present when the apply script created the consul user (removal deletes only such a user). */

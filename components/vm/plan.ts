@@ -6,9 +6,12 @@ import type { Host } from "../config";
 
 /** One host in the rollout and what it waits for. */
 export interface RolloutStep {
-    /** Resource-name stem, unique: `server-<name>`, `client-<name>`, `acl`, `prune`. */
+    /**
+     * Resource-name stem, unique: `server-<name>`, `client-<name>`, `acl`, `prune`,
+     * `keyring-install`, `keyring-finish`.
+     */
     readonly id: string;
-    readonly kind: "prune" | "server" | "acl" | "client";
+    readonly kind: "prune" | "keyring-install" | "server" | "acl" | "client" | "keyring-finish";
     readonly host: Host;
     /** Ids of the steps that must have finished first. */
     readonly after: readonly string[];
@@ -20,11 +23,13 @@ export interface RolloutStep {
 
 /**
  * With dead hosts, first their prune on the first server (a dead voter would keep autopilot from
- * reporting healthy, and every later step waits for that). Then servers one at a time in the
- * configured order, then (with ACLs) the policy and agent token on the first server, then
- * clients in batches of `clientBatchSize`; every client in batch k waits for
- * every client in batch k-1. The leader is not known here: each server's script checks at run
- * time whether it is the leader and hands leadership over before it restarts.
+ * reporting healthy, and every later step waits for that). Then the gossip key joins every
+ * member's keyring (keyring-install), so that no agent the rollout touches holds a key the others
+ * lack. Then servers one at a time in the configured order, then (with ACLs) the policy and agent
+ * token on the first server, then clients in batches of `clientBatchSize`; every client in batch k
+ * waits for every client in batch k-1. Last, keyring-finish makes the key the only one. The
+ * leader is not known here: each server's script checks at run time whether it is the leader and
+ * hands leadership over before it restarts.
  */
 export function planRollout(
     servers: readonly Host[],
@@ -41,6 +46,8 @@ export function planRollout(
         steps.push({ id: "prune", kind: "prune", host: servers[0], after: [] });
         previous = ["prune"];
     }
+    steps.push({ id: "keyring-install", kind: "keyring-install", host: servers[0], after: previous });
+    previous = ["keyring-install"];
     servers.forEach((host, i) => {
         const id = ownerId("server", host);
         steps.push({ id, kind: "server", host, after: previous, isLastServer: i === servers.length - 1 });
@@ -59,6 +66,7 @@ export function planRollout(
         }
         previous = ids;
     }
+    steps.push({ id: "keyring-finish", kind: "keyring-finish", host: servers[0], after: previous });
     return steps;
 }
 

@@ -17,7 +17,7 @@ export function wrapForUser(script: string, sshUser: string): string {
     return sshUser === "root" ? run : `sudo -n ${run}`;
 }
 
-type ScriptFile = "common" | "apply" | "remove" | "acl" | "prune";
+type ScriptFile = "common" | "apply" | "remove" | "acl" | "prune" | "keyring" | "snapshot";
 const files = new Map<string, string>();
 
 /** A host script's .sh file, read once per process (other folders' scripts too: components/recovery). */
@@ -48,6 +48,9 @@ const PATH_PARAMS = {
     MAIN: "mainConfig",
     JOIN: "joinConfig",
     SECRET: "secretConfig",
+    GOSSIP: "gossipConfig",
+    LAN_KEYRING: "lanKeyring",
+    WAN_KEYRING: "wanKeyring",
     CA_FILE: "caFile",
     AGENT_CA: "agentCaBundle",
     MANAGEMENT_TOKEN: "managementTokenFile",
@@ -59,6 +62,12 @@ const PATH_PARAMS = {
     BACKUP: "backupDir",
     WORK_PARENT: "workParent",
     STAGE_PARENT: "stageParent",
+    SNAPSHOT_TOKEN: "snapshotTokenFile",
+    SNAPSHOT_RCLONE: "snapshotRcloneConfig",
+    SNAPSHOT_BIN: "snapshotBin",
+    SNAPSHOT_SERVICE: "snapshotService",
+    SNAPSHOT_TIMER: "snapshotTimer",
+    SNAPSHOT_DIR: "snapshotDir",
 } as const satisfies Record<string, keyof typeof PATHS>;
 export type PathParam = keyof typeof PATH_PARAMS;
 
@@ -179,6 +188,10 @@ export function removeScript(p: RemoveScriptParams, host: ScriptHost = REAL_HOST
             "OWNER_FILE",
             "USER_MARKER",
             "BACKUP",
+            "SNAPSHOT_BIN",
+            "SNAPSHOT_SERVICE",
+            "SNAPSHOT_TIMER",
+            "SNAPSHOT_DIR",
         ]),
     });
 }
@@ -192,18 +205,28 @@ export interface AclScriptParams {
     /** The policy as the ACL API takes it (rendered JSON, no secret). */
     readonly policyJson: string;
     readonly waitSeconds: number;
+    /** Which token the policy is for (default agent); its SecretID is in that token's file on the host. */
+    readonly token?: "agent" | "snapshot";
 }
 
-/** Creates the agent policy and the agent token (with the SecretID from the host's token file) if absent. */
+const TOKENS = {
+    agent: { file: "AGENT_TOKEN", description: "Consul agents (consul-pulumi)" },
+    snapshot: { file: "SNAPSHOT_TOKEN", description: "Consul snapshots (consul-pulumi)" },
+} as const satisfies Record<string, { file: PathParam; description: string }>;
+
+/** Upserts a policy and creates its token (with the SecretID from the host's token file) if absent. */
 export function aclScript(p: AclScriptParams, host: ScriptHost = REAL_HOST): string {
-    return render("acl", "agent ACL policy and token, idempotent", {
+    const token = p.token ?? "agent";
+    return render("acl", `${token} ACL policy and token, idempotent`, {
         NODE: p.nodeName,
         HTTPS_PORT: p.httpsPort,
         POLICY_NAME: p.policyName,
         POLICY_JSON: p.policyJson,
-        TOKEN_DESCRIPTION: "Consul agents (consul-pulumi)",
+        TOKEN_NAME: token,
+        TOKEN_DESCRIPTION: TOKENS[token].description,
         WAIT_SECONDS: p.waitSeconds,
-        ...pathParams(host, ["AGENT_TOKEN"]),
+        TOKEN_FILE: host.paths[PATH_PARAMS[TOKENS[token].file]],
+        ...pathParams(host, []),
     });
 }
 
@@ -229,5 +252,60 @@ export function pruneScript(p: PruneScriptParams, host: ScriptHost = REAL_HOST):
         DEAD_NODES: [...p.deadNodes].sort().join(" "),
         WAIT_SECONDS: p.waitSeconds,
         ...pathParams(host, ["BIN"]),
+    });
+}
+
+// --- keyring: the gossip-key rotation around the rollout, from the first live server ------------
+
+export interface KeyringScriptParams {
+    /** The live server the step runs on. */
+    readonly nodeName: string;
+    /** install: before the rollout, the key joins every keyring; finish: after it, the only key. */
+    readonly phase: "install" | "finish";
+    readonly httpsPort: number;
+    /** Every live server's HTTPS base URL: the step asks the first that answers. */
+    readonly serverApiUrls: readonly string[];
+    /** sha256 of the key on stdin; also makes the command change whenever the key does. */
+    readonly keySha256: string;
+    readonly waitSeconds: number;
+}
+
+/** Installs (phase install) or settles on (phase finish) the gossip key read from stdin. */
+export function keyringScript(p: KeyringScriptParams, host: ScriptHost = REAL_HOST): string {
+    if (!/^[0-9a-f]{64}$/.test(p.keySha256)) throw new Error("keySha256 must be a sha256 hex digest");
+    return render("keyring", `gossip keyring, ${p.phase}`, {
+        NODE: p.nodeName,
+        PHASE: p.phase,
+        HTTPS_PORT: p.httpsPort,
+        SERVER_API_URLS: p.serverApiUrls.join(" "),
+        KEY_SHA256: p.keySha256,
+        WAIT_SECONDS: p.waitSeconds,
+        ...pathParams(host, []),
+    });
+}
+
+// --- snapshot: save on the leader, inspect, upload, prune; or restore (a file on the servers) ----
+
+export interface SnapshotScriptParams {
+    readonly nodeName: string;
+    readonly httpsPort: number;
+    readonly aclEnabled: boolean;
+    /** The rclone remote and path the snapshots go to: `<remote>:<bucket>/<datacenter>`. */
+    readonly remote: string;
+    readonly retain: number;
+    readonly waitSeconds: number;
+}
+
+/** The script the snapshot service runs (`save`) and the restore runbook calls (`list`, `restore`). */
+export function snapshotScript(p: SnapshotScriptParams, host: ScriptHost = REAL_HOST): string {
+    if (!Number.isInteger(p.retain) || p.retain < 1) throw new Error("retain must be a whole number of at least 1");
+    return render("snapshot", "Consul snapshots: save on the leader, upload, prune; list; restore", {
+        NODE: p.nodeName,
+        HTTPS_PORT: p.httpsPort,
+        ACL: p.aclEnabled ? 1 : 0,
+        REMOTE: p.remote,
+        RETAIN: p.retain,
+        WAIT_SECONDS: p.waitSeconds,
+        ...pathParams(host, ["BIN", "SNAPSHOT_TOKEN", "SNAPSHOT_RCLONE", "SNAPSHOT_DIR"]),
     });
 }

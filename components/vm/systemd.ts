@@ -6,9 +6,11 @@ export type UnitValue = string | number | boolean | readonly string[];
 
 export type UnitSection = Readonly<Record<string, UnitValue | undefined>>;
 
+/** A service has [Service], a timer [Timer]; sections absent are not rendered. */
 export interface SystemdUnit {
     readonly Unit: UnitSection;
-    readonly Service: UnitSection;
+    readonly Service?: UnitSection;
+    readonly Timer?: UnitSection;
     readonly Install: UnitSection;
 }
 
@@ -19,12 +21,14 @@ function renderValue(section: string, key: string, value: string | number | bool
     return text;
 }
 
-/** Renders sections in [Unit], [Service], [Install] order, directives in the order given. */
+/** Renders sections in [Unit], [Service], [Timer], [Install] order, directives in the order given. */
 export function renderUnit(unit: SystemdUnit): string {
     const out: string[] = [];
-    for (const section of ["Unit", "Service", "Install"] as const) {
+    for (const section of ["Unit", "Service", "Timer", "Install"] as const) {
+        const directives = unit[section];
+        if (directives === undefined) continue;
         out.push(`[${section}]`);
-        for (const [key, value] of Object.entries(unit[section])) {
+        for (const [key, value] of Object.entries(directives)) {
             if (!/^[A-Za-z][A-Za-z0-9]*$/.test(key)) throw new Error(`systemd ${section}: bad directive name ${key}`);
             if (value === undefined) continue;
             const values = Array.isArray(value) ? (value as readonly string[]) : [value as string | number | boolean];

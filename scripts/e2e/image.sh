@@ -6,10 +6,12 @@
 # here). One minbase debootstrap image is shared read-only by every test host as the
 # lower layer of an overlayfs mount (see hosts.sh).
 #
-# What: ${XDG_CACHE_HOME:-$HOME/.cache}/consul-pulumi/image-bookworm, built in a temp
-# dir and renamed into place, so a half-built image is never used. A stamp file inside
-# the image records the inputs (package list, suite, mirror, tweaks version); a change
-# rebuilds. Uses the Debian mirror this machine's apt is configured with.
+# What: ${XDG_CACHE_HOME:-$HOME/.cache}/consul-pulumi/image-bookworm-<hash>, built in a
+# temp dir and renamed into place, so a half-built image is never used. A stamp file
+# inside the image records the inputs (package list, suite, mirror, tweaks version), and
+# <hash> is the stamp's: other inputs build another image next to it rather than replace
+# one that hosts of a suite running from another checkout may be booted from.
+# Uses the Debian mirror this machine's apt is configured with.
 # Prints the image path as the last line on stdout; progress goes to stderr.
 #
 # Env: DEBIAN_MIRROR (default: from /etc/apt/sources.list*), IMAGE_FORCE=1 to rebuild.
@@ -17,14 +19,15 @@ set -euo pipefail
 
 SUITE=bookworm
 # systemd/dbus/sshd/networking for a real host; curl+unzip+ca-certificates for a
-# Consul install script (download, verify, unpack); procps for ps/pgrep; less/iputils
+# Consul install script (download, verify, unpack); procps for ps/pgrep; rclone for the
+# servers' snapshot uploads (snapshot.sh); less/iputils
 # are deliberately left out to keep it small.
-PACKAGES=systemd,systemd-sysv,dbus,openssh-server,iproute2,ca-certificates,curl,unzip,procps
+PACKAGES=systemd,systemd-sysv,dbus,openssh-server,iproute2,ca-certificates,curl,unzip,procps,rclone
 # Bump when the in-image tweaks below change, to force a rebuild.
 TWEAKS_VERSION=3
 
 CACHE_ROOT="${XDG_CACHE_HOME:-$HOME/.cache}/consul-pulumi"
-IMAGE="$CACHE_ROOT/image-$SUITE"
+IMAGE=""
 STAMP_REL=etc/consul-pulumi-image.stamp
 
 log() { printf '[image] %s\n' "$*" >&2; }
@@ -74,8 +77,10 @@ main() {
   [[ -n "$mirror" ]] || mirror="$(detect_mirror)" || die "no apt source for $SUITE in /etc/apt/sources.list*; set DEBIAN_MIRROR"
   local stamp
   stamp="suite=$SUITE packages=$PACKAGES mirror=$mirror tweaks=$TWEAKS_VERSION"
+  IMAGE="$CACHE_ROOT/image-$SUITE-$(printf '%s' "$stamp" | sha256sum | cut -c1-12)"
 
-  exec 9>"$CACHE_ROOT/.image-$SUITE.lock"
+  # One lock per image: building this one never holds up a suite that wants another.
+  exec 9>"$CACHE_ROOT/.${IMAGE##*/}.lock"
   flock 9
 
   if [[ "${IMAGE_FORCE:-0}" != 1 && -f "$IMAGE/$STAMP_REL" && "$(cat "$IMAGE/$STAMP_REL")" == "$stamp" ]]; then

@@ -65,6 +65,8 @@ export interface ReplayOptions {
     readonly sessionTimeoutMs?: number;
     /** Progress lines go here (default: stderr). */
     readonly log?: (line: string) => void;
+    /** Config keys set with --secret (as `pulumi config set --secret` marks them). */
+    readonly secretKeys?: readonly string[];
 }
 
 /** One deploy under replay (see deployReplay). */
@@ -87,7 +89,8 @@ export async function deployReplay(
 ): Promise<Deployed> {
     const mocks = new ReplayMocks(prior, options);
     const started = Date.now();
-    const evaluated = await evaluateProgram(config, { stack: "e2e", mocks });
+    const secretKeys = options.secretKeys ? [...options.secretKeys] : undefined;
+    const evaluated = await evaluateProgram(config, { stack: "e2e", mocks, secretKeys });
     const failures = await mocks.finish();
     return { mocks, failures, outputs: evaluated.outputs, ms: Date.now() - started };
 }

@@ -38,6 +38,7 @@ import {
 } from "../e2e/infra";
 import { assertNoKeyLost, KvAccess, ScenarioWatch, writeBulk } from "../e2e/kv-checks";
 import { brokenRelease, BROKEN_VERSION } from "../e2e/releases";
+import { MemberWatch } from "../e2e/member-watch";
 import { nameOf, PulumiProject, Step, Update } from "./pulumi-cli";
 import { gossipKeyFromSeed, tokenFromSeed } from "../../components/security/secret-seeds";
 import { TYPES } from "../../policy/rules";
@@ -296,8 +297,8 @@ describe("Consul on real hosts, deployed by the real Pulumi engine", function ()
         assert.ok([...replay.values()].every((op) => op === "create"));
         const serverSteps = assertOneServerAtATime(update);
         assert.strictEqual(serverSteps.length, SERVERS.length);
-        // One session per host, and one more on the first server for the ACL step.
-        assert.deepStrictEqual(sessions, [2, 1, 1, 1, 1]);
+        // One session per host, and three more on the first server: the ACL and two keyring steps.
+        assert.deepStrictEqual(sessions, [4, 1, 1, 1, 1]);
 
         // The state keeps every secret encrypted: nothing the decrypted state marks secret is also
         // stored in plaintext.
@@ -463,6 +464,12 @@ describe("Consul on real hosts, deployed by the real Pulumi engine", function ()
     }
 
     const kv = (): KvAccess => ({ ca: access.ca, token: access.token });
+    /** What the update's commands printed (the provider logs each command's stdout at info). */
+    const printed = (update: Update) =>
+        update.diagnostics
+            .filter((d) => d.severity === "info")
+            .map((d) => d.message)
+            .join("\n");
 
     it("3c. a failed upgrade (a binary that cannot start) is rolled back on server 1; nothing after it runs", async () => {
         await writeBulk(addr(1), kv(), "engine/c");
@@ -654,6 +661,83 @@ describe("Consul on real hosts, deployed by the real Pulumi engine", function ()
         const back = await recorded(() => project.update("up", ["--expect-no-changes"]));
         assertSucceeded(back.update, "pulumi up with the host's own key back");
         await replayModel(config);
+    });
+
+    it("3h. a new gossipKeyKeeper rotates the key: keyring install, the rollout, use and remove; every member alive, no agent restarted", async () => {
+        const pids = await Promise.all(stackHosts.map((i) => mainPid(hosts, i)));
+        const names = stackHosts.map((i) => hosts.hosts[i - 1].name);
+        const watch = new MemberWatch(() => addr(1), kv(), names);
+        config = stackConfig({ gossipKeyKeeper: "engine-rotated" });
+        project.setConfig(config);
+        const { update, sessions } = await recorded(() => project.update("up"));
+        await watch.stop();
+        assertSucceeded(update, "pulumi up with a new gossipKeyKeeper");
+        assert.deepStrictEqual(differences(commandOps(update), await replayModel(config)), []);
+        assert.match(printed(update), /keyring-install: new gossip key installed on every member/);
+        assert.match(
+            printed(update),
+            /keyring-finish: one gossip key, primary on every member .*; 1 old key\(s\) removed/,
+        );
+        // The first server runs the install, its own update and the finish; every other host its update.
+        assert.deepStrictEqual(sessions, [3, 1, 1, 1, 1]);
+        assert.deepStrictEqual(watch.notAlive, [], "a member was not alive during the rotation");
+        assert.deepStrictEqual(await Promise.all(stackHosts.map((i) => mainPid(hosts, i))), pids, "an agent restarted");
+        const newKey = (await project.outputs()).gossipKey;
+        assert.ok(typeof newKey === "string" && newKey !== gossipKey, "the stack's gossip key did not change");
+        // Consul answers 500 while a member does not answer the keyring query yet.
+        let body = "";
+        await waitFor(
+            "every member to answer the keyring query",
+            async () => {
+                const r = await api(addr(1), "/v1/operator/keyring", kv());
+                body = r.body;
+                return r.status === 200;
+            },
+            60_000,
+            1000,
+        );
+        const ring = JSON.parse(body) as { WAN: boolean; Keys: Record<string, number> }[];
+        for (const pool of ring) {
+            assert.deepStrictEqual(pool.Keys, { [newKey]: pool.WAN ? SERVERS.length : stackHosts.length });
+        }
+        figure(
+            `3h. gossip-key rotation under the engine: ${summary(update)}; ${watch.samples} polls at 1 s, every member alive; 0 agents restarted; SSH sessions ${sessionsText(sessions)}`,
+        );
+        gossipKey = newKey;
+    });
+
+    it("3i. a new CA in three pulumi ups (trust both, reissue, drop the old one): every host reloaded each time, none restarted", async () => {
+        const pids = await Promise.all(stackHosts.map((i) => mainPid(hosts, i)));
+        const rotating = { gossipKeyKeeper: "engine-rotated", caKeeper: "engine-2", caPreviousKeeper: "initial" };
+        const phases: string[] = [];
+        for (const [phase, overrides] of [
+            ["trust", { ...rotating, caRotationPhase: "trust" }],
+            ["reissue", { ...rotating, caRotationPhase: "reissue" }],
+            ["drop", { gossipKeyKeeper: "engine-rotated", caKeeper: "engine-2" }],
+        ] as const) {
+            config = stackConfig(overrides);
+            project.setConfig(config);
+            const { update, sessions } = await recorded(() => project.update("up"));
+            assertSucceeded(update, `pulumi up, CA rotation phase ${phase}`);
+            assert.deepStrictEqual(differences(commandOps(update), await replayModel(config)), []);
+            const reloads = (printed(update).match(/compare: \d+ changed, action: reload/g) ?? []).length;
+            assert.strictEqual(reloads, stackHosts.length, `${phase}: ${reloads} reloads`);
+            assert.deepStrictEqual(sessions, [1, 1, 1, 1, 1], phase);
+            phases.push(`${phase}: ${summary(update)}, ${reloads} reloads`);
+        }
+        assert.deepStrictEqual(await Promise.all(stackHosts.map((i) => mainPid(hosts, i))), pids, "an agent restarted");
+        const ca = String((await project.outputs()).caCertPem);
+        assert.strictEqual(ca.match(/BEGIN CERTIFICATE/g)?.length, 1);
+        assert.notStrictEqual(ca.trim(), access.ca.trim());
+        for (const i of SERVERS)
+            assert.strictEqual((await hosts.run(i, "cat /etc/consul.d/tls/ca.pem")).trim(), ca.trim());
+        access = { ...access, ca };
+        await waitFor(
+            "a leader with the new CA",
+            async () => (await api(addr(1), "/v1/status/leader", kv())).status === 200,
+            60_000,
+        );
+        figure(`3i. CA rotation under the engine: ${phases.join("; ")}; 0 agents restarted`);
     });
 
     it("4. no secret in the engine's output or its event log; the SDK's debug log does hold the SSH key", async () => {

@@ -34,6 +34,8 @@ function host(name: string, address: string): Host {
 }
 
 const servers3 = [host("s1", "10.0.0.11"), host("s2", "10.0.0.12"), host("s3", "10.0.0.13")];
+/** The commands that run once for the cluster, on the first server, rather than once per host. */
+const CLUSTER_STEPS = ["consul-vm-acl", "consul-vm-keyring-install", "consul-vm-keyring-finish"];
 const clients = (n: number) => Array.from({ length: n }, (_, i) => host(`c${i + 1}`, `10.0.1.${i + 1}`));
 
 /** Parses the stdin bundle back into files. */
@@ -65,12 +67,13 @@ function plainStrings(raw: unknown, out: string[] = []): string[] {
 }
 
 describe("VM rollout plan", () => {
-    it("touches servers one at a time, then ACLs on the first server, then clients in batches", () => {
+    it("installs the gossip key, touches servers one at a time, then ACLs on the first server, then clients in batches, then settles the keyring", () => {
         const plan = planRollout(servers3, clients(7), 3, true);
         assert.deepStrictEqual(
             plan.map((s) => [s.id, s.after]),
             [
-                ["server-s1", []],
+                ["keyring-install", []],
+                ["server-s1", ["keyring-install"]],
                 ["server-s2", ["server-s1"]],
                 ["server-s3", ["server-s2"]],
                 ["acl", ["server-s3"]],
@@ -81,9 +84,12 @@ describe("VM rollout plan", () => {
                 ["client-c5", ["client-c1", "client-c2", "client-c3"]],
                 ["client-c6", ["client-c1", "client-c2", "client-c3"]],
                 ["client-c7", ["client-c4", "client-c5", "client-c6"]],
+                ["keyring-finish", ["client-c7"]],
             ],
         );
-        assert.strictEqual(plan.find((s) => s.id === "acl")?.host.name, "s1");
+        for (const id of ["acl", "keyring-install", "keyring-finish"]) {
+            assert.strictEqual(plan.find((s) => s.id === id)?.host.name, "s1", id);
+        }
         assert.deepStrictEqual(
             plan.filter((s) => s.isLastServer).map((s) => s.id),
             ["server-s3"],
@@ -94,7 +100,11 @@ describe("VM rollout plan", () => {
         const plan = planRollout([servers3[0]], [], 5, false);
         assert.deepStrictEqual(
             plan.map((s) => [s.id, s.after, s.isLastServer]),
-            [["server-s1", [], true]],
+            [
+                ["keyring-install", [], undefined],
+                ["server-s1", ["keyring-install"], true],
+                ["keyring-finish", ["server-s1"], undefined],
+            ],
         );
         assert.throws(() => planRollout([], [], 5, true), /at least one server/);
     });
@@ -126,6 +136,7 @@ describe("VM host files", () => {
                 `${PATHS.mainConfig} 0640 root:consul`,
                 `${PATHS.joinConfig} 0640 root:consul`,
                 `${PATHS.secretConfig} 0640 root:consul`,
+                `${PATHS.gossipConfig} 0640 root:consul`,
                 `${PATHS.agentTokenFile} 0600 root:root`,
                 `${PATHS.managementTokenFile} 0600 root:root`,
                 `${PATHS.caFile} 0644 root:consul`,
@@ -146,6 +157,7 @@ describe("VM host files", () => {
                 PATHS.mainConfig,
                 PATHS.joinConfig,
                 PATHS.secretConfig,
+                PATHS.gossipConfig,
                 PATHS.caFile,
                 PATHS.profile,
                 PATHS.unit,
@@ -154,10 +166,10 @@ describe("VM host files", () => {
         );
         assert.strictEqual(files[PATHS.owner].content, "client-c1\n");
         const secrets = JSON.parse(files[PATHS.secretConfig].content) as Record<string, unknown>;
-        assert.deepStrictEqual(secrets, {
-            encrypt: material.gossipKey,
-            acl: { tokens: { agent: material.agentToken } },
-        });
+        assert.deepStrictEqual(secrets, { acl: { tokens: { agent: material.agentToken } } });
+        // The key alone in its file: a new one is rolled out by the keyring steps, not a restart.
+        assert.deepStrictEqual(JSON.parse(files[PATHS.gossipConfig].content), { encrypt: material.gossipKey });
+        assert.strictEqual(files[PATHS.gossipConfig].mode, "0640");
         const all = client.map((f) => f.content).join("\n");
         for (const secret of [material.managementToken, material.serverKeyPem, material.cliKeyPem]) {
             assert.ok(!all.includes(secret as string), "a client got a server secret");
@@ -278,10 +290,10 @@ describe("VM topology under mocks", function () {
                 });
             });
 
-            it("registers one agent command per host plus the ACL step", () => {
+            it("registers one agent command per host plus the ACL and keyring steps", () => {
                 const names = commands(result).map((c) => c.name);
-                assert.strictEqual(names.length, serverCount + clientCount + 1);
-                assert.ok(names.includes("consul-vm-acl"));
+                assert.strictEqual(names.length, serverCount + clientCount + 3);
+                for (const step of CLUSTER_STEPS) assert.ok(names.includes(step), step);
                 assert.strictEqual(result.mocks.ofType("consul:vm:ConsulNode").length, serverCount + clientCount);
             });
 
@@ -306,8 +318,13 @@ describe("VM topology under mocks", function () {
                     }
                     assert.strictEqual(c.inputs.addPreviousOutputInEnv, false);
                     assert.strictEqual(c.inputs.logging, "stdout");
-                    if (c.name === "consul-vm-acl") {
+                    if (CLUSTER_STEPS.includes(c.name)) {
                         assert.strictEqual(c.inputs.triggers, undefined);
+                        if (c.name === "consul-vm-acl") continue;
+                        // The keyring steps: the gossip key alone on secret stdin, its digest in the script.
+                        assert.ok(containsSecret(c.rawInputs.stdin), `${c.name} stdin is not secret`);
+                        const digest = crypto.createHash("sha256").update(String(c.inputs.stdin)).digest("hex");
+                        assert.ok(String(c.inputs.create).includes(`KEY_SHA256='"'"'${digest}'"'"'`), c.name);
                         continue;
                     }
                     // Only the machine's identity triggers a replace (old machine first): its pinned host
@@ -372,7 +389,7 @@ describe("VM topology under mocks", function () {
             });
 
             it("gives each host its own bundle: right files, lone servers Type=exec", () => {
-                for (const c of commands(result).filter((c) => c.name !== "consul-vm-acl")) {
+                for (const c of commands(result).filter((c) => !CLUSTER_STEPS.includes(c.name))) {
                     const files = parseBundle(String(c.inputs.stdin));
                     const paths = files.map((f) => f.path);
                     const isServer = c.name.includes("-server-");
@@ -444,9 +461,11 @@ describe("VM topology under mocks", function () {
             ...base,
             serverHosts: hosts("consul-server-3=10.20.0.13:2222").replace("=10.20.0.11", "=10.20.0.11:2200"),
         });
-        // (The ACL step runs on server 1 too, so it follows server 1's new port.)
+        // (The ACL and keyring steps run on server 1 too, so they follow server 1's new port.)
         assert.deepStrictEqual(ports.sort(), [
             "update consul-vm-acl",
+            "update consul-vm-keyring-finish",
+            "update consul-vm-keyring-install",
             "update consul-vm-server-consul-server-1-agent",
             `update ${server3}`,
         ]);
@@ -487,11 +506,17 @@ describe("VM topology under mocks", function () {
             prune?.inputs.connection && (prune.inputs.connection as { host: string }).host,
             "10.20.0.11",
         );
-        // Every live step waits for the prune; no live config names the dead host any more.
+        // Every live step waits for the prune (through the keyring install); no live config names
+        // the dead host any more.
+        const install = second.mocks.resources.find((r) => r.name === "consul-vm-keyring-install");
         const server1 = second.mocks.resources.find((r) => r.name === "consul-vm-server-consul-server-1");
         assert.ok(
-            server1?.dependencies.some((d) => d.endsWith("::consul-vm-prune")),
-            "server 1 does not wait for the prune",
+            install?.dependencies.some((d) => d.endsWith("::consul-vm-prune")),
+            "the keyring install does not wait for the prune",
+        );
+        assert.ok(
+            server1?.dependencies.some((d) => d.endsWith("::consul-vm-keyring-install")),
+            "server 1 does not wait for the keyring install",
         );
         for (const c of commands(second).filter((c) => c.name.endsWith("-agent") && !c.name.includes("server-5"))) {
             const join = parseBundle(String(c.inputs.stdin)).find((f) => f.path === PATHS.joinConfig)?.content ?? "";

@@ -70,9 +70,10 @@ export interface CurlRequest {
 }
 
 const CURL_STUB = [
-    'url=""; method=GET; config=0; out=""; data=""; prev=""',
+    'url=""; method=GET; config=0; out=""; data=""; prev=""; w=""; failing=0',
     'for a in "$@"; do',
-    '    case "$prev" in -o) out=$a ;; -X) method=$a ;; --data-binary) data=$a ;; --config) [ "$a" != - ] || config=1 ;; esac',
+    '    case "$prev" in -o) out=$a ;; -w) w=$a ;; -X) method=$a ;; --data-binary) data=$a ;; --config) [ "$a" != - ] || config=1 ;; esac',
+    '    case "$a" in --*) ;; -*f*) failing=1 ;; esac',
     '    case "$a" in https://* | http://*) url=$a ;; esac',
     "    prev=$a",
     "done",
@@ -90,12 +91,19 @@ const CURL_STUB = [
     'f=""',
     'if [ -n "$tok" ]; then f="$S/curl/$key.$(printf \'%s\' "$tok" | sha256sum | cut -d \' \' -f 1)"; fi',
     'if [ -z "$f" ] || [ ! -e "$f" ]; then f="$S/curl/$key"; fi',
-    "if [ ! -e \"$f\" ]; then printf 'curl: (22) The requested URL returned error: 404\\n' >&2; exit 22; fi",
+    // -w '%{http_code}' without -f: an HTTP error is a status, printed, and curl succeeds.
+    'if [ ! -e "$f" ]; then',
+    '    if [ -n "$w" ] && [ "$failing" -eq 0 ]; then printf 404; exit 0; fi',
+    "    printf 'curl: (22) The requested URL returned error: 404\\n' >&2; exit 22",
+    "fi",
+    "code=200",
     'if [ -x "$f" ]; then',
-    '    URL=$url METHOD=$method BODY="$r/body" "$f" > "$r/response" || exit $?',
+    '    rc=0; URL=$url METHOD=$method BODY="$r/body" "$f" > "$r/response" || rc=$?',
+    '    if [ "$rc" -eq 22 ] && [ -n "$w" ] && [ "$failing" -eq 0 ]; then code=500; elif [ "$rc" -ne 0 ]; then exit "$rc"; fi',
     '    f="$r/response"',
     "fi",
     'if [ -n "$out" ]; then cat "$f" > "$out"; else cat "$f"; fi',
+    'if [ -n "$w" ]; then printf %s "$code"; fi',
     "",
 ].join("\n");
 
@@ -236,13 +244,16 @@ export class FakeHost {
         return out.sort();
     }
 
-    /** Runs a script as the command provider does (`sh -c <script> consul-node`), with an empty environment. */
-    run(script: string, input = ""): Run {
+    /**
+     * Runs a script as the command provider does (`sh -c <script> consul-node`), with an empty
+     * environment; `args` are the script's arguments (a script installed on the host, run by hand).
+     */
+    run(script: string, input = "", args: readonly string[] = []): Run {
         fs.writeFileSync(this.log, "");
         const requests = path.join(this.state, "requests");
         fs.rmSync(requests, { recursive: true, force: true });
         fs.mkdirSync(requests);
-        const result = spawnSync("/bin/sh", ["-c", script, "consul-node"], {
+        const result = spawnSync("/bin/sh", ["-c", script, "consul-node", ...args], {
             input,
             encoding: "utf8",
             env: {},

@@ -85,3 +85,17 @@ export function prodStackWithHosts(servers: number, clients: number): Record<str
         ),
     });
 }
+
+/** The bucket's secret key in SNAPSHOT_CONFIG, a marker tests look for. */
+export const SNAPSHOT_S3_SECRET = "s3-Secret-Access-Key-0123456789";
+
+/** Snapshots on (set snapshotS3SecretAccessKey with --secret: pass it in secretKeys). */
+export const SNAPSHOT_CONFIG: Readonly<Record<string, string>> = {
+    snapshotInterval: "1h",
+    snapshotRetain: "3",
+    snapshotS3Endpoint: "https://s3.eu-west-1.amazonaws.com",
+    snapshotS3Bucket: "acme-consul-backups",
+    snapshotS3Region: "eu-west-1",
+    snapshotS3AccessKeyId: "AKIAEXAMPLE0000001",
+    snapshotS3SecretAccessKey: SNAPSHOT_S3_SECRET,
+};

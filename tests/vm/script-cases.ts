@@ -11,6 +11,8 @@ import {
     aclScript,
     applyScript,
     ApplyScriptParams,
+    keyringScript,
+    KeyringScriptParams,
     pruneScript,
     removeScript,
     RemoveScriptParams,
@@ -79,6 +81,15 @@ export function parameters(script: string): { header: Map<string, string>; decla
     return { header, declared };
 }
 
+export const keyringBase: KeyringScriptParams = {
+    nodeName: "s1",
+    phase: "install",
+    httpsPort: 8501,
+    serverApiUrls: ["https://10.0.0.11:8501", "https://10.0.0.12:8501"],
+    keySha256: "0".repeat(64),
+    waitSeconds: 300,
+};
+
 export const everyScript: [string, (host?: ScriptHost) => string][] = [
     ["apply, server, download", (host) => applyScript(applyBase, host)],
     [
@@ -118,4 +129,6 @@ export const everyScript: [string, (host?: ScriptHost) => string][] = [
                 host,
             ),
     ],
+    ["keyring, install", (host) => keyringScript(keyringBase, host)],
+    ["keyring, finish", (host) => keyringScript({ ...keyringBase, phase: "finish" }, host)],
 ];

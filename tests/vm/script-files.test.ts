@@ -50,8 +50,16 @@ describe("script headers", () => {
 describe("script files", () => {
     const files = fs.readdirSync(SCRIPT_FILES).filter((f) => f.endsWith(".sh"));
 
-    it("are the five parts, each a `# shellcheck shell=sh` file", () => {
-        assert.deepStrictEqual(files.sort(), ["acl.sh", "apply.sh", "common.sh", "prune.sh", "remove.sh"]);
+    it("are the six parts, each a `# shellcheck shell=sh` file", () => {
+        assert.deepStrictEqual(files.sort(), [
+            "acl.sh",
+            "apply.sh",
+            "common.sh",
+            "keyring.sh",
+            "prune.sh",
+            "remove.sh",
+            "snapshot.sh",
+        ]);
         for (const f of files) {
             assert.ok(fs.readFileSync(path.join(SCRIPT_FILES, f), "utf8").startsWith("# shellcheck shell=sh\n"), f);
         }

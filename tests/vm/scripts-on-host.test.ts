@@ -134,7 +134,7 @@ describe("node scripts on a fake host", function () {
                 "groupadd --system consul",
                 `useradd --system --gid consul --home-dir ${PATHS.dataDir} --no-create-home --shell /bin/false consul`,
                 "consul version",
-                `consul.new validate ${stage}${PATHS.mainConfig} ${stage}${PATHS.joinConfig} ${stage}${PATHS.secretConfig}`,
+                `consul.new validate ${stage}${PATHS.mainConfig} ${stage}${PATHS.joinConfig} ${stage}${PATHS.secretConfig} ${stage}${PATHS.gossipConfig}`,
                 "systemctl is-active --quiet consul.service",
                 "systemctl daemon-reload",
                 "systemctl enable --quiet consul.service",

@@ -98,7 +98,8 @@ describe("node scripts", () => {
             policyJson: agentPolicyJson(),
             waitSeconds: 300,
         });
-        assert.strictEqual(parameters(script).header.get("AGENT_TOKEN"), PATHS.agentTokenFile);
+        assert.strictEqual(parameters(script).header.get("TOKEN_FILE"), PATHS.agentTokenFile);
+        assert.strictEqual(parameters(script).header.get("TOKEN_NAME"), "agent");
         const policy = JSON.parse(agentPolicyJson()) as { Name: string; Rules: string };
         assert.deepStrictEqual(JSON.parse(policy.Rules), {
             node_prefix: { "": { policy: "write" } },

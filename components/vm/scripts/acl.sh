@@ -1,13 +1,14 @@
 # shellcheck shell=sh
 # shellcheck enable=check-unassigned-uppercase
-# The ACL script's body (components/vm/scripts.ts aclScript; common.sh runs first): upserts the
-# agent policy and creates the agent token with the SecretID from the host's token file.
+# The ACL script's body (components/vm/scripts.ts aclScript; common.sh runs first): upserts a
+# policy (the agent's, or the snapshot token's) and creates its token with the SecretID from the
+# host's token file.
 #
 # Parameters, set read-only by the header (see common.sh; these are the ones this file reads):
-#   from aclScript's params: NODE HTTPS_PORT POLICY_NAME POLICY_JSON TOKEN_DESCRIPTION WAIT_SECONDS;
-#   from PATHS: CA_FILE AGENT_TOKEN WORK_PARENT.
-readonly NODE HTTPS_PORT POLICY_NAME POLICY_JSON TOKEN_DESCRIPTION WAIT_SECONDS
-readonly CA_FILE AGENT_TOKEN WORK_PARENT
+#   from aclScript's params: NODE HTTPS_PORT POLICY_NAME POLICY_JSON TOKEN_NAME (agent, snapshot)
+#   TOKEN_DESCRIPTION WAIT_SECONDS; from PATHS: CA_FILE TOKEN_FILE (that token's file) WORK_PARENT.
+readonly NODE HTTPS_PORT POLICY_NAME POLICY_JSON TOKEN_NAME TOKEN_DESCRIPTION WAIT_SECONDS
+readonly CA_FILE TOKEN_FILE WORK_PARENT
 # Set first by common.sh and read there: STEP (named by say and fail), WORK (removed on exit).
 # Read here too, so that shellcheck, which checks this file alone, sees them used.
 : "${STEP?}" "${WORK?}"
@@ -40,14 +41,14 @@ else
         fail "could not create ACL policy $POLICY_NAME"
     say "policy $POLICY_NAME created"
 fi
-if api /v1/acl/token/self "$AGENT_TOKEN" >/dev/null; then
-    say "agent token exists"
+if api /v1/acl/token/self "$TOKEN_FILE" >/dev/null; then
+    say "$TOKEN_NAME token exists"
 else
     printf '{"SecretID":"%s","Description":"%s","Policies":[{"Name":"%s"}]}' \
-        "$(tr -d '\n' < "$AGENT_TOKEN")" "$TOKEN_DESCRIPTION" "$POLICY_NAME" > "$WORK/token.json"
+        "$(tr -d '\n' < "$TOKEN_FILE")" "$TOKEN_DESCRIPTION" "$POLICY_NAME" > "$WORK/token.json"
     { printf 'header = "X-Consul-Token: '; tr -d '\n' < "$(token_file)"; printf '"\n'; } |
         curl -sS -f --max-time 10 --cacert "$CA_FILE" --config - -X PUT --data-binary "@$WORK/token.json" \
             "https://127.0.0.1:$HTTPS_PORT/v1/acl/token" >/dev/null 2>&1 ||
-        fail "could not create the agent token"
-    say "agent token created"
+        fail "could not create the $TOKEN_NAME token"
+    say "$TOKEN_NAME token created"
 fi

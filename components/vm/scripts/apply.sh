@@ -7,14 +7,16 @@
 #   from applyScript's params: NODE ROLE VERSION INSTALL_MODE MIRROR RELEASE_KEYRING (empty unless
 #   INSTALL_MODE is download) RELEASE_KEY_FINGERPRINT HTTPS_PORT SERVER_COUNT IS_LAST_SERVER (1/0)
 #   SERVER_API_URLS and UPDATED_SERVERS (space-separated, may be empty) WAIT_SECONDS BUNDLE_SHA256;
-#   from PATHS: BIN CONFIG_DIR TLS_DIR CLI_DIR TOKEN_DIR DATA_DIR MAIN JOIN SECRET CA_FILE AGENT_CA
-#   MANAGEMENT_TOKEN AGENT_TOKEN PROFILE UNIT_FILE OWNER_FILE USER_MARKER BACKUP WORK_PARENT
-#   STAGE_PARENT.
+#   from PATHS: BIN CONFIG_DIR TLS_DIR CLI_DIR TOKEN_DIR DATA_DIR MAIN JOIN SECRET GOSSIP CA_FILE
+#   AGENT_CA MANAGEMENT_TOKEN AGENT_TOKEN PROFILE UNIT_FILE OWNER_FILE USER_MARKER BACKUP WORK_PARENT
+#   STAGE_PARENT LAN_KEYRING WAN_KEYRING; and the snapshot files (servers with snapshots on, see the
+#   end): SNAPSHOT_TOKEN SNAPSHOT_RCLONE SNAPSHOT_BIN SNAPSHOT_SERVICE SNAPSHOT_TIMER SNAPSHOT_DIR.
 readonly NODE ROLE VERSION INSTALL_MODE MIRROR RELEASE_KEYRING RELEASE_KEY_FINGERPRINT HTTPS_PORT \
     SERVER_COUNT IS_LAST_SERVER SERVER_API_URLS UPDATED_SERVERS WAIT_SECONDS BUNDLE_SHA256
-readonly BIN CONFIG_DIR TLS_DIR CLI_DIR TOKEN_DIR DATA_DIR MAIN JOIN SECRET CA_FILE AGENT_CA \
+readonly BIN CONFIG_DIR TLS_DIR CLI_DIR TOKEN_DIR DATA_DIR MAIN JOIN SECRET GOSSIP CA_FILE AGENT_CA \
     MANAGEMENT_TOKEN AGENT_TOKEN PROFILE UNIT_FILE OWNER_FILE USER_MARKER BACKUP WORK_PARENT \
-    STAGE_PARENT
+    STAGE_PARENT LAN_KEYRING WAN_KEYRING
+readonly SNAPSHOT_TOKEN SNAPSHOT_RCLONE SNAPSHOT_BIN SNAPSHOT_SERVICE SNAPSHOT_TIMER SNAPSHOT_DIR
 # Set first by common.sh and read there: STEP (named by say and fail), WORK and STAGE (removed on
 # exit). Read here too, so that shellcheck, which checks this file alone, sees them used.
 : "${STEP?}" "${WORK?}" "${STAGE?}"
@@ -61,6 +63,8 @@ got=$(sha256sum < "$WORK/bundle" | cut -d ' ' -f 1)
 if [ "$got" != "$BUNDLE_SHA256" ]; then
     fail "the file bundle on stdin does not match its digest; re-run pulumi up"
 fi
+# Snapshots upload with rclone: refuse before anything changes if the host lacks it.
+if grep -q -F "$SNAPSHOT_TIMER " "$WORK/bundle"; then require_tools rclone; fi
 say "ok"
 
 STEP=install
@@ -111,7 +115,7 @@ else
     # The hashes count only once the list is proven to be signed by the release key.
     printf '%s' "$RELEASE_KEYRING" | base64 -d > "$WORK/release-key.gpg" || fail "cannot decode the release key"
     if ! gpgv --homedir "$WORK" --keyring "$WORK/release-key.gpg" "$WORK/SHA256SUMS.sig" "$WORK/SHA256SUMS" > "$WORK/gpgv.out" 2>&1; then
-        fail "consul_${VERSION}_SHA256SUMS is not signed by the release key $RELEASE_KEY_FINGERPRINT ($(grep -m 1 -E 'BAD|no public key|Can.t check|invalid' "$WORK/gpgv.out" || tail -n 1 "$WORK/gpgv.out")): the mirror serves files that key did not sign; nothing was installed"
+        fail "consul_${VERSION}_SHA256SUMS is not signed by the release key $RELEASE_KEY_FINGERPRINT ($(grep -m 1 -E 'BAD signature|[Nn]o public key|Can.t check|invalid' "$WORK/gpgv.out" || tail -n 1 "$WORK/gpgv.out")): the mirror serves files that key did not sign; nothing was installed"
     fi
     want=$(awk -v f="$zip" '$2 == f { print $1 }' "$WORK/SHA256SUMS")
     if [ -z "$want" ]; then
@@ -155,9 +159,10 @@ while IFS=' ' read -r path mode owner group data; do
     if [ -z "$path" ]; then continue; fi
     case "$path" in
         *..*) fail "refusing to write $path" ;;
-        "$MAIN" | "$JOIN" | "$SECRET" | "$TLS_DIR"/*.pem) ;;
+        "$MAIN" | "$JOIN" | "$SECRET" | "$GOSSIP" | "$TLS_DIR"/*.pem) ;;
         "$CLI_DIR"/*.pem | "$MANAGEMENT_TOKEN" | "$AGENT_TOKEN") ;;
         "$PROFILE" | "$UNIT_FILE" | "$OWNER_FILE") ;;
+        "$SNAPSHOT_TOKEN" | "$SNAPSHOT_RCLONE" | "$SNAPSHOT_BIN" | "$SNAPSHOT_SERVICE" | "$SNAPSHOT_TIMER") ;;
         *) fail "refusing to write $path: not a file this program manages" ;;
     esac
     case "$mode" in
@@ -177,7 +182,7 @@ done < "$WORK/bundle"
 say "$(wc -l < "$WORK/files" | tr -d ' ') files staged"
 
 STEP=validate
-for f in "$MAIN" "$JOIN" "$SECRET" "$UNIT_FILE"; do
+for f in "$MAIN" "$JOIN" "$SECRET" "$GOSSIP" "$UNIT_FILE"; do
     if [ ! -s "$STAGE$f" ]; then fail "$f is missing from the bundle"; fi
 done
 while read -r path; do
@@ -186,7 +191,7 @@ while read -r path; do
         *.pem) grep -q -e '-----BEGIN CERTIFICATE-----' "$STAGE$path" || fail "$path is not a PEM certificate" ;;
     esac
 done < "$WORK/files"
-if ! out=$("$CONSUL" validate "$STAGE$MAIN" "$STAGE$JOIN" "$STAGE$SECRET" 2>&1); then
+if ! out=$("$CONSUL" validate "$STAGE$MAIN" "$STAGE$JOIN" "$STAGE$SECRET" "$STAGE$GOSSIP" 2>&1); then
     fail "consul validate rejected the new config, nothing was changed: $(printf '%s' "$out" | tail -n 2 | tr '\n' ' ')"
 fi
 say "consul validate ok"
@@ -211,6 +216,28 @@ while read -r path; do
     esac
 done < "$WORK/changed"
 if [ "$active" -eq 0 ]; then ACTION=restart; fi
+# A new key in $GOSSIP needs no restart: Consul reads encrypt only while the data dir has no
+# keyring, and the keyring steps around the rollout (keyring.sh) install the key everywhere, then
+# make it the only one. A keyring they did not reach (the agent was down) lacks it: it is put
+# first there, and the agent restarted to load it. The key is compared by the shell alone, so it
+# is never in a process's arguments.
+gossip_key=$(sed -n 's/^ *"encrypt"[: ]*"\([A-Za-z0-9+/=]*\)"$/\1/p' "$STAGE$GOSSIP")
+if [ -z "$gossip_key" ]; then fail "$GOSSIP in the bundle holds no gossip key"; fi
+: > "$WORK/rings"
+rings=$LAN_KEYRING
+if [ "$ROLE" = server ]; then rings="$LAN_KEYRING $WAN_KEYRING"; fi
+for ring in $rings; do
+    if [ -f "$ring" ]; then
+        case "$(cat "$ring")" in
+            *"\"$gossip_key\""*) ;;
+            *) printf '%s\n' "$ring" >> "$WORK/rings" ;;
+        esac
+    fi
+done
+if [ -s "$WORK/rings" ]; then
+    ACTION=restart
+    say "the persisted keyring lacks the configured gossip key: it becomes the primary key, and the agent restarts"
+fi
 if [ ! -s "$WORK/changed" ] && [ "$ACTION" = none ]; then
     # Still wait below: a run that failed or was cut off after its swap left the files in place,
     # and this step must not end (letting the next server restart) before the cluster is healthy.
@@ -305,6 +332,15 @@ done < "$WORK/changed"
 systemctl daemon-reload
 systemctl enable --quiet consul.service
 if [ -s "$WORK/changed" ]; then say "new files in place (previous ones in $BACKUP)"; fi
+# The old keys stay after the new one: they still decrypt members that have not switched yet.
+while read -r ring; do
+    others=$(tr -d '[]\n ' < "$ring")
+    { printf '["%s"' "$gossip_key"; if [ -n "$others" ]; then printf ',%s' "$others"; fi; printf ']\n'; } > "$ring.new"
+    if ! { chown consul:consul "$ring.new" && chmod 0600 "$ring.new" && mv -f "$ring.new" "$ring"; }; then
+        restore || :
+        fail "could not add the gossip key to $ring; previous files restored"
+    fi
+done < "$WORK/rings"
 
 STEP=$ACTION
 # --no-block: a Type=notify agent is only ready once it has joined, which can need the servers
@@ -431,3 +467,22 @@ case "$need" in
     leader) say "agent running, leader $current" ;;
     cluster) say "alive, leader $current, autopilot healthy" ;;
 esac
+
+# Snapshots (servers with snapshotInterval set): the timer runs once the agent is healthy, restarted
+# when its schedule changed. A bundle without it (snapshots turned off) removes what an earlier
+# deploy installed; local snapshots stay in $SNAPSHOT_DIR for the operator.
+STEP=snapshots
+timer=${SNAPSHOT_TIMER##*/}
+if grep -q -x -F "$SNAPSHOT_TIMER" "$WORK/files"; then
+    if grep -q -x -F -e "$SNAPSHOT_TIMER" -e "$SNAPSHOT_SERVICE" "$WORK/changed"; then
+        { systemctl enable --quiet "$timer" && systemctl restart "$timer"; } || fail "could not start $timer"
+        say "$timer started"
+    else
+        systemctl enable --quiet --now "$timer" || fail "could not start $timer"
+    fi
+elif [ -e "$SNAPSHOT_TIMER" ]; then
+    systemctl disable --quiet --now "$timer" || :
+    rm -f "$SNAPSHOT_TIMER" "$SNAPSHOT_SERVICE" "$SNAPSHOT_BIN" "$SNAPSHOT_RCLONE" "$SNAPSHOT_TOKEN"
+    systemctl daemon-reload
+    say "snapshots off: $timer and its files removed (local snapshots kept in $SNAPSHOT_DIR)"
+fi

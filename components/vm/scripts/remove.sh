@@ -5,9 +5,11 @@
 #
 # Parameters, set read-only by the header (see common.sh; these are the ones this file reads):
 #   from removeScript's params: NODE OWNER_ID ROLE HTTPS_PORT INSTALL_MODE SERVER_COUNT WAIT_SECONDS;
-#   from PATHS: BIN CONFIG_DIR DATA_DIR CA_FILE PROFILE UNIT_FILE OWNER_FILE USER_MARKER BACKUP.
+#   from PATHS: BIN CONFIG_DIR DATA_DIR CA_FILE PROFILE UNIT_FILE OWNER_FILE USER_MARKER BACKUP
+#   SNAPSHOT_BIN SNAPSHOT_SERVICE SNAPSHOT_TIMER SNAPSHOT_DIR.
 readonly NODE OWNER_ID ROLE HTTPS_PORT INSTALL_MODE SERVER_COUNT WAIT_SECONDS
 readonly BIN CONFIG_DIR DATA_DIR CA_FILE PROFILE UNIT_FILE OWNER_FILE USER_MARKER BACKUP
+readonly SNAPSHOT_BIN SNAPSHOT_SERVICE SNAPSHOT_TIMER SNAPSHOT_DIR
 # Set first by common.sh and read there: STEP (named by say and fail).
 # Read here too, so that shellcheck, which checks this file alone, sees them used.
 : "${STEP?}"
@@ -48,6 +50,10 @@ fi
 STEP=remove
 systemctl disable --quiet consul.service 2>/dev/null || true
 rm -f "$UNIT_FILE" "$PROFILE"
+# Snapshots: the timer, its units and script, and the local copies (the bucket keeps its own).
+if [ -e "$SNAPSHOT_TIMER" ]; then systemctl disable --quiet --now "${SNAPSHOT_TIMER##*/}" 2>/dev/null || true; fi
+rm -f "$SNAPSHOT_TIMER" "$SNAPSHOT_SERVICE" "$SNAPSHOT_BIN"
+rm -rf "$SNAPSHOT_DIR"
 systemctl daemon-reload
 removed="unit, config, keys, data"
 # A downloaded binary is ours. A preinstalled one stays, and so does $BIN when it links to it: the
