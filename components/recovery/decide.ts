@@ -83,7 +83,7 @@ export function decideRecovery(input: DecisionInput): Decision {
     // Only when every server is named dead: a silent server not named dead has its own reason above.
     if (servers.length > 0 && servers.every((s) => dead.includes(s.name))) {
         reasons.push(
-            "no server survives: peers.json needs at least one server with its Raft data; restore from a snapshot instead.",
+            "no server survives: peers.json needs at least one server with its Raft data; restore from a snapshot instead (docs/runbooks/restore-snapshot.md).",
         );
     }
     const reports = new Map<string, HostReport>();
