@@ -18,18 +18,23 @@ export function wrapForUser(script: string, sshUser: string): string {
 }
 
 type ScriptFile = "common" | "apply" | "remove" | "acl" | "prune" | "keyring" | "snapshot";
-const files = new Map<ScriptFile, string>();
+const files = new Map<string, string>();
 
-/** scripts/<name>.sh, read once per process. */
-function scriptFile(name: ScriptFile): string {
-    let text = files.get(name);
+/** A host script's .sh file, read once per process (other folders' scripts too: components/recovery). */
+export function readShellFile(file: string): string {
+    let text = files.get(file);
     if (text === undefined) {
-        text = fs.readFileSync(path.join(__dirname, "scripts", `${name}.sh`), "utf8");
+        text = fs.readFileSync(file, "utf8");
         // A checkout that turned LF into CRLF would send every command a stray \r.
-        if (text.includes("\r")) throw new Error(`components/vm/scripts/${name}.sh has CR characters; it must use LF`);
-        files.set(name, text);
+        if (text.includes("\r")) throw new Error(`${file} has CR characters; it must use LF`);
+        files.set(file, text);
     }
     return text;
+}
+
+/** scripts/<name>.sh. */
+function scriptFile(name: ScriptFile): string {
+    return readShellFile(path.join(__dirname, "scripts", `${name}.sh`));
 }
 
 /** The header variables that carry paths, and the PATHS entry each one holds. */
@@ -64,13 +69,13 @@ const PATH_PARAMS = {
     SNAPSHOT_TIMER: "snapshotTimer",
     SNAPSHOT_DIR: "snapshotDir",
 } as const satisfies Record<string, keyof typeof PATHS>;
-type PathParam = keyof typeof PATH_PARAMS;
+export type PathParam = keyof typeof PATH_PARAMS;
 
 /**
  * The path parameters a body reads, plus those common.sh reads (its parameter block): every header
  * carries those, and TOOL_PATH, the script's PATH.
  */
-function pathParams(host: ScriptHost, names: readonly PathParam[]): Record<string, string> {
+export function pathParams(host: ScriptHost, names: readonly PathParam[]): Record<string, string> {
     const params: Record<string, string> = {};
     for (const name of [...names, "CA_FILE", "MANAGEMENT_TOKEN", "WORK_PARENT", "STAGE_PARENT"] as const) {
         params[name] = host.paths[PATH_PARAMS[name]];
@@ -85,8 +90,12 @@ function pathParams(host: ScriptHost, names: readonly PathParam[]): Record<strin
  * state, quoted once more for `sh -c`.
  */
 function render(body: Exclude<ScriptFile, "common">, title: string, params: ScriptParams): string {
-    const script =
-        `#!/bin/sh\n# consul-pulumi: ${title}\n` + scriptHeader(params) + scriptFile("common") + scriptFile(body);
+    return renderHostScript(scriptFile(body), title, params);
+}
+
+/** render, for a body read elsewhere (readShellFile); `params` must include pathParams' common ones. */
+export function renderHostScript(body: string, title: string, params: ScriptParams): string {
+    const script = `#!/bin/sh\n# consul-pulumi: ${title}\n` + scriptHeader(params) + scriptFile("common") + body;
     return script
         .split("\n")
         .filter((line, i) => i === 0 || !/^\s*#/.test(line))
