@@ -182,8 +182,12 @@ async function main(): Promise<void> {
             mocks: new ConsulMocks(again.mocks),
         });
         const oneClient = diffCommands(again.mocks.resources, changed.mocks.resources);
-        console.log("\nSSH sessions per host (target: <= 2 per changed host, 0 per unchanged host)");
-        console.log(`  first deploy:      ${summarize(deploy, hosts)} (server 1 also runs the ACL step)`);
+        console.log(
+            "\nSSH sessions per host (target: 1 per changed host, plus the steps run once per cluster on server 1; 0 per unchanged host)",
+        );
+        console.log(
+            `  first deploy:      ${summarize(deploy, hosts)} (server 1 also runs the ACL step and the keyring install and finish)`,
+        );
         console.log(`  no-change re-run:  ${summarize(rerun, hosts)}`);
         console.log(`  one-client change: ${summarize(oneClient, hosts)}`);
         for (const run of oneClient.filter((r) => r.op !== "none")) {
