@@ -16,7 +16,8 @@ import { CliEnvironment, hostCliEnvironment, NodeMaterial, nodeFiles, serverApiU
 import { ConsulNode, sshConnection, SshAccess } from "./node";
 import { ownerId, planRollout, RolloutStep } from "./plan";
 import { sha256Hex } from "./bundle";
-import { aclScript, keyringScript, pruneScript, wrapForUser } from "./scripts";
+import { keyringScript } from "./keyring";
+import { aclScript, pruneScript, wrapForUser } from "./scripts";
 import { snapshotAclCommand, VmSnapshots, vmSnapshots } from "./snapshot";
 
 /** How long each host's wait (agent back, leader, autopilot healthy) may take. */

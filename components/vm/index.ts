@@ -5,6 +5,7 @@ export * from "./cluster";
 export * from "./node";
 export * from "./plan";
 export * from "./scripts";
+export * from "./keyring";
 export * from "./systemd";
 export * from "./paths";
 export * from "./bundle";

@@ -89,7 +89,7 @@ export function pathParams(host: ScriptHost, names: readonly PathParam[]): Recor
  * the comments are for readers of the files, and the script travels in every command's inputs and
  * state, quoted once more for `sh -c`.
  */
-function render(body: Exclude<ScriptFile, "common">, title: string, params: ScriptParams): string {
+export function renderScript(body: Exclude<ScriptFile, "common">, title: string, params: ScriptParams): string {
     return renderHostScript(scriptFile(body), title, params);
 }
 
@@ -134,7 +134,7 @@ export interface ApplyScriptParams {
  */
 export function applyScript(p: ApplyScriptParams, host: ScriptHost = REAL_HOST): string {
     if (!/^[0-9a-f]{64}$/.test(p.bundleSha256)) throw new Error("bundleSha256 must be a sha256 hex digest");
-    return render("apply", "apply the agent config on one host", {
+    return renderScript("apply", "apply the agent config on one host", {
         NODE: p.nodeName,
         ROLE: p.role,
         VERSION: p.consulVersion,
@@ -171,7 +171,7 @@ export interface RemoveScriptParams {
 
 /** The delete script: graceful leave, then the unit, config, keys, data, binary and user go. */
 export function removeScript(p: RemoveScriptParams, host: ScriptHost = REAL_HOST): string {
-    return render("remove", "remove the agent from one host", {
+    return renderScript("remove", "remove the agent from one host", {
         NODE: p.nodeName,
         OWNER_ID: p.ownerId,
         ROLE: p.role,
@@ -217,7 +217,7 @@ const TOKENS = {
 /** Upserts a policy and creates its token (with the SecretID from the host's token file) if absent. */
 export function aclScript(p: AclScriptParams, host: ScriptHost = REAL_HOST): string {
     const token = p.token ?? "agent";
-    return render("acl", `${token} ACL policy and token, idempotent`, {
+    return renderScript("acl", `${token} ACL policy and token, idempotent`, {
         NODE: p.nodeName,
         HTTPS_PORT: p.httpsPort,
         POLICY_NAME: p.policyName,
@@ -246,41 +246,12 @@ export function pruneScript(p: PruneScriptParams, host: ScriptHost = REAL_HOST):
     for (const name of p.deadNodes) {
         if (!/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/.test(name)) throw new Error(`bad node name ${name}`);
     }
-    return render("prune", "prune dead hosts from the cluster", {
+    return renderScript("prune", "prune dead hosts from the cluster", {
         NODE: p.nodeName,
         HTTPS_PORT: p.httpsPort,
         DEAD_NODES: [...p.deadNodes].sort().join(" "),
         WAIT_SECONDS: p.waitSeconds,
         ...pathParams(host, ["BIN"]),
-    });
-}
-
-// --- keyring: the gossip-key rotation around the rollout, from the first live server ------------
-
-export interface KeyringScriptParams {
-    /** The live server the step runs on. */
-    readonly nodeName: string;
-    /** install: before the rollout, the key joins every keyring; finish: after it, the only key. */
-    readonly phase: "install" | "finish";
-    readonly httpsPort: number;
-    /** Every live server's HTTPS base URL: the step asks the first that answers. */
-    readonly serverApiUrls: readonly string[];
-    /** sha256 of the key on stdin; also makes the command change whenever the key does. */
-    readonly keySha256: string;
-    readonly waitSeconds: number;
-}
-
-/** Installs (phase install) or settles on (phase finish) the gossip key read from stdin. */
-export function keyringScript(p: KeyringScriptParams, host: ScriptHost = REAL_HOST): string {
-    if (!/^[0-9a-f]{64}$/.test(p.keySha256)) throw new Error("keySha256 must be a sha256 hex digest");
-    return render("keyring", `gossip keyring, ${p.phase}`, {
-        NODE: p.nodeName,
-        PHASE: p.phase,
-        HTTPS_PORT: p.httpsPort,
-        SERVER_API_URLS: p.serverApiUrls.join(" "),
-        KEY_SHA256: p.keySha256,
-        WAIT_SECONDS: p.waitSeconds,
-        ...pathParams(host, []),
     });
 }
 
@@ -299,7 +270,7 @@ export interface SnapshotScriptParams {
 /** The script the snapshot service runs (`save`) and the restore runbook calls (`list`, `restore`). */
 export function snapshotScript(p: SnapshotScriptParams, host: ScriptHost = REAL_HOST): string {
     if (!Number.isInteger(p.retain) || p.retain < 1) throw new Error("retain must be a whole number of at least 1");
-    return render("snapshot", "Consul snapshots: save on the leader, upload, prune; list; restore", {
+    return renderScript("snapshot", "Consul snapshots: save on the leader, upload, prune; list; restore", {
         NODE: p.nodeName,
         HTTPS_PORT: p.httpsPort,
         ACL: p.aclEnabled ? 1 : 0,

@@ -4,7 +4,7 @@
 // a sixth host for an agent that still holds a certificate from the old CA.
 
 import * as assert from "assert";
-import { mainPid, membersAt, peerCertificate, raftServers, vmStackConfig } from "./checks";
+import { consulLogSince, mainPid, membersAt, peerCertificate, raftServers, vmStackConfig } from "./checks";
 import { api, Artifacts, ensureArtifacts, Figures, Hosts, log, Mirror, requirePrerequisites } from "./infra";
 import { assertNoKeyLost, assertOneLeader, KvAccess, writeBulk } from "./kv-checks";
 import { assertNoFailures, Deployed, deployReplay, ReplayMocks } from "./replay";
@@ -159,13 +159,7 @@ describe("CA rotation by three pulumi ups, on real hosts", function () {
         await new Promise((r) => setTimeout(r, 15_000));
         const inRaft = (await raftServers(addr(1), access)).find((s) => s.Node === "rogue-old-ca");
         const rogueLog = await rogue.stop("rogue-old-ca");
-        const serverLogs = (
-            await Promise.all(
-                SERVERS.map((i) =>
-                    hosts.run(i, `journalctl -u consul --no-pager -o cat --since @${Math.floor(started / 1000)}`),
-                ),
-            )
-        ).join("\n");
+        const serverLogs = (await Promise.all(SERVERS.map((i) => consulLogSince(hosts, i, started)))).join("\n");
         const refused = /x509: certificate signed by unknown authority|tls: (bad|unknown) certificate/;
         figures.add(
             `l. CA rotation: ${phases.join(", ")}; ${poll.samples} polls at 200 ms through ${hosts.hosts[CLIENTS[0] - 1].name} (RPC to the servers) and a server, 0 failed; ` +

@@ -142,7 +142,8 @@ describe("Consul on real hosts, deployed by the program's own commands over SSH"
             "/etc/consul.d": "750 root consul",
             "/etc/consul.d/consul.json": "640 root consul",
             "/etc/consul.d/join.json": "640 root consul",
-            "/etc/consul.d/secrets.json": "640 root consul", // gossip key, agent token: the agent reads them
+            "/etc/consul.d/secrets.json": "640 root consul", // agent token: the agent reads it
+            "/etc/consul.d/gossip.json": "640 root consul", // gossip key: the agent reads it
             "/etc/consul.d/managed-by": "644 root root",
             "/etc/consul.d/created-consul-user": "600 root root",
             "/etc/consul.d/tls": "750 root consul",
@@ -158,8 +159,8 @@ describe("Consul on real hosts, deployed by the program's own commands over SSH"
             "/etc/consul.d/tokens/agent": "600 root root",
         };
         const secretFiles = {
-            server: ["secrets.json", "tls/server-key.pem", "cli/cli-key.pem", "tokens/agent"],
-            client: ["secrets.json"],
+            server: ["secrets.json", "gossip.json", "tls/server-key.pem", "cli/cli-key.pem", "tokens/agent"],
+            client: ["secrets.json", "gossip.json"],
         };
         for (const [role, hostNumbers] of [
             ["server", SERVERS],

@@ -4,7 +4,7 @@
 // (./replay.ts), on 3 servers and 2 clients, with a sixth host for the agents that come later.
 
 import * as assert from "assert";
-import { mainPid, membersAt, vmStackConfig } from "./checks";
+import { consulLogSince, mainPid, membersAt, vmStackConfig } from "./checks";
 import { api, Artifacts, ensureArtifacts, Figures, Hosts, log, Mirror, requirePrerequisites, waitFor } from "./infra";
 import { assertNoKeyLost, assertOneLeader, KvAccess, writeBulk } from "./kv-checks";
 import { assertNoFailures, Deployed, deployReplay, ReplayMocks } from "./replay";
@@ -198,13 +198,7 @@ describe("Gossip-key rotation by pulumi up, on real hosts", function () {
         await new Promise((r) => setTimeout(r, 15_000));
         const member = (await membersAt(addr(1), access)).find((m) => m.Name === "rogue-old-key");
         const logs = await rogue.stop("rogue-old-key");
-        const serverLogs = (
-            await Promise.all(
-                SERVERS.map((i) =>
-                    hosts.run(i, `journalctl -u consul --no-pager -o cat --since @${Math.floor(started / 1000)}`),
-                ),
-            )
-        ).join("\n");
+        const serverLogs = (await Promise.all(SERVERS.map((i) => consulLogSince(hosts, i, started)))).join("\n");
         const refused = new RegExp(`No installed keys could decrypt[^\\n]*${addr(SPARE).replace(/\./g, "\\.")}`);
         figure(
             `j. an agent with the old key: serf status ${member?.Status ?? "absent"}; the servers' log: ${firstLine(serverLogs, refused)}`,

@@ -11,12 +11,11 @@ import {
     aclScript,
     applyScript,
     ApplyScriptParams,
-    keyringScript,
-    KeyringScriptParams,
     pruneScript,
     removeScript,
     RemoveScriptParams,
 } from "../../components/vm/scripts";
+import { keyringScript, KeyringScriptParams } from "../../components/vm/keyring";
 
 export const applyBase: ApplyScriptParams = {
     nodeName: "consul-server-1",
