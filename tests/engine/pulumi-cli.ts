@@ -2,13 +2,13 @@
 // temporary directory: local file backend, passphrase secrets, a PULUMI_HOME holding the provider
 // plugins built into the engine cache. Nothing outside the temporary directory is written.
 
-import { spawn, spawnSync } from "child_process";
+import { spawn } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+import { ENGINE_BUILD, engineCacheDir, enginePlugins, VM_ENGINE_COMPONENTS } from "../../scripts/engine/engine-cache";
 import { REPO_ROOT } from "../mocks";
 
-const BUILD = path.join(REPO_ROOT, "scripts", "engine", "build.sh");
 /**
  * What `pulumi` needs of the project (tsconfig.pulumi.json: Pulumi.yaml's runtime.options.tsconfig,
  * what the language host compiles the program with).
@@ -21,8 +21,6 @@ export const PROJECT_FILES = [
     "index.ts",
     "components",
 ];
-/** What a VM stack needs: the CLI, the language host and the providers its resources use. */
-const ENGINE_COMPONENTS = ["cli", "langhost", "stub", "command", "tls", "random"];
 
 export interface RunResult {
     readonly code: number;
@@ -62,13 +60,6 @@ interface EngineEvent {
     diagnosticEvent?: { urn?: string; severity: string; message: string };
 }
 
-/** The engine cache directory build.sh uses (by the versions it builds). */
-function engineCacheDir(env: NodeJS.ProcessEnv = process.env): string {
-    const r = spawnSync("bash", [BUILD, "--print-cache-dir"], { encoding: "utf8", env });
-    if (r.status !== 0) throw new Error(`scripts/engine/build.sh --print-cache-dir failed: ${r.stderr}`);
-    return r.stdout.trim();
-}
-
 /**
  * The engine components a VM stack needs that the cache lacks (build.sh's outputs, by its rule: a
  * component whose output exists is cached). Empty when `PulumiProject.create` will not build.
@@ -97,7 +88,7 @@ export function engineMissing(env: NodeJS.ProcessEnv = process.env): string[] {
                   `resource-${c}-v${deps[`@pulumi/${c}`]}`,
                   `pulumi-resource-${c}`,
               );
-    return ENGINE_COMPONENTS.filter((c) => !fs.existsSync(output(c))).map((c) => `${c} (${output(c)})`);
+    return VM_ENGINE_COMPONENTS.filter((c) => !fs.existsSync(output(c))).map((c) => `${c} (${output(c)})`);
 }
 
 export class PulumiProject {
@@ -113,7 +104,7 @@ export class PulumiProject {
      * backend and creates `stack` with `config` (keys without the `consul:` prefix).
      */
     static async create(stack: string, config: Record<string, string>): Promise<PulumiProject> {
-        const build = await runProcess("bash", [BUILD, ...ENGINE_COMPONENTS], {
+        const build = await runProcess("bash", [ENGINE_BUILD, ...VM_ENGINE_COMPONENTS], {
             env: process.env,
             timeoutMs: 90 * 60_000,
         });
@@ -141,24 +132,8 @@ export class PulumiProject {
         fs.mkdirSync(env.HOME as string);
         fs.mkdirSync(path.join(root, "state"));
         const project = new PulumiProject(dir, root, env, stack);
-        const deps = (
-            JSON.parse(fs.readFileSync(path.join(REPO_ROOT, "package.json"), "utf8")) as {
-                dependencies: Record<string, string>;
-            }
-        ).dependencies;
-        for (const name of ["command", "tls", "random", "kubernetes"]) {
-            const version = deps[`@pulumi/${name}`];
-            const built = path.join(
-                cache,
-                "pulumi-home",
-                "plugins",
-                `resource-${name}-v${version}`,
-                `pulumi-resource-${name}`,
-            );
-            // A VM stack registers no Kubernetes resource: the preview-only stub stands in for the
-            // plugin the program's imports declare, and would fail loudly if it were ever used.
-            const file = fs.existsSync(built) ? built : path.join(cache, "bin", "pulumi-resource-stub");
-            await project.must(["plugin", "install", "resource", name, version, "--file", file]);
+        for (const plugin of enginePlugins(cache)) {
+            await project.must(["plugin", "install", "resource", plugin.name, plugin.version, "--file", plugin.file]);
         }
         await project.must(["login", "--non-interactive", `file://${path.join(root, "state")}`]);
         await project.must(["stack", "init", stack, "--secrets-provider", "passphrase", "--non-interactive"]);
