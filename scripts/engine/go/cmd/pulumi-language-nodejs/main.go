@@ -5,8 +5,9 @@
 // It implements what `pulumi preview/up/destroy` of an already-installed TypeScript program needs:
 // Handshake, GetPluginInfo, GetRequiredPackages/GetRequiredPlugins (the "pulumi" field of the
 // package.json files under node_modules), Run (node_modules/@pulumi/pulumi/cmd/run with the same
-// flags and environment variables as upstream) and About. It installs nothing (InstallDependencies
-// is a no-op: run `npm ci` yourself), and has no policy packs, plugins in Node, codegen or `pulumi new`.
+// flags and environment variables as upstream), RunPlugin (plugin.go: policy packs, for
+// `--policy-pack`, and other plugins written in Node.js) and About. It installs nothing
+// (InstallDependencies is a no-op: run `npm ci` yourself), and has no codegen or `pulumi new`.
 package main
 
 import (
