@@ -199,7 +199,7 @@ step_langhost() {
         # The proxy here does not serve the upstream module (no version of it, pseudo or other), so
         # this builds the project's minimal host (scripts/engine/go) on sdk/v3 at the same version.
         log "langhost: minimal host from scripts/engine/go (sdk/v3 v$PULUMI_VERSION)"
-        log "langhost: go test (required packages, engine address, the TypeScript runtime options)"
+        log "langhost: go test (required packages, engine address, the TypeScript runtime options, RunPlugin of a policy pack)"
         (cd "$here/go" && nice -n 10 go test ./cmd/pulumi-language-nodejs >&2)
         (cd "$here/go" && gobuild -ldflags "-s -w -X main.version=$PULUMI_VERSION" \
             -o "$bin/pulumi-language-nodejs.tmp" ./cmd/pulumi-language-nodejs)

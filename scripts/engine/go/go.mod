@@ -3,6 +3,7 @@ module consulpulumi/engine
 go 1.25.11
 
 require (
+	github.com/google/shlex v0.0.0-20191202100458-e7afc7fbc510
 	github.com/pulumi/pulumi/sdk/v3 v3.248.0
 	golang.org/x/crypto v0.55.0
 	google.golang.org/grpc v1.80.0
