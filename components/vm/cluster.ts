@@ -75,7 +75,11 @@ export class VmCluster extends pulumi.ComponentResource {
         const dead = new Set(vm.deadHosts);
         const servers = vm.servers.filter((h) => !dead.has(h.name));
         const clients = vm.clients.filter((h) => !dead.has(h.name));
-        const live: VmClusterSettings = { ...settings, serverCount: servers.length };
+        // The agents' bootstrap_expect and min_quorum keep the declared count, dead servers
+        // included: Consul reads both only when the cluster first bootstraps, and a count that
+        // stays odd keeps the policy pack's consul-odd-server-count true while a dead server waits
+        // for its replacement (the lost-server runbook). The scripts' health waits count live ones.
+        const live: VmClusterSettings = settings;
         this.plan = planRollout(servers, clients, vm.clientBatchSize, settings.acl.enabled, dead.size > 0);
         const urls = serverApiUrls(settings, servers);
         const material = hostMaterial(args);

@@ -28,6 +28,8 @@ const AGENTS = [
     "client-app-1",
     "client-app-2",
 ];
+/** A fourth server's pinned host key (a real ed25519 key; no host presents it: preview only). */
+const EXTRA_HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGlsXFZnswmPwrED+C/B4UJ+T+TExLfq+id1AR3mIjqV";
 /** What the engine says when a rule needs a value that only `pulumi up` computes. */
 const DEFERRED = new RegExp(
     `^can't run policy '(\\S+)' from policy pack '${PACK}@v${PACK_VERSION.replace(/\./g, "\\.")}' during preview: ` +
@@ -231,36 +233,63 @@ describe("the policy pack, run by the real Pulumi engine (pulumi preview --polic
         );
     });
 
-    it("4. prod with an even count of live servers: validation refuses serverCount 4, but a server in consul:deadHosts leaves 2, and consul-odd-server-count refuses bootstrap_expect 2", async () => {
+    it("4. an even server count: validation refuses serverCount 4 first; forced past it (the check removed, as a regression would), consul-odd-server-count refuses bootstrap_expect 4; a dead server (the lost-server runbook) keeps an odd count", async () => {
         assert.ok(prod && keyFile, "scenario 2 did not run");
-        prod.setConfig({ ...prodConfig, sshPrivateKeyPath: keyFile, serverCount: "4" });
+        const fourServers = {
+            ...prodConfig,
+            sshPrivateKeyPath: keyFile,
+            serverCount: "4",
+            serverHosts: JSON.stringify([...JSON.parse(prodConfig.serverHosts), "consul-server-4=10.20.0.14"]),
+            sshHostKeys: JSON.stringify([...JSON.parse(prodConfig.sshHostKeys), `consul-server-4=${EXTRA_HOST_KEY}`]),
+        };
+        prod.setConfig(fourServers);
         const refused = await previewWithPack(prod);
         assert.notStrictEqual(refused.code, 0);
         assert.match(refused.output, /consul:serverCount = 4: must be odd and between 1 and 7/);
         assert.deepStrictEqual(mandatory(refused), [], "the program's validation comes first");
 
-        // The lost-server runbook's first step with one of three servers dead (components/recovery).
+        // The lost-server runbook's first step with one of three servers dead (components/recovery):
+        // the survivors keep bootstrap_expect 3, so the pack lets the runbook's pulumi up through.
         prod.setConfig({ ...prodConfig, sshPrivateKeyPath: keyFile, deadHosts: '["consul-server-3"]' });
-        const preview = await previewWithPack(prod);
-        assert.notStrictEqual(preview.code, 0, "a mandatory violation did not fail the preview");
-        assertPackRan(preview);
-        assert.doesNotMatch(preview.output, /Invalid stack configuration/);
-        const reports = mandatory(preview);
-        const servers = AGENTS.filter((a) => a.startsWith("server-"));
-        assert.deepStrictEqual(
-            reports.map((r) => `${r.policyName} ${nameOf(r.resourceUrn)}`).sort(),
-            servers.map((a) => `consul-odd-server-count consul-vm-${a}-agent`).sort(),
+        const dead = await previewWithPack(prod);
+        assertPackRan(dead);
+        assert.deepStrictEqual(mandatory(dead), [], dead.output.slice(-3000));
+        assert.strictEqual(dead.code, 0, dead.output.slice(-3000));
+
+        // The program's own check removed from this copy: the pack is the backstop.
+        const common = path.join(prod.dir, "components", "config", "common.ts");
+        const source = fs.readFileSync(common, "utf8");
+        const check = "serverCount < 1 || serverCount > 7 || serverCount % 2 === 0";
+        assert.ok(
+            source.includes(check),
+            "components/config/common.ts no longer has the odd-count check this test removes",
         );
-        for (const r of reports) {
-            assert.strictEqual(
-                r.message,
-                "An odd number of Consul servers (bootstrap_expect and StatefulSet replicas): an even count adds no failure tolerance.\n" +
-                    "stdin file /etc/consul.d/consul.json: bootstrap_expect 2 is not an odd count.\n",
+        fs.writeFileSync(common, source.replace(check, "serverCount < 1 || serverCount > 7"));
+        try {
+            prod.setConfig(fourServers);
+            const preview = await previewWithPack(prod);
+            assert.notStrictEqual(preview.code, 0, "a mandatory violation did not fail the preview");
+            assertPackRan(preview);
+            assert.doesNotMatch(preview.output, /Invalid stack configuration/);
+            const reports = mandatory(preview);
+            const servers = [...AGENTS.filter((a) => a.startsWith("server-")), "server-consul-server-4"];
+            assert.deepStrictEqual(
+                reports.map((r) => `${r.policyName} ${nameOf(r.resourceUrn)}`).sort(),
+                servers.map((a) => `consul-odd-server-count consul-vm-${a}-agent`).sort(),
             );
+            for (const r of reports) {
+                assert.strictEqual(
+                    r.message,
+                    "An odd number of Consul servers (bootstrap_expect and StatefulSet replicas): an even count adds no failure tolerance.\n" +
+                        "stdin file /etc/consul.d/consul.json: bootstrap_expect 4 is not an odd count.\n",
+                );
+            }
+            figure(
+                `policy 4. prod, 4 servers past validation: ${reports.length} mandatory violations (bootstrap_expect 4)`,
+            );
+        } finally {
+            fs.writeFileSync(common, source);
         }
-        figure(
-            `policy 4. prod, 1 of 3 servers in deadHosts: ${reports.length} mandatory violations (bootstrap_expect 2)`,
-        );
     });
 
     it("5. Pulumi.dev.yaml (Kubernetes; provider as in scripts/engine/preview.sh): no violation, every resource rule passes on the agents' ConfigMaps and workloads", async () => {
