@@ -3,6 +3,7 @@
 // topology's clients are pods, see docs/dns.md for CoreDNS). A key that cannot work is refused.
 
 import type { Reader } from "./read";
+import type { ConfigKey } from "./schema";
 import { DNS_FORWARDERS, type Ports, type Settings, type Topology, type VmDnsSettings } from "./types";
 
 export function readDns(
@@ -15,10 +16,10 @@ export function readDns(
     const defaultToken = r.bool("dnsDefaultToken");
     const forwarder = r.oneOf("dnsForwarder", DNS_FORWARDERS);
     if (!defaultToken && forwarder === "none") return undefined;
-    const on = (name: "dnsDefaultToken" | "dnsForwarder") => (name === "dnsDefaultToken" ? defaultToken : forwarder);
-    for (const name of ["dnsDefaultToken", "dnsForwarder"] as const) {
-        const value = on(name);
-        if (value === false || value === "none") continue;
+    const set: [ConfigKey, boolean | string][] = [];
+    if (defaultToken) set.push(["dnsDefaultToken", defaultToken]);
+    if (forwarder !== "none") set.push(["dnsForwarder", forwarder]);
+    for (const [name, value] of set) {
         if (topology !== "vm") {
             problems.add(
                 key(name),

@@ -211,6 +211,12 @@ describe("DNS on real hosts under ACL deny: the DNS token as the clients' defaul
         const kv = await http(ASKER, "/v1/kv/app/config");
         assert.strictEqual(kv.status, 403, kv.body);
         assert.match(kv.body, /Permission denied.*lacks permission 'key:read' on "app\/config"/);
+        // The request was judged as the DNS token: 1.16's fallback for token-less HTTP (agent/http.go).
+        const dnsSecret = (await hosts.run(1, "cat /etc/consul.d/tokens/dns")).trim();
+        const self = await http(1, "/v1/acl/token/self", { token: dnsSecret });
+        assert.strictEqual(self.status, 200, self.body);
+        const accessor = (JSON.parse(self.body) as { AccessorID: string }).AccessorID;
+        assert.ok(kv.body.includes(`token with AccessorID '${accessor}'`), kv.body);
         const tokens = await http(ASKER, "/v1/acl/tokens");
         assert.strictEqual(tokens.status, 403, tokens.body);
         assert.match(tokens.body, /Permission denied.*lacks permission 'acl:read'/);
