@@ -44,6 +44,8 @@ export interface AgentSecrets {
     readonly agentToken?: string;
     /** Clients: registers the services defined in config files (acl.tokens.config_file_service_registration). */
     readonly configFileRegistrationToken?: string;
+    /** Clients with dnsDefaultToken: DNS, and HTTP requests without a token, use it (acl.tokens.default). */
+    readonly defaultToken?: string;
 }
 
 /** The slice of Settings an agent's config is made from. */
@@ -225,6 +227,7 @@ export function agentSecretConfig(role: AgentRole, secrets: AgentSecrets): Agent
     if (secrets.configFileRegistrationToken) {
         tokens.config_file_service_registration = secrets.configFileRegistrationToken;
     }
+    if (secrets.defaultToken) tokens.default = secrets.defaultToken;
     if (Object.keys(tokens).length > 0) config.acl = { tokens };
     return config;
 }

@@ -3,6 +3,7 @@
 // that span two domains are here.
 
 import { readCommon } from "./common";
+import { readDns } from "./dns";
 import { readKubernetes } from "./kubernetes";
 import { createReader } from "./read";
 import { configSchema } from "./schema";
@@ -55,6 +56,7 @@ export function parseSettings(
           })
         : undefined;
 
+    const dns = readDns(r, topology, acl, common.ports);
     const { serverCount } = common;
     const serverCountValid = problems.list.every((p) => !p.startsWith(`${key("serverCount")} `));
     if (
@@ -102,7 +104,8 @@ export function parseSettings(
         acl,
         tls,
         kubernetes,
-        vm,
+        // Only a stack with DNS on has vm.dns, so every other stack's settings stay as they were.
+        vm: vm && dns ? { ...vm, dns } : vm,
         notes,
     };
 }

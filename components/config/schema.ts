@@ -270,6 +270,20 @@ export const configSchema = {
             "Node names (still listed in serverHosts or clientHosts) whose machines are gone for good: they are removed from the cluster from a live server and never contacted. Drop a host from both lists afterwards.",
     },
 
+    // --- DNS (vm) ----------------------------------------------------------------------------
+    dnsDefaultToken: {
+        type: "boolean",
+        default: false,
+        description:
+            "vm, with ACLs: give client agents a token that reads every node and service as acl.tokens.default, so their DNS interface answers under aclDefaultPolicy deny. Consul 1.16 also uses it for HTTP requests without a token: anyone who reaches a client's API can then list nodes and services (nothing else). Servers never get it.",
+    },
+    dnsForwarder: {
+        type: "string",
+        default: "none",
+        description:
+            "vm: none, or systemd-resolved (a drop-in on each client sends names under the Consul domain to the local agent's DNS port, so getent hosts web.service.consul works; systemd-resolved must be the host's resolver). Under aclDefaultPolicy deny it needs dnsDefaultToken.",
+    },
+
     // --- snapshots (vm, hybrid: the VM servers) ----------------------------------------------
     snapshotInterval: {
         type: "string",

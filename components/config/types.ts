@@ -76,6 +76,16 @@ export interface SnapshotSettings {
     };
 }
 
+/** DNS on the VM clients; absent when dnsDefaultToken and dnsForwarder are both off. */
+export interface VmDnsSettings {
+    /** Client agents get the DNS token as acl.tokens.default (ACLs on). */
+    readonly defaultToken: boolean;
+    readonly forwarder: DnsForwarder;
+}
+
+export const DNS_FORWARDERS = ["none", "systemd-resolved"] as const;
+export type DnsForwarder = (typeof DNS_FORWARDERS)[number];
+
 export interface VmSettings {
     readonly servers: readonly Host[];
     readonly clients: readonly Host[];
@@ -92,6 +102,8 @@ export interface VmSettings {
     readonly deadHosts: readonly string[];
     /** Snapshot backups; absent when snapshotInterval is empty (the default). */
     readonly snapshot?: SnapshotSettings;
+    /** DNS token and forwarder on the clients; absent when both are off (the default). */
+    readonly dns?: VmDnsSettings;
 }
 
 export interface Settings {

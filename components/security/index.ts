@@ -1,10 +1,11 @@
-// Security material: the CA and certificates, the gossip key, ACL tokens and the agent policy, and
-// the key Consul releases are signed with.
+// Security material: the CA and certificates, the gossip key, ACL tokens, the agent, snapshot and
+// DNS policies, and the key Consul releases are signed with.
 
 export * from "./pki";
 export * from "./gossip";
 export * from "./acl-tokens";
 export * from "./agent-policy";
 export * from "./snapshot-policy";
+export * from "./dns-policy";
 export * from "./secret-seeds";
 export * from "./release-trust";

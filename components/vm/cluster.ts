@@ -5,6 +5,9 @@ import {
     AGENT_POLICY_NAME,
     agentPolicyBody,
     ConsulPki,
+    DNS_POLICY_NAME,
+    dnsPolicyBody,
+    DnsToken,
     GossipKey,
     ReleaseKey,
     releaseKey,
@@ -19,6 +22,7 @@ import { sha256Hex } from "./bundle";
 import { keyringScript } from "./keyring";
 import { aclScript, pruneScript, wrapForUser } from "./scripts";
 import { snapshotAclCommand, VmSnapshots, vmSnapshots } from "./snapshot";
+import { dnsForwarderFiles } from "./dns";
 
 /** How long each host's wait (agent back, leader, autopilot healthy) may take. */
 export const WAIT_SECONDS = 300;
@@ -48,6 +52,8 @@ export class VmCluster extends pulumi.ComponentResource {
     public readonly acl?: remote.Command;
     /** Snapshots on, with ACLs: the snapshot policy and token, after the agent's. */
     public readonly snapshotAcl?: remote.Command;
+    /** dnsDefaultToken on: the DNS policy and token, after the agent's and before any client. */
+    public readonly dnsAcl?: remote.Command;
     public readonly cliEnvironment: VmCliEnvironment;
     /** What a downloaded release's SHA256SUMS must be signed with. */
     private readonly releaseKey: ReleaseKey;
@@ -82,7 +88,9 @@ export class VmCluster extends pulumi.ComponentResource {
         const live: VmClusterSettings = settings;
         this.plan = planRollout(servers, clients, vm.clientBatchSize, settings.acl.enabled, dead.size > 0);
         const urls = serverApiUrls(settings, servers);
-        const material = hostMaterial(args);
+        // The config allows dnsDefaultToken only with ACLs on.
+        const dnsToken = vm.dns?.defaultToken ? new DnsToken(`${name}-dns-token`, { parent: this }) : undefined;
+        const material = hostMaterial(args, dnsToken);
         if (vm.snapshot) {
             const { datacenter, ports, acl } = settings;
             const common = { datacenter, httpsPort: ports.https, waitSeconds: WAIT_SECONDS, aclEnabled: acl.enabled };
@@ -124,6 +132,14 @@ export class VmCluster extends pulumi.ComponentResource {
                         dependsOn,
                     );
                     done[step.id] = this.acl;
+                    if (dnsToken) {
+                        // Its own command: a re-run with nothing changed opens no SSH session.
+                        const body = { ...cluster, policyName: DNS_POLICY_NAME, policyJson: dnsPolicyBody() };
+                        this.dnsAcl = clusterStep({ ...step, id: "dns-acl" }, aclScript({ ...body, token: "dns" }), [
+                            this.acl,
+                        ]);
+                        done[step.id] = this.dnsAcl;
+                    }
                     continue;
                 case "keyring-install":
                 case "keyring-finish": {
@@ -189,6 +205,8 @@ export class VmCluster extends pulumi.ComponentResource {
         const role = step.kind === "server" ? "server" : "client";
         let files = material(role, step.host).apply((m) => nodeFiles(live, role, step.host, servers, m));
         if (role === "server" && this.snapshots) files = this.snapshots.withFiles(files, step.host);
+        const dns = vm.dns;
+        if (dns) files = files.apply((own) => [...own, ...dnsForwarderFiles(dns, live, role)]);
         return new ConsulNode(
             `${name}-${step.id}`,
             {
@@ -226,11 +244,17 @@ type HostMaterial = (role: AgentRole, host: Host) => pulumi.Output<NodeMaterial>
  * add; a server's own certificate is the only per-host input (an 8-way pulumi.all per host cost
  * seven Outputs a host).
  */
-function hostMaterial(args: VmClusterArgs): HostMaterial {
+function hostMaterial(args: VmClusterArgs, dnsToken?: DnsToken): HostMaterial {
     const { pki, aclTokens } = args;
+    const tokens = [aclTokens ? aclTokens.agentToken : "", dnsToken ? dnsToken.token : ""];
     const shared = pulumi
-        .secret(pulumi.all([pki.caCertPem, args.gossipKey.key, aclTokens ? aclTokens.agentToken : ""]))
-        .apply(([caCertPem, gossipKey, agentToken]) => ({ caCertPem, gossipKey, agentToken: agentToken || undefined }));
+        .secret(pulumi.all([pki.caCertPem, args.gossipKey.key, ...tokens]))
+        .apply(([caCertPem, gossipKey, agentToken, dns]) => ({
+            caCertPem,
+            gossipKey,
+            agentToken: agentToken || undefined,
+            ...(dns ? { dnsToken: dns } : {}),
+        }));
     const servers = pulumi
         .all([shared, pki.cliCert.certPem, pki.cliCert.privateKeyPem, aclTokens ? aclTokens.managementToken : ""])
         .apply(([common, cliCertPem, cliKeyPem, management]) => ({

@@ -86,6 +86,8 @@ export interface NodeMaterial {
     /** With ACLs. */
     readonly managementToken?: string;
     readonly agentToken?: string;
+    /** dnsDefaultToken: clients' default token; the servers' file for the DNS ACL step. */
+    readonly dnsToken?: string;
 }
 
 /** The main (non-secret) agent config of one VM host. */
@@ -139,7 +141,10 @@ export function nodeFiles(
     });
     // The management token is no agent's business: the apply script bootstraps the ACL system with
     // it from the root-only token file, so the consul user never reads it.
-    const secrets = agentSecretConfig(role, { agentToken: settings.acl.enabled ? material.agentToken : undefined });
+    const secrets = agentSecretConfig(role, {
+        agentToken: settings.acl.enabled ? material.agentToken : undefined,
+        defaultToken: role === "client" ? material.dnsToken : undefined,
+    });
     const files: NodeFile[] = [
         {
             path: PATHS.mainConfig,
@@ -220,6 +225,15 @@ export function nodeFiles(
                     content: need(material.agentToken, "agent token") + "\n",
                 },
             );
+        }
+        if (material.dnsToken) {
+            files.push({
+                path: PATHS.dnsTokenFile,
+                mode: "0600",
+                owner: "root",
+                group: "root",
+                content: material.dnsToken + "\n",
+            });
         }
     }
     return files;

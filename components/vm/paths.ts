@@ -47,6 +47,13 @@ export const PATHS = {
     snapshotTimer: "/etc/systemd/system/consul-snapshot.timer",
     /** Local snapshots, root-only (the service's StateDirectory). */
     snapshotDir: "/var/lib/consul-snapshots",
+    // DNS (components/vm/dns.ts): the DNS token's file on the servers (the DNS ACL step reads it;
+    // clients hold the token in secretConfig) and the clients' systemd-resolved drop-in.
+    dnsTokenFile: `${TOKEN_DIR}/dns`,
+    resolvedDropIn: "/etc/systemd/resolved.conf.d/consul-pulumi.conf",
+    /** The host's resolver setup, checked (never changed) before the drop-in is installed. */
+    resolvConf: "/etc/resolv.conf",
+    nsswitchConf: "/etc/nsswitch.conf",
     /** Which rollout step (resource) owns the agent on this host: `server-<name>` or `client-<name>`. */
     owner: `${CONFIG_DIR}/managed-by`,
     /** Present when the apply script created the consul user (removal deletes only such a user). */

@@ -68,6 +68,10 @@ const PATH_PARAMS = {
     SNAPSHOT_SERVICE: "snapshotService",
     SNAPSHOT_TIMER: "snapshotTimer",
     SNAPSHOT_DIR: "snapshotDir",
+    DNS_TOKEN: "dnsTokenFile",
+    RESOLVED_DROPIN: "resolvedDropIn",
+    RESOLV_CONF: "resolvConf",
+    NSSWITCH_CONF: "nsswitchConf",
 } as const satisfies Record<string, keyof typeof PATHS>;
 export type PathParam = keyof typeof PATH_PARAMS;
 
@@ -192,6 +196,7 @@ export function removeScript(p: RemoveScriptParams, host: ScriptHost = REAL_HOST
             "SNAPSHOT_SERVICE",
             "SNAPSHOT_TIMER",
             "SNAPSHOT_DIR",
+            "RESOLVED_DROPIN",
         ]),
     });
 }
@@ -206,12 +211,13 @@ export interface AclScriptParams {
     readonly policyJson: string;
     readonly waitSeconds: number;
     /** Which token the policy is for (default agent); its SecretID is in that token's file on the host. */
-    readonly token?: "agent" | "snapshot";
+    readonly token?: "agent" | "snapshot" | "dns";
 }
 
 const TOKENS = {
     agent: { file: "AGENT_TOKEN", description: "Consul agents (consul-pulumi)" },
     snapshot: { file: "SNAPSHOT_TOKEN", description: "Consul snapshots (consul-pulumi)" },
+    dns: { file: "DNS_TOKEN", description: "Consul DNS, the client agents' default token (consul-pulumi)" },
 } as const satisfies Record<string, { file: PathParam; description: string }>;
 
 /** Upserts a policy and creates its token (with the SecretID from the host's token file) if absent. */

@@ -23,10 +23,15 @@ function renderValue(section: string, key: string, value: string | number | bool
 
 /** Renders sections in [Unit], [Service], [Timer], [Install] order, directives in the order given. */
 export function renderUnit(unit: SystemdUnit): string {
+    const order = ["Unit", "Service", "Timer", "Install"] as const;
+    return renderSections(order.filter((name) => unit[name] !== undefined).map((name) => [name, unit[name] ?? {}]));
+}
+
+/** Any systemd-style INI file (a unit, a resolved.conf drop-in): sections and directives in the order given. */
+export function renderSections(sections: ReadonlyArray<readonly [string, UnitSection]>): string {
     const out: string[] = [];
-    for (const section of ["Unit", "Service", "Timer", "Install"] as const) {
-        const directives = unit[section];
-        if (directives === undefined) continue;
+    for (const [section, directives] of sections) {
+        if (!/^[A-Z][A-Za-z]*$/.test(section)) throw new Error(`systemd: bad section name ${section}`);
         out.push(`[${section}]`);
         for (const [key, value] of Object.entries(directives)) {
             if (!/^[A-Za-z][A-Za-z0-9]*$/.test(key)) throw new Error(`systemd ${section}: bad directive name ${key}`);

@@ -20,9 +20,10 @@ set -euo pipefail
 SUITE=bookworm
 # systemd/dbus/sshd/networking for a real host; curl+unzip+ca-certificates for a
 # Consul install script (download, verify, unpack); procps for ps/pgrep; rclone for the
-# servers' snapshot uploads (snapshot.sh); less/iputils
+# servers' snapshot uploads (snapshot.sh); dnsutils (dig) and systemd-resolved for the
+# DNS suite (dns.e2e.ts, the dnsForwarder); less/iputils
 # are deliberately left out to keep it small.
-PACKAGES=systemd,systemd-sysv,dbus,openssh-server,iproute2,ca-certificates,curl,unzip,procps,rclone
+PACKAGES=systemd,systemd-sysv,dbus,openssh-server,iproute2,ca-certificates,curl,unzip,procps,rclone,dnsutils,systemd-resolved
 # Bump when the in-image tweaks below change, to force a rebuild.
 TWEAKS_VERSION=3
 

@@ -121,6 +121,8 @@ const VALID: Partial<Record<ConfigKey, readonly string[]>> = {
     installMode: ["download", "preinstalled"],
     releaseMirrorUrl: ["https://releases.hashicorp.com", "https://mirror.local/consul/"],
     clientBatchSize: ["1", "5", "100"],
+    // true is valid only on vm, with ACLs on and the DNS port open (tests/config/dns.test.ts).
+    dnsDefaultToken: ["false"],
 };
 const validFor = (k: ConfigKey) => VALID[k] ?? (configSchema[k].type === "boolean" ? ["true", "false"] : undefined);
 

@@ -1,11 +1,11 @@
 # shellcheck shell=sh
 # shellcheck enable=check-unassigned-uppercase
 # The ACL script's body (components/vm/scripts.ts aclScript; common.sh runs first): upserts a
-# policy (the agent's, or the snapshot token's) and creates its token with the SecretID from the
+# policy (the agent's, the snapshot token's or the DNS token's) and creates its token with the SecretID from the
 # host's token file.
 #
 # Parameters, set read-only by the header (see common.sh; these are the ones this file reads):
-#   from aclScript's params: NODE HTTPS_PORT POLICY_NAME POLICY_JSON TOKEN_NAME (agent, snapshot)
+#   from aclScript's params: NODE HTTPS_PORT POLICY_NAME POLICY_JSON TOKEN_NAME (agent, snapshot, dns)
 #   TOKEN_DESCRIPTION WAIT_SECONDS; from PATHS: CA_FILE TOKEN_FILE (that token's file) WORK_PARENT.
 readonly NODE HTTPS_PORT POLICY_NAME POLICY_JSON TOKEN_NAME TOKEN_DESCRIPTION WAIT_SECONDS
 readonly CA_FILE TOKEN_FILE WORK_PARENT

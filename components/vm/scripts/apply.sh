@@ -10,13 +10,15 @@
 #   from PATHS: BIN CONFIG_DIR TLS_DIR CLI_DIR TOKEN_DIR DATA_DIR MAIN JOIN SECRET GOSSIP CA_FILE
 #   AGENT_CA MANAGEMENT_TOKEN AGENT_TOKEN PROFILE UNIT_FILE OWNER_FILE USER_MARKER BACKUP WORK_PARENT
 #   STAGE_PARENT LAN_KEYRING WAN_KEYRING; and the snapshot files (servers with snapshots on, see the
-#   end): SNAPSHOT_TOKEN SNAPSHOT_RCLONE SNAPSHOT_BIN SNAPSHOT_SERVICE SNAPSHOT_TIMER SNAPSHOT_DIR.
+#   end): SNAPSHOT_TOKEN SNAPSHOT_RCLONE SNAPSHOT_BIN SNAPSHOT_SERVICE SNAPSHOT_TIMER SNAPSHOT_DIR;
+#   DNS (see the end): DNS_TOKEN RESOLVED_DROPIN RESOLV_CONF NSSWITCH_CONF.
 readonly NODE ROLE VERSION INSTALL_MODE MIRROR RELEASE_KEYRING RELEASE_KEY_FINGERPRINT HTTPS_PORT \
     SERVER_COUNT IS_LAST_SERVER SERVER_API_URLS UPDATED_SERVERS WAIT_SECONDS BUNDLE_SHA256
 readonly BIN CONFIG_DIR TLS_DIR CLI_DIR TOKEN_DIR DATA_DIR MAIN JOIN SECRET GOSSIP CA_FILE AGENT_CA \
     MANAGEMENT_TOKEN AGENT_TOKEN PROFILE UNIT_FILE OWNER_FILE USER_MARKER BACKUP WORK_PARENT \
     STAGE_PARENT LAN_KEYRING WAN_KEYRING
 readonly SNAPSHOT_TOKEN SNAPSHOT_RCLONE SNAPSHOT_BIN SNAPSHOT_SERVICE SNAPSHOT_TIMER SNAPSHOT_DIR
+readonly DNS_TOKEN RESOLVED_DROPIN RESOLV_CONF NSSWITCH_CONF
 # Set first by common.sh and read there: STEP (named by say and fail), WORK and STAGE (removed on
 # exit). Read here too, so that shellcheck, which checks this file alone, sees them used.
 : "${STEP?}" "${WORK?}" "${STAGE?}"
@@ -65,6 +67,16 @@ if [ "$got" != "$BUNDLE_SHA256" ]; then
 fi
 # Snapshots upload with rclone: refuse before anything changes if the host lacks it.
 if grep -q -F "$SNAPSHOT_TIMER " "$WORK/bundle"; then require_tools rclone; fi
+# The DNS forwarder is a systemd-resolved drop-in: refuse, before anything changes, a host where
+# systemd-resolved would not see the lookups (programs must reach it through its stub or nss-resolve).
+if grep -q -F "$RESOLVED_DROPIN " "$WORK/bundle"; then
+    if ! systemctl is-active --quiet systemd-resolved.service; then
+        fail "dnsForwarder is systemd-resolved, but systemd-resolved is not running on $NODE: install and enable it (apt-get install systemd-resolved), or set dnsForwarder to none; nothing was changed"
+    fi
+    if ! grep -q '^nameserver 127\.0\.0\.53' "$RESOLV_CONF" && ! grep -q '^hosts:.*resolve' "$NSSWITCH_CONF"; then
+        fail "dnsForwarder is systemd-resolved, but $RESOLV_CONF on $NODE does not use its stub (nameserver 127.0.0.53) and $NSSWITCH_CONF has no resolve module, so lookups would never reach it: ln -sf /run/systemd/resolve/stub-resolv.conf $RESOLV_CONF, or set dnsForwarder to none; nothing was changed"
+    fi
+fi
 say "ok"
 
 STEP=install
@@ -148,6 +160,7 @@ STEP=layout
 install -d -m 0750 -o root -g consul "$CONFIG_DIR" "$TLS_DIR"
 install -d -m 0700 -o root -g root "$CLI_DIR" "$TOKEN_DIR"
 install -d -m 0700 -o consul -g consul "$DATA_DIR"
+if grep -q -F "$RESOLVED_DROPIN " "$WORK/bundle"; then install -d -m 0755 "$(dirname "$RESOLVED_DROPIN")"; fi
 # Only a user this program created is deleted again when the node is removed.
 if [ "$created_user" -eq 1 ]; then : > "$USER_MARKER"; fi
 say "ok"
@@ -163,6 +176,7 @@ while IFS=' ' read -r path mode owner group data; do
         "$CLI_DIR"/*.pem | "$MANAGEMENT_TOKEN" | "$AGENT_TOKEN") ;;
         "$PROFILE" | "$UNIT_FILE" | "$OWNER_FILE") ;;
         "$SNAPSHOT_TOKEN" | "$SNAPSHOT_RCLONE" | "$SNAPSHOT_BIN" | "$SNAPSHOT_SERVICE" | "$SNAPSHOT_TIMER") ;;
+        "$DNS_TOKEN" | "$RESOLVED_DROPIN") ;;
         *) fail "refusing to write $path: not a file this program manages" ;;
     esac
     case "$mode" in
@@ -485,4 +499,25 @@ elif [ -e "$SNAPSHOT_TIMER" ]; then
     rm -f "$SNAPSHOT_TIMER" "$SNAPSHOT_SERVICE" "$SNAPSHOT_BIN" "$SNAPSHOT_RCLONE" "$SNAPSHOT_TOKEN"
     systemctl daemon-reload
     say "snapshots off: $timer and its files removed (local snapshots kept in $SNAPSHOT_DIR)"
+fi
+
+# DNS: the clients' systemd-resolved drop-in (dnsForwarder). systemd-resolved reads drop-ins when it
+# starts, so it is restarted when the drop-in is newer than its start (also after a run that stopped
+# between the swap and here); consul is never restarted for it. A bundle without the drop-in, or
+# without the servers' DNS token file (dnsDefaultToken off), removes what an earlier deploy wrote.
+STEP=dns
+if grep -q -x -F "$RESOLVED_DROPIN" "$WORK/files"; then
+    started=$(systemctl show -p ExecMainStartTimestamp --value systemd-resolved.service)
+    if [ -z "$started" ] || [ "$(stat -c %Y "$RESOLVED_DROPIN")" -ge "$(date -d "$started" +%s)" ]; then
+        systemctl restart systemd-resolved.service || fail "could not restart systemd-resolved for $RESOLVED_DROPIN"
+        say "systemd-resolved restarted: $RESOLVED_DROPIN routes the Consul domain to this agent"
+    fi
+elif [ -e "$RESOLVED_DROPIN" ]; then
+    rm -f "$RESOLVED_DROPIN"
+    systemctl try-restart systemd-resolved.service || :
+    say "dnsForwarder off: $RESOLVED_DROPIN removed"
+fi
+if [ -e "$DNS_TOKEN" ] && ! grep -q -x -F "$DNS_TOKEN" "$WORK/files"; then
+    rm -f "$DNS_TOKEN"
+    say "dnsDefaultToken off: $DNS_TOKEN removed"
 fi

@@ -6,10 +6,10 @@
 # Parameters, set read-only by the header (see common.sh; these are the ones this file reads):
 #   from removeScript's params: NODE OWNER_ID ROLE HTTPS_PORT INSTALL_MODE SERVER_COUNT WAIT_SECONDS;
 #   from PATHS: BIN CONFIG_DIR DATA_DIR CA_FILE PROFILE UNIT_FILE OWNER_FILE USER_MARKER BACKUP
-#   SNAPSHOT_BIN SNAPSHOT_SERVICE SNAPSHOT_TIMER SNAPSHOT_DIR.
+#   SNAPSHOT_BIN SNAPSHOT_SERVICE SNAPSHOT_TIMER SNAPSHOT_DIR RESOLVED_DROPIN.
 readonly NODE OWNER_ID ROLE HTTPS_PORT INSTALL_MODE SERVER_COUNT WAIT_SECONDS
 readonly BIN CONFIG_DIR DATA_DIR CA_FILE PROFILE UNIT_FILE OWNER_FILE USER_MARKER BACKUP
-readonly SNAPSHOT_BIN SNAPSHOT_SERVICE SNAPSHOT_TIMER SNAPSHOT_DIR
+readonly SNAPSHOT_BIN SNAPSHOT_SERVICE SNAPSHOT_TIMER SNAPSHOT_DIR RESOLVED_DROPIN
 # Set first by common.sh and read there: STEP (named by say and fail).
 # Read here too, so that shellcheck, which checks this file alone, sees them used.
 : "${STEP?}"
@@ -54,6 +54,11 @@ rm -f "$UNIT_FILE" "$PROFILE"
 if [ -e "$SNAPSHOT_TIMER" ]; then systemctl disable --quiet --now "${SNAPSHOT_TIMER##*/}" 2>/dev/null || true; fi
 rm -f "$SNAPSHOT_TIMER" "$SNAPSHOT_SERVICE" "$SNAPSHOT_BIN"
 rm -rf "$SNAPSHOT_DIR"
+# The DNS forwarder: without the agent, the Consul domain must not go to a port nobody answers on.
+if [ -e "$RESOLVED_DROPIN" ]; then
+    rm -f "$RESOLVED_DROPIN"
+    systemctl try-restart systemd-resolved.service || true
+fi
 systemctl daemon-reload
 removed="unit, config, keys, data"
 # A downloaded binary is ours. A preinstalled one stays, and so does $BIN when it links to it: the
