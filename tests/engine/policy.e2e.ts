@@ -108,7 +108,7 @@ function assertPackRan(preview: PolicyPreview): void {
     assert.match(preview.output, new RegExp(`${PACK}@v${PACK_VERSION.replace(/\./g, "\\.")} \\(local: policy\\)`));
     assert.ok(
         preview.events.some((e) => e.policyAnalyzeStackSummaryEvent?.policyPackName === PACK),
-        "the pack's stack rules did not run",
+        `the pack's stack rules did not run:\n${preview.output.slice(-3000)}`,
     );
 }
 
