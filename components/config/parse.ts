@@ -7,6 +7,7 @@ import { readKubernetes } from "./kubernetes";
 import { createReader } from "./read";
 import { configSchema } from "./schema";
 import { readAcl, readTls } from "./security";
+import { readAppTokens } from "./app-tokens";
 import { ConfigError, Settings, TOPOLOGIES } from "./types";
 import { readSnapshots } from "./snapshot";
 import { readVm } from "./vm";
@@ -91,6 +92,8 @@ export function parseSettings(
         );
     }
 
+    const appTokens = readAppTokens(r, topology, acl.enabled);
+
     if (problems.list.length > 0) throw new ConfigError(problems.list);
 
     return {
@@ -103,6 +106,8 @@ export function parseSettings(
         tls,
         kubernetes,
         vm,
+        // Only a stack that lists apps has the key, so every other stack's settings stay as they were.
+        ...(appTokens.length > 0 ? { appTokens } : {}),
         notes,
     };
 }

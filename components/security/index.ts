@@ -8,3 +8,4 @@ export * from "./agent-policy";
 export * from "./snapshot-policy";
 export * from "./secret-seeds";
 export * from "./release-trust";
+export * from "./app-policy";
