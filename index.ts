@@ -20,3 +20,5 @@ export const cliCertPem = pulumi.secret(cluster.pki.cliCert.certPem);
 export const cliKeyPem = cluster.pki.cliCert.privateKeyPem;
 /** vm topology: the Consul CLI environment on server hosts, client hosts and an operator's machine. */
 export const cliEnvironment = cluster.vm?.cliEnvironment ?? {};
+/** consul:appTokens: each app's ACL token SecretID by app name, for the app stacks (secret). */
+export const appTokens = pulumi.secret(pulumi.all(cluster.vm?.appTokens ?? {}));

@@ -24,7 +24,7 @@ const stackFiles = fs
     .filter((s): s is string => s !== undefined)
     .sort();
 
-const SECRET_OUTPUTS = ["gossipKey", "aclManagementToken", "cliCertPem", "cliKeyPem"];
+const SECRET_OUTPUTS = ["gossipKey", "aclManagementToken", "cliCertPem", "cliKeyPem", "appTokens"];
 
 describe("stack files", () => {
     let operator: ReturnType<typeof withOperatorHome>;

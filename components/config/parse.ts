@@ -8,6 +8,7 @@ import { readKubernetes } from "./kubernetes";
 import { createReader } from "./read";
 import { configSchema } from "./schema";
 import { readAcl, readTls } from "./security";
+import { readAppTokens } from "./app-tokens";
 import { ConfigError, Settings, TOPOLOGIES } from "./types";
 import { readSnapshots } from "./snapshot";
 import { readVm } from "./vm";
@@ -93,6 +94,8 @@ export function parseSettings(
         );
     }
 
+    const appTokens = readAppTokens(r, topology, acl.enabled);
+
     if (problems.list.length > 0) throw new ConfigError(problems.list);
 
     return {
@@ -106,6 +109,8 @@ export function parseSettings(
         kubernetes,
         // Only a stack with DNS on has vm.dns, so every other stack's settings stay as they were.
         vm: vm && dns ? { ...vm, dns } : vm,
+        // Only a stack that lists apps has the key, so every other stack's settings stay as they were.
+        ...(appTokens.length > 0 ? { appTokens } : {}),
         notes,
     };
 }

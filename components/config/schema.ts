@@ -326,6 +326,14 @@ export const configSchema = {
         description:
             "Secret access key of those credentials; set it with pulumi config set --secret snapshotS3SecretAccessKey.",
     },
+
+    // --- application tokens (vm) ------------------------------------------------------------
+    appTokens: {
+        type: "array",
+        default: [],
+        description:
+            "Apps (Consul service names) that each get an ACL token allowed to register that service, write KV under <name>/ and read the catalog; made by the ACL step and exported in the secret output appTokens. vm topology, ACLs on.",
+    },
 } as const satisfies Record<string, ConfigKeySpec>;
 
 export type ConfigKey = keyof typeof configSchema;

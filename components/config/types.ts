@@ -134,6 +134,8 @@ export interface Settings {
     readonly kubernetes?: KubernetesSettings;
     /** Set for the vm and hybrid topologies. */
     readonly vm?: VmSettings;
+    /** Apps that get their own ACL token (appTokens, vm only), sorted; absent when none. */
+    readonly appTokens?: readonly string[];
     /** What the operator should know that is not a problem (a preview without the SSH key, say). */
     readonly notes: readonly string[];
 }

@@ -9,3 +9,4 @@ export * from "./snapshot-policy";
 export * from "./dns-policy";
 export * from "./secret-seeds";
 export * from "./release-trust";
+export * from "./app-policy";

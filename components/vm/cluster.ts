@@ -23,12 +23,14 @@ import { keyringScript } from "./keyring";
 import { aclScript, pruneScript, wrapForUser } from "./scripts";
 import { snapshotAclCommand, VmSnapshots, vmSnapshots } from "./snapshot";
 import { dnsForwarderFiles } from "./dns";
+import { vmAppTokens } from "./app-tokens";
 
 /** How long each host's wait (agent back, leader, autopilot healthy) may take. */
 export const WAIT_SECONDS = 300;
 
 /** The slice of Settings the VM hosts read. */
-export type VmClusterSettings = AgentSettings & Pick<Settings, "consulVersion"> & { readonly vm: VmSettings };
+export type VmClusterSettings = AgentSettings &
+    Pick<Settings, "consulVersion" | "appTokens"> & { readonly vm: VmSettings };
 
 export interface VmClusterArgs {
     readonly settings: VmClusterSettings;
@@ -54,6 +56,9 @@ export class VmCluster extends pulumi.ComponentResource {
     public readonly snapshotAcl?: remote.Command;
     /** dnsDefaultToken on: the DNS policy and token, after the agent's and before any client. */
     public readonly dnsAcl?: remote.Command;
+    /** consul:appTokens: each app's token SecretID (secret) and the commands that create them. */
+    public readonly appTokens: Readonly<Record<string, pulumi.Output<string>>> = {};
+    public readonly appTokenCommands: readonly remote.Command[] = [];
     public readonly cliEnvironment: VmCliEnvironment;
     /** What a downloaded release's SHA256SUMS must be signed with. */
     private readonly releaseKey: ReleaseKey;
@@ -168,6 +173,22 @@ export class VmCluster extends pulumi.ComponentResource {
                 },
                 { parent: this, dependsOn: [this.acl] },
             );
+        }
+        if (settings.appTokens && this.acl && aclStep) {
+            const apps = vmAppTokens(
+                name,
+                {
+                    apps: settings.appTokens,
+                    host: aclStep.host,
+                    acl: this.acl,
+                    connection: sshConnection(aclStep.host, ssh),
+                    sshUser: ssh.user,
+                    httpsPort: settings.ports.https,
+                    waitSeconds: WAIT_SECONDS,
+                },
+                this,
+            );
+            [this.appTokens, this.appTokenCommands] = [apps.tokens, apps.commands];
         }
         // A dead host's command is registered as it was, so the engine runs nothing on it.
         for (const host of [...vm.servers, ...vm.clients].filter((h) => dead.has(h.name))) {

@@ -12,3 +12,4 @@ export * from "./bundle";
 export * from "./host-files";
 export * from "./snapshot";
 export * from "./dns";
+export * from "./app-tokens";

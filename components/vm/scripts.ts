@@ -17,7 +17,7 @@ export function wrapForUser(script: string, sshUser: string): string {
     return sshUser === "root" ? run : `sudo -n ${run}`;
 }
 
-type ScriptFile = "common" | "apply" | "remove" | "acl" | "prune" | "keyring" | "snapshot";
+type ScriptFile = "common" | "apply" | "remove" | "acl" | "acl-remove" | "prune" | "keyring" | "snapshot";
 const files = new Map<string, string>();
 
 /** A host script's .sh file, read once per process (other folders' scripts too: components/recovery). */
@@ -212,6 +212,11 @@ export interface AclScriptParams {
     readonly waitSeconds: number;
     /** Which token the policy is for (default agent); its SecretID is in that token's file on the host. */
     readonly token?: "agent" | "snapshot" | "dns";
+    /**
+     * A token no host file holds (an app's): its SecretID comes on the command's stdin, and it has
+     * this fixed AccessorID, so a new SecretID replaces the token. Overrides `token`.
+     */
+    readonly fromStdin?: { readonly name: string; readonly description: string; readonly accessorId: string };
 }
 
 const TOKENS = {
@@ -220,18 +225,22 @@ const TOKENS = {
     dns: { file: "DNS_TOKEN", description: "Consul DNS, the client agents' default token (consul-pulumi)" },
 } as const satisfies Record<string, { file: PathParam; description: string }>;
 
-/** Upserts a policy and creates its token (with the SecretID from the host's token file) if absent. */
+/** Upserts a policy and creates its token (the SecretID from the token's host file, or stdin) if absent. */
 export function aclScript(p: AclScriptParams, host: ScriptHost = REAL_HOST): string {
-    const token = p.token ?? "agent";
-    return renderScript("acl", `${token} ACL policy and token, idempotent`, {
+    const own = p.fromStdin;
+    if (own && !/^[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}$/.test(own.accessorId)) throw new Error("bad AccessorID");
+    const name = own ? own.name : (p.token ?? "agent");
+    return renderScript("acl", `${name} ACL policy and token, idempotent`, {
         NODE: p.nodeName,
         HTTPS_PORT: p.httpsPort,
         POLICY_NAME: p.policyName,
         POLICY_JSON: p.policyJson,
-        TOKEN_NAME: token,
-        TOKEN_DESCRIPTION: TOKENS[token].description,
+        TOKEN_NAME: name,
+        TOKEN_DESCRIPTION: own ? own.description : TOKENS[p.token ?? "agent"].description,
         WAIT_SECONDS: p.waitSeconds,
-        TOKEN_FILE: host.paths[PATH_PARAMS[TOKENS[token].file]],
+        // Empty: the SecretID comes on stdin.
+        TOKEN_FILE: own ? "" : host.paths[PATH_PARAMS[TOKENS[p.token ?? "agent"].file]],
+        ACCESSOR_ID: own ? own.accessorId : "",
         ...pathParams(host, []),
     });
 }

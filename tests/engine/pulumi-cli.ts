@@ -97,6 +97,8 @@ export class PulumiProject {
         private readonly root: string,
         private readonly env: NodeJS.ProcessEnv,
         readonly stack: string,
+        /** False for a project made by `inSameBackend`: the temporary directory is the first one's. */
+        private readonly ownsRoot = true,
     ) {}
 
     /**
@@ -145,7 +147,7 @@ export class PulumiProject {
      * Writes the stack's config (keys without the `consul:` prefix) into Pulumi.<stack>.yaml, as an
      * operator would: lists as YAML lists (the schema types them `array<string>`), the rest as strings.
      */
-    setConfig(config: Record<string, string>): void {
+    setConfig(config: Record<string, string>, project = "consul"): void {
         const file = path.join(this.dir, `Pulumi.${this.stack}.yaml`);
         const kept = fs
             .readFileSync(file, "utf8")
@@ -153,7 +155,7 @@ export class PulumiProject {
             .filter((l) => /^(encryptionsalt|secretsprovider|encryptedkey):/.test(l));
         const lines = Object.entries(config).map(([k, v]) => {
             const value: unknown = v.startsWith("[") ? JSON.parse(v) : v;
-            return `  consul:${k}: ${JSON.stringify(value)}`;
+            return `  ${project}:${k}: ${JSON.stringify(value)}`;
         });
         fs.writeFileSync(file, [...kept, "config:", ...lines, ""].join("\n"));
     }
@@ -231,8 +233,14 @@ export class PulumiProject {
         return this.must(["stack", "export", "--stack", this.stack, ...(showSecrets ? ["--show-secrets"] : [])]);
     }
 
+    /** The project in `dir` (under this one's temporary directory), in this one's backend and PULUMI_HOME. */
+    inSameBackend(dir: string, stack: string): PulumiProject {
+        return new PulumiProject(dir, this.root, this.env, stack, false);
+    }
+
     /** ENGINE_E2E_KEEP=1 keeps the directory (project, state, event logs) for a look afterwards. */
     dispose(): void {
+        if (!this.ownsRoot) return;
         if (process.env.ENGINE_E2E_KEEP === "1") {
             process.stderr.write(`kept ${this.root}\n`);
             return;

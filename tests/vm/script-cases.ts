@@ -16,6 +16,8 @@ import {
     RemoveScriptParams,
 } from "../../components/vm/scripts";
 import { keyringScript, KeyringScriptParams } from "../../components/vm/keyring";
+import { appTokenRemoveScript, appTokenScript } from "../../components/vm/app-tokens";
+import type { Host } from "../../components/config";
 
 export const applyBase: ApplyScriptParams = {
     nodeName: "consul-server-1",
@@ -128,6 +130,8 @@ export const everyScript: [string, (host?: ScriptHost) => string][] = [
                 host,
             ),
     ],
+    ["acl, app token", (host) => appTokenScript("web", { name: "s1" } as Host, 8501, 300, host)],
+    ["acl-remove, app token", (host) => appTokenRemoveScript("web", { name: "s1" } as Host, 8501, 300, host)],
     ["keyring, install", (host) => keyringScript(keyringBase, host)],
     ["keyring, finish", (host) => keyringScript({ ...keyringBase, phase: "finish" }, host)],
 ];
