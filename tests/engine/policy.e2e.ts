@@ -256,15 +256,24 @@ describe("the policy pack, run by the real Pulumi engine (pulumi preview --polic
         assert.deepStrictEqual(mandatory(dead), [], dead.output.slice(-3000));
         assert.strictEqual(dead.code, 0, dead.output.slice(-3000));
 
-        // The program's own check removed from this copy: the pack is the backstop.
-        const common = path.join(prod.dir, "components", "config", "common.ts");
-        const source = fs.readFileSync(common, "utf8");
-        const check = "serverCount < 1 || serverCount > 7 || serverCount % 2 === 0";
-        assert.ok(
-            source.includes(check),
-            "components/config/common.ts no longer has the odd-count check this test removes",
-        );
-        fs.writeFileSync(common, source.replace(check, "serverCount < 1 || serverCount > 7"));
+        // The program's own checks (serverCount, and the count of serverHosts) removed from this
+        // copy, as a regression would: the pack is the backstop.
+        const removed: [string, string, string][] = [
+            [
+                "common.ts",
+                "serverCount < 1 || serverCount > 7 || serverCount % 2 === 0",
+                "serverCount < 1 || serverCount > 7",
+            ],
+            ["vm.ts", "servers.length % 2 === 0 || servers.length > 7", "servers.length > 7"],
+        ];
+        const projectDir = prod.dir;
+        const sources = removed.map(([file, check, without]) => {
+            const full = path.join(projectDir, "components", "config", file);
+            const source = fs.readFileSync(full, "utf8");
+            assert.ok(source.includes(check), `components/config/${file} no longer has the check this test removes`);
+            fs.writeFileSync(full, source.replace(check, without));
+            return [full, source] as const;
+        });
         try {
             prod.setConfig(fourServers);
             const preview = await previewWithPack(prod);
@@ -288,7 +297,7 @@ describe("the policy pack, run by the real Pulumi engine (pulumi preview --polic
                 `policy 4. prod, 4 servers past validation: ${reports.length} mandatory violations (bootstrap_expect 4)`,
             );
         } finally {
-            fs.writeFileSync(common, source);
+            for (const [full, source] of sources) fs.writeFileSync(full, source);
         }
     });
 
