@@ -20,3 +20,7 @@ export const cliCertPem = pulumi.secret(cluster.pki.cliCert.certPem);
 export const cliKeyPem = cluster.pki.cliCert.privateKeyPem;
 /** vm topology: the Consul CLI environment on server hosts, client hosts and an operator's machine. */
 export const cliEnvironment = cluster.vm?.cliEnvironment ?? {};
+/** vm topology, telemetry and ACLs on: the token Prometheus scrapes with (consul-metrics policy). */
+export const metricsToken = cluster.vm?.metricsToken?.token ?? pulumi.secret("");
+/** vm topology, telemetry on: Prometheus' scrape_configs (YAML), finding every agent through Consul. */
+export const prometheusScrapeConfig = consul.prometheusScrapeConfigYaml(settings);

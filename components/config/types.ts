@@ -92,6 +92,8 @@ export interface VmSettings {
     readonly deadHosts: readonly string[];
     /** Snapshot backups; absent when snapshotInterval is empty (the default). */
     readonly snapshot?: SnapshotSettings;
+    /** Client hosts register the consul-client service (clientSelfRegister), as the DaemonSet does. */
+    readonly clientSelfRegister: boolean;
 }
 
 export interface Settings {

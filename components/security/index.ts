@@ -6,5 +6,6 @@ export * from "./gossip";
 export * from "./acl-tokens";
 export * from "./agent-policy";
 export * from "./snapshot-policy";
+export * from "./metrics-policy";
 export * from "./secret-seeds";
 export * from "./release-trust";

@@ -6,6 +6,7 @@ import {
     agentPolicyBody,
     ConsulPki,
     GossipKey,
+    MetricsToken,
     ReleaseKey,
     releaseKey,
     TEST_RELEASE_KEY_ENV,
@@ -19,6 +20,7 @@ import { sha256Hex } from "./bundle";
 import { keyringScript } from "./keyring";
 import { aclScript, pruneScript, wrapForUser } from "./scripts";
 import { snapshotAclCommand, VmSnapshots, vmSnapshots } from "./snapshot";
+import { metricsAclCommand } from "./metrics";
 
 /** How long each host's wait (agent back, leader, autopilot healthy) may take. */
 export const WAIT_SECONDS = 300;
@@ -48,6 +50,9 @@ export class VmCluster extends pulumi.ComponentResource {
     public readonly acl?: remote.Command;
     /** Snapshots on, with ACLs: the snapshot policy and token, after the agent's. */
     public readonly snapshotAcl?: remote.Command;
+    /** Telemetry on, with ACLs: the token Prometheus scrapes with, and the step that creates it. */
+    public readonly metricsToken?: MetricsToken;
+    public readonly metricsAcl?: remote.Command;
     public readonly cliEnvironment: VmCliEnvironment;
     /** What a downloaded release's SHA256SUMS must be signed with. */
     private readonly releaseKey: ReleaseKey;
@@ -149,6 +154,21 @@ export class VmCluster extends pulumi.ComponentResource {
                 { parent: this, dependsOn: [this.acl] },
             );
         }
+        if (settings.telemetry.enabled && this.acl && aclStep) {
+            this.metricsToken = new MetricsToken(`${name}-metrics-token`, { parent: this });
+            this.metricsAcl = metricsAclCommand(
+                `${name}-metrics-acl`,
+                aclStep.host,
+                {
+                    connection: sshConnection(aclStep.host, ssh),
+                    sshUser: ssh.user,
+                    httpsPort: settings.ports.https,
+                    waitSeconds: WAIT_SECONDS,
+                    token: this.metricsToken.token,
+                },
+                { parent: this, dependsOn: [this.acl] },
+            );
+        }
         // A dead host's command is registered as it was, so the engine runs nothing on it.
         for (const host of [...vm.servers, ...vm.clients].filter((h) => dead.has(h.name))) {
             const role = vm.servers.includes(host) ? "server" : "client";
@@ -183,7 +203,9 @@ export class VmCluster extends pulumi.ComponentResource {
     ): ConsulNode {
         const { vm } = live;
         const role = step.kind === "server" ? "server" : "client";
-        let files = material(role, step.host).apply((m) => nodeFiles(live, role, step.host, servers, m));
+        let files = material(role, step.host).apply((m) =>
+            nodeFiles(live, role, step.host, servers, m, { selfRegister: vm.clientSelfRegister }),
+        );
         if (role === "server" && this.snapshots) files = this.snapshots.withFiles(files, step.host);
         return new ConsulNode(
             `${name}-${step.id}`,

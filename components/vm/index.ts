@@ -11,3 +11,4 @@ export * from "./paths";
 export * from "./bundle";
 export * from "./host-files";
 export * from "./snapshot";
+export * from "./metrics";

@@ -205,18 +205,23 @@ export interface AclScriptParams {
     /** The policy as the ACL API takes it (rendered JSON, no secret). */
     readonly policyJson: string;
     readonly waitSeconds: number;
-    /** Which token the policy is for (default agent); its SecretID is in that token's file on the host. */
-    readonly token?: "agent" | "snapshot";
+    /**
+     * Which token the policy is for (default agent); its SecretID is in that token's file on the
+     * host, or on the command's stdin for the metrics token (no host keeps it).
+     */
+    readonly token?: "agent" | "snapshot" | "metrics";
 }
 
 const TOKENS = {
     agent: { file: "AGENT_TOKEN", description: "Consul agents (consul-pulumi)" },
     snapshot: { file: "SNAPSHOT_TOKEN", description: "Consul snapshots (consul-pulumi)" },
-} as const satisfies Record<string, { file: PathParam; description: string }>;
+    metrics: { file: undefined, description: "Prometheus metrics (consul-pulumi)" },
+} as const satisfies Record<string, { file: PathParam | undefined; description: string }>;
 
 /** Upserts a policy and creates its token (with the SecretID from the host's token file) if absent. */
 export function aclScript(p: AclScriptParams, host: ScriptHost = REAL_HOST): string {
     const token = p.token ?? "agent";
+    const file: PathParam | undefined = TOKENS[token].file;
     return renderScript("acl", `${token} ACL policy and token, idempotent`, {
         NODE: p.nodeName,
         HTTPS_PORT: p.httpsPort,
@@ -225,7 +230,7 @@ export function aclScript(p: AclScriptParams, host: ScriptHost = REAL_HOST): str
         TOKEN_NAME: token,
         TOKEN_DESCRIPTION: TOKENS[token].description,
         WAIT_SECONDS: p.waitSeconds,
-        TOKEN_FILE: host.paths[PATH_PARAMS[TOKENS[token].file]],
+        TOKEN_FILE: file === undefined ? "" : host.paths[PATH_PARAMS[file]],
         ...pathParams(host, []),
     });
 }

@@ -1,12 +1,14 @@
 # shellcheck shell=sh
 # shellcheck enable=check-unassigned-uppercase
 # The ACL script's body (components/vm/scripts.ts aclScript; common.sh runs first): upserts a
-# policy (the agent's, or the snapshot token's) and creates its token with the SecretID from the
-# host's token file.
+# policy (the agent's, the snapshot token's or the metrics token's) and creates its token with the
+# SecretID from the host's token file, or from stdin when TOKEN_FILE is empty (the metrics token,
+# which no host keeps: only the Prometheus that uses it).
 #
 # Parameters, set read-only by the header (see common.sh; these are the ones this file reads):
-#   from aclScript's params: NODE HTTPS_PORT POLICY_NAME POLICY_JSON TOKEN_NAME (agent, snapshot)
-#   TOKEN_DESCRIPTION WAIT_SECONDS; from PATHS: CA_FILE TOKEN_FILE (that token's file) WORK_PARENT.
+#   from aclScript's params: NODE HTTPS_PORT POLICY_NAME POLICY_JSON TOKEN_NAME (agent, snapshot,
+#   metrics) TOKEN_DESCRIPTION WAIT_SECONDS; from PATHS: CA_FILE TOKEN_FILE (that token's file, or
+#   empty: the SecretID is on stdin) WORK_PARENT.
 readonly NODE HTTPS_PORT POLICY_NAME POLICY_JSON TOKEN_NAME TOKEN_DESCRIPTION WAIT_SECONDS
 readonly CA_FILE TOKEN_FILE WORK_PARENT
 # Set first by common.sh and read there: STEP (named by say and fail), WORK (removed on exit).
@@ -16,6 +18,13 @@ STEP=acl
 require_root
 require_tools curl
 WORK=$(mktemp -d "$WORK_PARENT/consul-pulumi.XXXXXX") || fail "cannot create a temporary directory"
+secret_file=$TOKEN_FILE
+if [ -z "$secret_file" ]; then
+    secret_file=$WORK/token
+    (umask 077 && head -c 100 > "$secret_file")
+    grep -Eqx '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}' "$secret_file" ||
+        fail "stdin holds no $TOKEN_NAME token SecretID (a UUID)"
+fi
 deadline=$(($(now) + WAIT_SECONDS))
 # The last server's step bootstrapped the ACL system with the management token; wait until it works.
 until [ -n "$(leader "$CA_FILE")" ] && api /v1/acl/token/self "$(token_file)" >/dev/null; do
@@ -41,11 +50,11 @@ else
         fail "could not create ACL policy $POLICY_NAME"
     say "policy $POLICY_NAME created"
 fi
-if api /v1/acl/token/self "$TOKEN_FILE" >/dev/null; then
+if api /v1/acl/token/self "$secret_file" >/dev/null; then
     say "$TOKEN_NAME token exists"
 else
     printf '{"SecretID":"%s","Description":"%s","Policies":[{"Name":"%s"}]}' \
-        "$(tr -d '\n' < "$TOKEN_FILE")" "$TOKEN_DESCRIPTION" "$POLICY_NAME" > "$WORK/token.json"
+        "$(tr -d '\n' < "$secret_file")" "$TOKEN_DESCRIPTION" "$POLICY_NAME" > "$WORK/token.json"
     { printf 'header = "X-Consul-Token: '; tr -d '\n' < "$(token_file)"; printf '"\n'; } |
         curl -sS -f --max-time 10 --cacert "$CA_FILE" --config - -X PUT --data-binary "@$WORK/token.json" \
             "https://127.0.0.1:$HTTPS_PORT/v1/acl/token" >/dev/null 2>&1 ||
