@@ -106,6 +106,8 @@ export class ConsulCluster extends pulumi.ComponentResource {
                     pki: this.pki,
                     gossipKey: this.gossipKey,
                     aclTokens: this.aclTokens,
+                    // hybrid: the clients are pods, which this scrape config does not cover.
+                    metrics: settings.topology === "vm",
                 },
                 parent,
             );

@@ -33,6 +33,8 @@ export interface VmClusterArgs {
     readonly pki: ConsulPki;
     readonly gossipKey: GossipKey;
     readonly aclTokens?: AclTokens;
+    /** vm topology: the metrics token and its ACL step (with telemetry and ACLs on). */
+    readonly metrics?: boolean;
 }
 
 /** The CLI environment for operators, on the hosts and from their own machine. */
@@ -154,7 +156,7 @@ export class VmCluster extends pulumi.ComponentResource {
                 { parent: this, dependsOn: [this.acl] },
             );
         }
-        if (settings.telemetry.enabled && this.acl && aclStep) {
+        if (args.metrics && settings.telemetry.enabled && this.acl && aclStep) {
             this.metricsToken = new MetricsToken(`${name}-metrics-token`, { parent: this });
             this.metricsAcl = metricsAclCommand(
                 `${name}-metrics-acl`,

@@ -14,7 +14,7 @@ import { PATHS } from "../../components/vm/paths";
 import { COMMAND_TYPE, diffCommands } from "../command-diff";
 import { ConsulMocks, EvaluatedStack, evaluateProgram, RecordedResource, withOperatorHome } from "../mocks";
 import { CurlRequest, FakeHost, Run } from "./fake-host";
-import { prodStackWithHosts, sampleMaterial } from "./fixtures";
+import { prodStackWithHosts, sampleMaterial, withPinnedKeys } from "./fixtures";
 
 const METRICS_TOKEN = "6f1c2a4e-9b3d-4c5e-8f7a-1b2c3d4e5f60";
 
@@ -182,6 +182,21 @@ describe("metrics in the program, under mocks", function () {
         assert.strictEqual(byName(open, "consul-vm-metrics-acl"), undefined);
         assert.match(String(open.outputs.prometheusScrapeConfig), /consul_sd_configs/);
         assert.doesNotMatch(String(open.outputs.prometheusScrapeConfig), /authorization/);
+    });
+
+    it("hybrid (clients are pods, which this scrape config does not cover): no metrics token, step or scrape config", async () => {
+        const hybrid = await evaluateProgram(
+            withPinnedKeys({
+                topology: "hybrid",
+                serverHosts: JSON.stringify(["s1=10.20.0.11", "s2=10.20.0.12", "s3=10.20.0.13"]),
+                sshPrivateKeyPath: "~/.ssh/consul_ed25519",
+            }),
+            { stack: "prod" },
+        );
+        assert.ok(byName(hybrid, "consul-vm-acl"), "the agents' ACL step");
+        assert.strictEqual(byName(hybrid, "consul-vm-metrics-acl"), undefined);
+        assert.strictEqual(hybrid.mocks.ofType("consul:index:MetricsToken").length, 0);
+        assert.strictEqual(hybrid.outputs.prometheusScrapeConfig, "");
     });
 
     it("a second deploy with no change runs nothing (no SSH session)", async () => {
