@@ -149,6 +149,19 @@ describe("Metrics on real hosts: Prometheus finds every agent through Consul and
         assert.match(journal, /Completed loading of configuration file/);
         // The prometheus user reads the CA bundle the scrape config names (the directories are searchable).
         await hosts.run(i, "runuser -u prometheus -- cat /etc/consul.d/tls/agent-ca.pem >/dev/null");
+        // ... and nothing secret: the directories are not listable, the agent token and gossip key
+        // files are the consul group's, the client certificate material root's.
+        for (const denied of [
+            "ls /etc/consul.d",
+            "ls /etc/consul.d/tls",
+            "cat /etc/consul.d/secrets.json",
+            "cat /etc/consul.d/gossip.json",
+            "cat /etc/consul.d/consul.json",
+        ]) {
+            const r = await hosts.exec(i, `runuser -u prometheus -- ${denied}`);
+            assert.notStrictEqual(r.code, 0, `prometheus could: ${denied}`);
+            assert.match(r.stderr, /Permission denied/, denied);
+        }
         assert.doesNotMatch(journal, /level=error/, journal);
     });
 
