@@ -22,3 +22,7 @@ export const cliKeyPem = cluster.pki.cliCert.privateKeyPem;
 export const cliEnvironment = cluster.vm?.cliEnvironment ?? {};
 /** consul:appTokens: each app's ACL token SecretID by app name, for the app stacks (secret). */
 export const appTokens = pulumi.secret(pulumi.all(cluster.vm?.appTokens ?? {}));
+/** vm topology, telemetry and ACLs on: the token Prometheus scrapes with (consul-metrics policy). */
+export const metricsToken = cluster.vm?.metricsToken?.token ?? pulumi.secret("");
+/** vm topology, telemetry on: Prometheus' scrape_configs (YAML), finding every agent through Consul. */
+export const prometheusScrapeConfig = consul.prometheusScrapeConfigYaml(settings);

@@ -11,7 +11,8 @@ import {
 } from "./agent";
 import { Host, Settings } from "./config";
 import { clientHttpsNames, ConsulAclAgentToken, ConsulClients, ConsulServers, KubernetesBase } from "./kubernetes";
-import { VmCluster } from "./vm";
+import { PATHS, VmCluster } from "./vm";
+import { prometheusScrapeConfig, renderScrapeConfig } from "./metrics";
 
 /** What a VM server's certificate must be valid for: its node name and the address peers dial. */
 export function vmServerIdentity(host: Host): ServerIdentity {
@@ -50,6 +51,19 @@ export function serverAddresses(settings: Settings): string[] {
 export function consulHttpAddr(settings: Settings): string {
     const port = settings.ports.https;
     return settings.topology === "vm" ? `https://127.0.0.1:${port}` : `https://$(HOST_IP):${port}`;
+}
+
+/**
+ * vm topology with telemetry on: the scrape_configs of a Prometheus on a client host (YAML; the
+ * token is read from a file, so this is no secret). Empty otherwise.
+ */
+export function prometheusScrapeConfigYaml(settings: Settings): string {
+    if (settings.topology !== "vm" || !settings.telemetry.enabled) return "";
+    const scrape = prometheusScrapeConfig({
+        settings: { ...settings, aclEnabled: settings.acl.enabled },
+        caFile: PATHS.agentCaBundle,
+    });
+    return renderScrapeConfig(scrape);
 }
 
 /** The whole deployment: shared security material, then the workloads of the chosen topology. */
@@ -92,6 +106,8 @@ export class ConsulCluster extends pulumi.ComponentResource {
                     pki: this.pki,
                     gossipKey: this.gossipKey,
                     aclTokens: this.aclTokens,
+                    // hybrid: the clients are pods, which this scrape config does not cover.
+                    metrics: settings.topology === "vm",
                 },
                 parent,
             );

@@ -6,3 +6,4 @@ export * from "./security";
 export * from "./agent";
 export * from "./kubernetes";
 export * from "./vm";
+export * from "./metrics";

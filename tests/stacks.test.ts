@@ -24,7 +24,7 @@ const stackFiles = fs
     .filter((s): s is string => s !== undefined)
     .sort();
 
-const SECRET_OUTPUTS = ["gossipKey", "aclManagementToken", "cliCertPem", "cliKeyPem", "appTokens"];
+const SECRET_OUTPUTS = ["gossipKey", "aclManagementToken", "cliCertPem", "cliKeyPem", "appTokens", "metricsToken"];
 
 describe("stack files", () => {
     let operator: ReturnType<typeof withOperatorHome>;
@@ -61,6 +61,7 @@ describe("stack files", () => {
                     "datacenter",
                     "domain",
                     "serverAddresses",
+                    "prometheusScrapeConfig",
                     ...SECRET_OUTPUTS,
                 ]) {
                     assert.ok(result.outputs[name] !== undefined, `missing output ${name}`);
@@ -118,7 +119,11 @@ describe("stack files", () => {
         try {
             const preview = await evaluateProgram(config, { stack: "prod", secretKeys, preview: true });
             const agents = preview.mocks.resources.filter((r) => r.type === "command:remote:Command");
-            assert.strictEqual(agents.length, 8, "every host's step, the ACL and the two keyring steps are previewed");
+            assert.strictEqual(
+                agents.length,
+                9,
+                "every host's step, the two ACL steps (agents, metrics) and the two keyring steps are previewed",
+            );
             await assert.rejects(
                 evaluateProgram(config, { stack: "prod", secretKeys, mocks: new ConsulMocks() }),
                 (err: unknown) =>

@@ -3,3 +3,4 @@
 export * from "./config";
 export * from "./names";
 export * from "./address";
+export * from "./self-service";

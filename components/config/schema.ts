@@ -203,7 +203,8 @@ export const configSchema = {
     clientSelfRegister: {
         type: "boolean",
         default: true,
-        description: "Register each client agent as a monitored service (seed 003's postStart script, declaratively).",
+        description:
+            "Register each client agent (DaemonSet pods and clientHosts) as a monitored service, consul-client (seed 003's postStart script, declaratively); Prometheus finds the clients through it.",
     },
 
     // --- VMs -------------------------------------------------------------------------------

@@ -104,6 +104,8 @@ export interface VmSettings {
     readonly snapshot?: SnapshotSettings;
     /** DNS token and forwarder on the clients; absent when both are off (the default). */
     readonly dns?: VmDnsSettings;
+    /** Client hosts register the consul-client service (clientSelfRegister), as the DaemonSet does. */
+    readonly clientSelfRegister: boolean;
 }
 
 export interface Settings {

@@ -197,6 +197,7 @@ export function readVm(r: Reader, topology: Topology, context: ReadContext): VmS
         clientBatchSize,
         hostKeys: Object.keys(hostKeys).length > 0 ? hostKeys : undefined,
         deadHosts: [...new Set(deadHosts)],
+        clientSelfRegister: bool("clientSelfRegister"),
         ...snapshotSettings(readSnapshots(r, topology, context)),
     };
 }

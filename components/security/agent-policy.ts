@@ -1,12 +1,9 @@
 // The agent ACL policy, one definition for both topologies: the Kubernetes Job and the VM ACL step
 // upsert exactly this policy, so a change to its rules reaches the existing agent token on both.
 
-import { renderJson } from "../agent";
+import { CLIENT_SELF_SERVICE, renderJson } from "../agent";
 
 export const AGENT_POLICY_NAME = "consul-agents";
-
-/** The service name client agents register themselves under (clientSelfService). */
-export const CLIENT_SELF_SERVICE = "consul-client";
 
 /**
  * ACL rules of the agent token: register its node, read the catalog's services, and write its own

@@ -7,6 +7,7 @@ export * from "./acl-tokens";
 export * from "./agent-policy";
 export * from "./snapshot-policy";
 export * from "./dns-policy";
+export * from "./metrics-policy";
 export * from "./secret-seeds";
 export * from "./release-trust";
 export * from "./app-policy";

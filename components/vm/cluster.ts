@@ -9,6 +9,7 @@ import {
     dnsPolicyBody,
     DnsToken,
     GossipKey,
+    MetricsToken,
     ReleaseKey,
     releaseKey,
     TEST_RELEASE_KEY_ENV,
@@ -24,6 +25,7 @@ import { aclScript, pruneScript, wrapForUser } from "./scripts";
 import { snapshotAclCommand, VmSnapshots, vmSnapshots } from "./snapshot";
 import { dnsForwarderFiles } from "./dns";
 import { vmAppTokens } from "./app-tokens";
+import { metricsAclCommand } from "./metrics";
 
 /** How long each host's wait (agent back, leader, autopilot healthy) may take. */
 export const WAIT_SECONDS = 300;
@@ -37,6 +39,8 @@ export interface VmClusterArgs {
     readonly pki: ConsulPki;
     readonly gossipKey: GossipKey;
     readonly aclTokens?: AclTokens;
+    /** vm topology: the metrics token and its ACL step (with telemetry and ACLs on). */
+    readonly metrics?: boolean;
 }
 
 /** The CLI environment for operators, on the hosts and from their own machine. */
@@ -59,6 +63,9 @@ export class VmCluster extends pulumi.ComponentResource {
     /** consul:appTokens: each app's token SecretID (secret) and the commands that create them. */
     public readonly appTokens: Readonly<Record<string, pulumi.Output<string>>> = {};
     public readonly appTokenCommands: readonly remote.Command[] = [];
+    /** Telemetry on, with ACLs: the token Prometheus scrapes with, and the step that creates it. */
+    public readonly metricsToken?: MetricsToken;
+    public readonly metricsAcl?: remote.Command;
     public readonly cliEnvironment: VmCliEnvironment;
     /** What a downloaded release's SHA256SUMS must be signed with. */
     private readonly releaseKey: ReleaseKey;
@@ -190,6 +197,21 @@ export class VmCluster extends pulumi.ComponentResource {
             );
             [this.appTokens, this.appTokenCommands] = [apps.tokens, apps.commands];
         }
+        if (args.metrics && settings.telemetry.enabled && this.acl && aclStep) {
+            this.metricsToken = new MetricsToken(`${name}-metrics-token`, { parent: this });
+            this.metricsAcl = metricsAclCommand(
+                `${name}-metrics-acl`,
+                aclStep.host,
+                {
+                    connection: sshConnection(aclStep.host, ssh),
+                    sshUser: ssh.user,
+                    httpsPort: settings.ports.https,
+                    waitSeconds: WAIT_SECONDS,
+                    token: this.metricsToken.token,
+                },
+                { parent: this, dependsOn: [this.acl] },
+            );
+        }
         // A dead host's command is registered as it was, so the engine runs nothing on it.
         for (const host of [...vm.servers, ...vm.clients].filter((h) => dead.has(h.name))) {
             const role = vm.servers.includes(host) ? "server" : "client";
@@ -224,7 +246,9 @@ export class VmCluster extends pulumi.ComponentResource {
     ): ConsulNode {
         const { vm } = live;
         const role = step.kind === "server" ? "server" : "client";
-        let files = material(role, step.host).apply((m) => nodeFiles(live, role, step.host, servers, m));
+        let files = material(role, step.host).apply((m) =>
+            nodeFiles(live, role, step.host, servers, m, { selfRegister: vm.clientSelfRegister }),
+        );
         if (role === "server" && this.snapshots) files = this.snapshots.withFiles(files, step.host);
         const dns = vm.dns;
         if (dns) files = files.apply((own) => [...own, ...dnsForwarderFiles(dns, live, role)]);

@@ -6,6 +6,7 @@ import {
     AgentRole,
     AgentSettings,
     clientAgentConfig,
+    clientSelfService,
     gossipConfig,
     httpsUrl,
     renderJson,
@@ -90,12 +91,19 @@ export interface NodeMaterial {
     readonly dnsToken?: string;
 }
 
+/** What a host's files depend on beyond its settings and material. */
+export interface NodeFileOptions {
+    /** Clients: register the consul-client service (clientSelfRegister), which Prometheus discovers. */
+    readonly selfRegister?: boolean;
+}
+
 /** The main (non-secret) agent config of one VM host. */
 export function vmAgentConfig(
     settings: AgentSettings,
     role: AgentRole,
     host: Host,
     servers: readonly Host[],
+    options: NodeFileOptions = {},
 ): Record<string, unknown> {
     const common = {
         dataDir: PATHS.dataDir,
@@ -112,12 +120,14 @@ export function vmAgentConfig(
             retryJoin: others.length > 0 ? others : [dialAddress(host)],
         });
     }
-    return clientAgentConfig(settings, {
+    const config = clientAgentConfig(settings, {
         ...common,
         tls: { caFile: PATHS.caFile },
         retryJoin: servers.map(dialAddress),
         autoEncryptIpSans: host.addressIsIp ? [host.address] : undefined,
     });
+    if (options.selfRegister) config.services = [clientSelfService(settings)];
+    return config;
 }
 
 /** Every file one host gets, with owner and mode. Pure: same inputs, same files. */
@@ -127,9 +137,10 @@ export function nodeFiles(
     host: Host,
     servers: readonly Host[],
     material: NodeMaterial,
+    options: NodeFileOptions = {},
 ): NodeFile[] {
     const configFiles = [PATHS.mainConfig, PATHS.joinConfig, PATHS.secretConfig, PATHS.gossipConfig];
-    const { main, startupOnly } = splitStartupOnly(vmAgentConfig(settings, role, host, servers));
+    const { main, startupOnly } = splitStartupOnly(vmAgentConfig(settings, role, host, servers, options));
     const unit = consulUnit({
         role,
         nodeName: host.name,
@@ -141,8 +152,12 @@ export function nodeFiles(
     });
     // The management token is no agent's business: the apply script bootstraps the ACL system with
     // it from the root-only token file, so the consul user never reads it.
+    const agentToken = settings.acl.enabled ? material.agentToken : undefined;
+    // The self-registration service in the config file is registered with the agent token.
+    const registrationToken = role === "client" && options.selfRegister ? agentToken : undefined;
     const secrets = agentSecretConfig(role, {
-        agentToken: settings.acl.enabled ? material.agentToken : undefined,
+        agentToken,
+        configFileRegistrationToken: registrationToken,
         defaultToken: role === "client" ? material.dnsToken : undefined,
     });
     const files: NodeFile[] = [

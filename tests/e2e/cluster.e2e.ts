@@ -139,14 +139,14 @@ describe("Consul on real hosts, deployed by the program's own commands over SSH"
     it("1b. every file under /etc/consul.d has the mode and owner this table gives it: secrets root-only, or readable by the consul group where the agent needs them", async () => {
         // path: [mode, owner, group]. Readable by all: certificates and the owner marker only.
         const table: Record<string, string> = {
-            "/etc/consul.d": "750 root consul",
+            "/etc/consul.d": "751 root consul", // searchable, not listable: the 644 files are readable
             "/etc/consul.d/consul.json": "640 root consul",
             "/etc/consul.d/join.json": "640 root consul",
             "/etc/consul.d/secrets.json": "640 root consul", // agent token: the agent reads it
             "/etc/consul.d/gossip.json": "640 root consul", // gossip key: the agent reads it
             "/etc/consul.d/managed-by": "644 root root",
             "/etc/consul.d/created-consul-user": "600 root root",
-            "/etc/consul.d/tls": "750 root consul",
+            "/etc/consul.d/tls": "751 root consul",
             "/etc/consul.d/tls/ca.pem": "644 root consul",
             "/etc/consul.d/tls/agent-ca.pem": "644 root consul",
             "/etc/consul.d/tls/server.pem": "644 root consul",

@@ -297,8 +297,9 @@ describe("Consul on real hosts, deployed by the real Pulumi engine", function ()
         assert.ok([...replay.values()].every((op) => op === "create"));
         const serverSteps = assertOneServerAtATime(update);
         assert.strictEqual(serverSteps.length, SERVERS.length);
-        // One session per host, and three more on the first server: the ACL and two keyring steps.
-        assert.deepStrictEqual(sessions, [4, 1, 1, 1, 1]);
+        // One session per host, and four more on the first server: the agents' and the metrics ACL
+        // steps, and the two keyring steps.
+        assert.deepStrictEqual(sessions, [5, 1, 1, 1, 1]);
 
         // The state keeps every secret encrypted: nothing the decrypted state marks secret is also
         // stored in plaintext.

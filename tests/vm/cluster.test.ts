@@ -35,7 +35,12 @@ function host(name: string, address: string): Host {
 
 const servers3 = [host("s1", "10.0.0.11"), host("s2", "10.0.0.12"), host("s3", "10.0.0.13")];
 /** The commands that run once for the cluster, on the first server, rather than once per host. */
-const CLUSTER_STEPS = ["consul-vm-acl", "consul-vm-keyring-install", "consul-vm-keyring-finish"];
+const CLUSTER_STEPS = [
+    "consul-vm-acl",
+    "consul-vm-metrics-acl",
+    "consul-vm-keyring-install",
+    "consul-vm-keyring-finish",
+];
 const clients = (n: number) => Array.from({ length: n }, (_, i) => host(`c${i + 1}`, `10.0.1.${i + 1}`));
 
 /** Parses the stdin bundle back into files. */
@@ -292,7 +297,7 @@ describe("VM topology under mocks", function () {
 
             it("registers one agent command per host plus the ACL and keyring steps", () => {
                 const names = commands(result).map((c) => c.name);
-                assert.strictEqual(names.length, serverCount + clientCount + 3);
+                assert.strictEqual(names.length, serverCount + clientCount + CLUSTER_STEPS.length);
                 for (const step of CLUSTER_STEPS) assert.ok(names.includes(step), step);
                 assert.strictEqual(result.mocks.ofType("consul:vm:ConsulNode").length, serverCount + clientCount);
             });
@@ -321,6 +326,13 @@ describe("VM topology under mocks", function () {
                     if (CLUSTER_STEPS.includes(c.name)) {
                         assert.strictEqual(c.inputs.triggers, undefined);
                         if (c.name === "consul-vm-acl") continue;
+                        if (c.name === "consul-vm-metrics-acl") {
+                            // The metrics token alone on secret stdin; the script reads it from there.
+                            assert.ok(containsSecret(c.rawInputs.stdin), `${c.name} stdin is not secret`);
+                            assert.match(String(c.inputs.stdin), /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-/);
+                            assert.ok(!String(c.inputs.create).includes(String(c.inputs.stdin)), c.name);
+                            continue;
+                        }
                         // The keyring steps: the gossip key alone on secret stdin, its digest in the script.
                         assert.ok(containsSecret(c.rawInputs.stdin), `${c.name} stdin is not secret`);
                         const digest = crypto.createHash("sha256").update(String(c.inputs.stdin)).digest("hex");
@@ -466,6 +478,7 @@ describe("VM topology under mocks", function () {
             "update consul-vm-acl",
             "update consul-vm-keyring-finish",
             "update consul-vm-keyring-install",
+            "update consul-vm-metrics-acl",
             "update consul-vm-server-consul-server-1-agent",
             `update ${server3}`,
         ]);

@@ -3,6 +3,7 @@
 import {
     AgentConfig,
     clientAgentConfig,
+    clientSelfService,
     clientTlsName,
     hostPort,
     httpsUrl,
@@ -10,7 +11,7 @@ import {
     SERVER_NAME,
     serverAgentConfig,
 } from "../../agent";
-import { AGENT_POLICY_NAME, CLIENT_SELF_SERVICE } from "../../security";
+import { AGENT_POLICY_NAME } from "../../security";
 import { FILES, MOUNTS, WorkloadSettings } from "./common";
 
 /** The one retry_join entry in-cluster agents use: the headless service, resolving to every server pod. */
@@ -50,27 +51,6 @@ export function kubernetesServerConfig(settings: WorkloadSettings): AgentConfig 
         },
         retryJoin: [hostPort(serverServiceHost(namespace), settings.ports.serfLan)],
     });
-}
-
-/** The service a client agent registers for itself (seed 003's postStart script, declaratively). */
-export function clientSelfService(settings: WorkloadSettings): Record<string, unknown> {
-    return {
-        id: CLIENT_SELF_SERVICE,
-        name: CLIENT_SELF_SERVICE,
-        tags: ["consul-client", "prometheus"],
-        port: settings.ports.https,
-        meta: { metrics_path: "/v1/agent/metrics", metrics_format: "prometheus", scheme: "https" },
-        check: {
-            id: "consul-client-https",
-            name: "agent HTTPS API answers",
-            http: `https://127.0.0.1:${settings.ports.https}/v1/status/leader`,
-            // Loopback only. Verifying would need enable_agent_tls_for_checks, which would also
-            // change the trust roots of every application's HTTPS check on this agent.
-            tls_skip_verify: true,
-            interval: "30s",
-            timeout: "5s",
-        },
-    };
 }
 
 /** The client agents' main config (ConfigMap). Node name and addresses come from the start script. */

@@ -1,14 +1,15 @@
 # shellcheck shell=sh
 # shellcheck enable=check-unassigned-uppercase
 # The ACL script's body (components/vm/scripts.ts aclScript; common.sh runs first): upserts a
-# policy (the agent's, the snapshot token's or the DNS token's) and creates its token with the SecretID from the
-# host's token file.
+# policy (the agent's, the snapshot, DNS or metrics token's, or an app's) and creates its token with
+# the SecretID from the host's token file, or from stdin when TOKEN_FILE is empty (the metrics token
+# and app tokens, which no Consul host keeps).
 #
 # Parameters, set read-only by the header (see common.sh; these are the ones this file reads):
-#   from aclScript's params: NODE HTTPS_PORT POLICY_NAME POLICY_JSON TOKEN_NAME (agent, snapshot, dns)
-#   TOKEN_DESCRIPTION WAIT_SECONDS; from PATHS: CA_FILE TOKEN_FILE (that token's file) WORK_PARENT.
-#   An app token (aclScript's fromStdin) has TOKEN_FILE empty, its SecretID on stdin, and
-#   ACCESSOR_ID, its fixed AccessorID (empty for the others).
+#   from aclScript's params: NODE HTTPS_PORT POLICY_NAME POLICY_JSON TOKEN_NAME (agent, snapshot,
+#   dns, metrics, or the app's name) TOKEN_DESCRIPTION WAIT_SECONDS ACCESSOR_ID (an app token's fixed
+#   AccessorID, empty for the others); from PATHS: CA_FILE TOKEN_FILE (that token's file, or empty:
+#   the SecretID is on stdin) WORK_PARENT.
 readonly NODE HTTPS_PORT POLICY_NAME POLICY_JSON TOKEN_NAME TOKEN_DESCRIPTION WAIT_SECONDS ACCESSOR_ID
 readonly CA_FILE TOKEN_FILE WORK_PARENT
 # Set first by common.sh and read there: STEP (named by say and fail), WORK (removed on exit).

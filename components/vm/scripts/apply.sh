@@ -157,7 +157,9 @@ fi
 CONSUL=${NEW_BIN:-$BIN}
 
 STEP=layout
-install -d -m 0750 -o root -g consul "$CONFIG_DIR" "$TLS_DIR"
+# Searchable by all, listable by none: the files readable by all (certificates, the CA bundles apps
+# and Prometheus verify agents with) are then readable; every secret has a mode of its own.
+install -d -m 0751 -o root -g consul "$CONFIG_DIR" "$TLS_DIR"
 install -d -m 0700 -o root -g root "$CLI_DIR" "$TOKEN_DIR"
 install -d -m 0700 -o consul -g consul "$DATA_DIR"
 if grep -q -F "$RESOLVED_DROPIN " "$WORK/bundle"; then install -d -m 0755 "$(dirname "$RESOLVED_DROPIN")"; fi
