@@ -1,6 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import * as random from "@pulumi/random";
-import { SEED_LENGTH, tokenFromSeed } from "./secret-seeds";
+import { seededToken } from "./token-seed";
 
 /**
  * Secret IDs of the ACL tokens, made ahead of time so the agents can be configured with them
@@ -14,14 +13,7 @@ export class AclTokens extends pulumi.ComponentResource {
     constructor(name: string, opts?: pulumi.ComponentResourceOptions) {
         super("consul:index:AclTokens", name, {}, opts);
         // Not RandomUuid: its ID is the UUID itself, stored unencrypted in the state.
-        const token = (role: string) =>
-            pulumi.secret(
-                new random.RandomPassword(
-                    `${name}-${role}`,
-                    { length: SEED_LENGTH, special: false },
-                    { parent: this, additionalSecretOutputs: ["result", "bcryptHash"] },
-                ).result.apply(tokenFromSeed),
-            );
+        const token = (role: string) => seededToken(`${name}-${role}`, this);
         this.managementToken = token("management");
         this.agentToken = token("agent");
         this.registerOutputs({ managementToken: this.managementToken, agentToken: this.agentToken });

@@ -1,7 +1,8 @@
 // The agent ACL policy, one definition for both topologies: the Kubernetes Job and the VM ACL step
 // upsert exactly this policy, so a change to its rules reaches the existing agent token on both.
 
-import { CLIENT_SELF_SERVICE, renderJson } from "../agent";
+import { CLIENT_SELF_SERVICE } from "../agent";
+import { aclPolicyBody } from "./policy-body";
 
 export const AGENT_POLICY_NAME = "consul-agents";
 
@@ -20,10 +21,9 @@ export function agentPolicyRules(): Record<string, unknown> {
 
 /** PUT /v1/acl/policy body, on one line (it also travels as a script parameter). */
 export function agentPolicyBody(): string {
-    const oneLine = (value: unknown) => JSON.stringify(JSON.parse(renderJson(value)));
-    return oneLine({
-        Name: AGENT_POLICY_NAME,
-        Description: "Consul agents: register their own node, read services (created by Pulumi).",
-        Rules: oneLine(agentPolicyRules()),
-    });
+    return aclPolicyBody(
+        AGENT_POLICY_NAME,
+        "Consul agents: register their own node, read services (created by Pulumi).",
+        agentPolicyRules(),
+    );
 }

@@ -1,14 +1,13 @@
 // Application tokens (consul:appTokens): each listed app gets a policy that lets it register its
 // own service and write KV under its own prefix, and read the catalog to find others, nothing
-// more; and a token whose SecretID comes from its own RandomPassword seed (as AclTokens does).
+// more; and a token whose SecretID comes from its own RandomPassword seed (seededToken).
 // The AccessorID is fixed by the app's name, so a rotated SecretID (a replaced seed) takes the
 // place of the old token, which the ACL step deletes, rather than adding a second token.
 
 import * as crypto from "crypto";
 import * as pulumi from "@pulumi/pulumi";
-import * as random from "@pulumi/random";
-import { renderJson } from "../agent";
-import { SEED_LENGTH, tokenFromSeed } from "./secret-seeds";
+import { aclPolicyBody } from "./policy-body";
+import { seededToken } from "./token-seed";
 
 /** The app's policy name in Consul. */
 export function appPolicyName(app: string): string {
@@ -32,12 +31,11 @@ export function appPolicyRules(app: string): Record<string, unknown> {
 
 /** PUT /v1/acl/policy body, on one line (it travels as a script parameter). */
 export function appPolicyBody(app: string): string {
-    const oneLine = (value: unknown) => JSON.stringify(JSON.parse(renderJson(value)));
-    return oneLine({
-        Name: appPolicyName(app),
-        Description: `App ${app}: register service ${app}, write KV under ${appKvPrefix(app)}, read the catalog (created by Pulumi).`,
-        Rules: oneLine(appPolicyRules(app)),
-    });
+    return aclPolicyBody(
+        appPolicyName(app),
+        `App ${app}: register service ${app}, write KV under ${appKvPrefix(app)}, read the catalog (created by Pulumi).`,
+        appPolicyRules(app),
+    );
 }
 
 /** The app token's AccessorID: a version 4 form UUID from the app's name (not a secret). */
@@ -57,13 +55,7 @@ export class AppTokens extends pulumi.ComponentResource {
         super("consul:index:AppTokens", name, {}, opts);
         const tokens: Record<string, pulumi.Output<string>> = {};
         for (const app of apps) {
-            // Not RandomUuid: its ID is the UUID itself, stored unencrypted in the state.
-            const seed = new random.RandomPassword(
-                `${name}-${app}`,
-                { length: SEED_LENGTH, special: false },
-                { parent: this, additionalSecretOutputs: ["result", "bcryptHash"] },
-            );
-            tokens[app] = pulumi.secret(seed.result.apply(tokenFromSeed));
+            tokens[app] = seededToken(`${name}-${app}`, this);
         }
         this.tokens = tokens;
         this.registerOutputs({});

@@ -6,9 +6,8 @@
 // (no query_prefix: prepared queries are not used; no key, acl, operator or agent rules).
 
 import * as pulumi from "@pulumi/pulumi";
-import * as random from "@pulumi/random";
-import { renderJson } from "../agent";
-import { SEED_LENGTH, tokenFromSeed } from "./secret-seeds";
+import { aclPolicyBody } from "./policy-body";
+import { seededToken } from "./token-seed";
 
 export const DNS_POLICY_NAME = "consul-dns";
 
@@ -22,28 +21,20 @@ export function dnsPolicyRules(): Record<string, unknown> {
 
 /** PUT /v1/acl/policy body, on one line (it travels as a script parameter). */
 export function dnsPolicyBody(): string {
-    const oneLine = (value: unknown) => JSON.stringify(JSON.parse(renderJson(value)));
-    return oneLine({
-        Name: DNS_POLICY_NAME,
-        Description:
-            "Consul DNS: read nodes and services. Client agents hold it as their default token, so token-less HTTP requests to them read the catalog too (created by Pulumi).",
-        Rules: oneLine(dnsPolicyRules()),
-    });
+    return aclPolicyBody(
+        DNS_POLICY_NAME,
+        "Consul DNS: read nodes and services. Client agents hold it as their default token, so token-less HTTP requests to them read the catalog too (created by Pulumi).",
+        dnsPolicyRules(),
+    );
 }
 
-/** The DNS token's SecretID, from its own RandomPassword seed (as AclTokens does). */
+/** The DNS token's SecretID, from its own RandomPassword seed (seededToken). */
 export class DnsToken extends pulumi.ComponentResource {
     public readonly token: pulumi.Output<string>;
 
     constructor(name: string, opts?: pulumi.ComponentResourceOptions) {
         super("consul:index:DnsToken", name, {}, opts);
-        // Not RandomUuid: its ID is the UUID itself, stored unencrypted in the state.
-        const seed = new random.RandomPassword(
-            `${name}-seed`,
-            { length: SEED_LENGTH, special: false },
-            { parent: this, additionalSecretOutputs: ["result", "bcryptHash"] },
-        );
-        this.token = pulumi.secret(seed.result.apply(tokenFromSeed));
+        this.token = seededToken(`${name}-seed`, this);
         this.registerOutputs({ token: this.token });
     }
 }

@@ -6,9 +6,9 @@
 // not read (service:read) and the nodes it may not read (node:read).
 
 import * as pulumi from "@pulumi/pulumi";
-import * as random from "@pulumi/random";
-import { CLIENT_SELF_SERVICE, renderJson } from "../agent";
-import { SEED_LENGTH, tokenFromSeed } from "./secret-seeds";
+import { CLIENT_SELF_SERVICE } from "../agent";
+import { aclPolicyBody } from "./policy-body";
+import { seededToken } from "./token-seed";
 
 export const METRICS_POLICY_NAME = "consul-metrics";
 
@@ -35,28 +35,20 @@ export function metricsPolicyRules(): Record<string, unknown> {
 
 /** PUT /v1/acl/policy body, on one line (it travels as a script parameter). */
 export function metricsPolicyBody(): string {
-    const oneLine = (value: unknown) => JSON.stringify(JSON.parse(renderJson(value)));
-    return oneLine({
-        Name: METRICS_POLICY_NAME,
-        Description:
-            "Prometheus: discover the agents (consul, consul-client services) and read their metrics (created by Pulumi).",
-        Rules: oneLine(metricsPolicyRules()),
-    });
+    return aclPolicyBody(
+        METRICS_POLICY_NAME,
+        "Prometheus: discover the agents (consul, consul-client services) and read their metrics (created by Pulumi).",
+        metricsPolicyRules(),
+    );
 }
 
-/** The metrics token's SecretID, from its own RandomPassword seed (as SnapshotToken does). */
+/** The metrics token's SecretID, from its own RandomPassword seed (seededToken). */
 export class MetricsToken extends pulumi.ComponentResource {
     public readonly token: pulumi.Output<string>;
 
     constructor(name: string, opts?: pulumi.ComponentResourceOptions) {
         super("consul:index:MetricsToken", name, {}, opts);
-        // Not RandomUuid: its ID is the UUID itself, stored unencrypted in the state.
-        const seed = new random.RandomPassword(
-            `${name}-seed`,
-            { length: SEED_LENGTH, special: false },
-            { parent: this, additionalSecretOutputs: ["result", "bcryptHash"] },
-        );
-        this.token = pulumi.secret(seed.result.apply(tokenFromSeed));
+        this.token = seededToken(`${name}-seed`, this);
         this.registerOutputs({ token: this.token });
     }
 }

@@ -7,9 +7,8 @@
 // (/v1/operator/raft/configuration), so only the leader's run saves.
 
 import * as pulumi from "@pulumi/pulumi";
-import * as random from "@pulumi/random";
-import { renderJson } from "../agent";
-import { SEED_LENGTH, tokenFromSeed } from "./secret-seeds";
+import { aclPolicyBody } from "./policy-body";
+import { seededToken } from "./token-seed";
 
 export const SNAPSHOT_POLICY_NAME = "consul-snapshots";
 
@@ -20,28 +19,20 @@ export function snapshotPolicyRules(): Record<string, unknown> {
 
 /** PUT /v1/acl/policy body, on one line (it travels as a script parameter). */
 export function snapshotPolicyBody(): string {
-    const oneLine = (value: unknown) => JSON.stringify(JSON.parse(renderJson(value)));
-    return oneLine({
-        Name: SNAPSHOT_POLICY_NAME,
-        Description:
-            "Consul snapshots: save and restore need acl write, so this token is as strong as the management token (created by Pulumi).",
-        Rules: oneLine(snapshotPolicyRules()),
-    });
+    return aclPolicyBody(
+        SNAPSHOT_POLICY_NAME,
+        "Consul snapshots: save and restore need acl write, so this token is as strong as the management token (created by Pulumi).",
+        snapshotPolicyRules(),
+    );
 }
 
-/** The snapshot token's SecretID, from its own RandomPassword seed (as AclTokens does). */
+/** The snapshot token's SecretID, from its own RandomPassword seed (seededToken). */
 export class SnapshotToken extends pulumi.ComponentResource {
     public readonly token: pulumi.Output<string>;
 
     constructor(name: string, opts?: pulumi.ComponentResourceOptions) {
         super("consul:index:SnapshotToken", name, {}, opts);
-        // Not RandomUuid: its ID is the UUID itself, stored unencrypted in the state.
-        const seed = new random.RandomPassword(
-            `${name}-seed`,
-            { length: SEED_LENGTH, special: false },
-            { parent: this, additionalSecretOutputs: ["result", "bcryptHash"] },
-        );
-        this.token = pulumi.secret(seed.result.apply(tokenFromSeed));
+        this.token = seededToken(`${name}-seed`, this);
         this.registerOutputs({ token: this.token });
     }
 }
