@@ -7,6 +7,7 @@
 import * as crypto from "crypto";
 import * as pulumi from "@pulumi/pulumi";
 import { aclPolicyBody } from "./policy-body";
+import { uuidFromDigest } from "./secret-seeds";
 import { seededToken } from "./token-seed";
 
 /** The app's policy name in Consul. */
@@ -40,11 +41,7 @@ export function appPolicyBody(app: string): string {
 
 /** The app token's AccessorID: a version 4 form UUID from the app's name (not a secret). */
 export function appTokenAccessorId(app: string): string {
-    const bytes = crypto.createHash("sha256").update(`consul-app-token-accessor\0${app}`).digest().subarray(0, 16);
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    const hex = bytes.toString("hex");
-    return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+    return uuidFromDigest(crypto.createHash("sha256").update(`consul-app-token-accessor\0${app}`).digest());
 }
 
 /** One SecretID per app, secret; rotate one with `pulumi up --replace` on its seed. */

@@ -16,7 +16,12 @@ export function gossipKeyFromSeed(seed: string): string {
 
 /** A random (version 4, RFC 4122 variant) UUID, the form Consul expects for a token SecretID. */
 export function tokenFromSeed(seed: string): string {
-    const bytes = crypto.createHash("sha256").update(`consul-acl-token\0${seed}`).digest().subarray(0, 16);
+    return uuidFromDigest(crypto.createHash("sha256").update(`consul-acl-token\0${seed}`).digest());
+}
+
+/** The first 16 bytes of a digest in the form of a version 4, RFC 4122 variant UUID. */
+export function uuidFromDigest(digest: Buffer): string {
+    const bytes = Buffer.from(digest.subarray(0, 16));
     bytes[6] = (bytes[6] & 0x0f) | 0x40;
     bytes[8] = (bytes[8] & 0x3f) | 0x80;
     const hex = bytes.toString("hex");

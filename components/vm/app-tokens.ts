@@ -8,6 +8,7 @@ import { remote } from "@pulumi/command";
 import type { Host } from "../config";
 import { appPolicyBody, appPolicyName, appTokenAccessorId, AppTokens } from "../security";
 import { REAL_HOST, ScriptHost } from "./paths";
+import type { AclStepAccess } from "./acl-steps";
 import { aclScript, pathParams, renderScript, wrapForUser } from "./scripts";
 
 /** The ACL step's script for one app's policy and token. Pure; `on` rebases paths, for tests only. */
@@ -54,15 +55,10 @@ export function appTokenRemoveScript(
     });
 }
 
-export interface VmAppTokensArgs {
+/** The ACL step's access (the app steps run on its server, after its command `acl`) and the apps. */
+export interface VmAppTokensArgs extends AclStepAccess {
     readonly apps: readonly string[];
-    /** The ACL step's host (the first server) and command: the app steps run there, after it. */
-    readonly host: Host;
     readonly acl: remote.Command;
-    readonly connection: remote.CommandArgs["connection"];
-    readonly sshUser: string;
-    readonly httpsPort: number;
-    readonly waitSeconds: number;
 }
 
 /** The tokens (secret, by app) and the commands that create them. */

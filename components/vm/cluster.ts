@@ -9,23 +9,28 @@ import {
     dnsPolicyBody,
     DnsToken,
     GossipKey,
+    METRICS_POLICY_NAME,
+    metricsPolicyBody,
     MetricsToken,
+    SNAPSHOT_POLICY_NAME,
+    snapshotPolicyBody,
     ReleaseKey,
     releaseKey,
     TEST_RELEASE_KEY_ENV,
 } from "../security";
-import type { AgentRole, AgentSettings } from "../agent";
+import type { AgentSettings } from "../agent";
 import { Host, Settings, VmSettings } from "../config";
-import { CliEnvironment, hostCliEnvironment, NodeMaterial, nodeFiles, serverApiUrls } from "./host-files";
+import { CliEnvironment, hostCliEnvironment, nodeFiles, serverApiUrls } from "./host-files";
 import { ConsulNode, sshConnection, SshAccess } from "./node";
 import { ownerId, planRollout, RolloutStep } from "./plan";
 import { sha256Hex } from "./bundle";
 import { keyringScript } from "./keyring";
 import { aclScript, pruneScript, wrapForUser } from "./scripts";
-import { snapshotAclCommand, VmSnapshots, vmSnapshots } from "./snapshot";
+import { VmSnapshots, vmSnapshots } from "./snapshot";
+import { tokenAclCommand } from "./acl-steps";
 import { dnsForwarderFiles } from "./dns";
 import { vmAppTokens } from "./app-tokens";
-import { metricsAclCommand } from "./metrics";
+import { HostMaterial, hostMaterial } from "./material";
 
 /** How long each host's wait (agent back, leader, autopilot healthy) may take. */
 export const WAIT_SECONDS = 300;
@@ -168,48 +173,35 @@ export class VmCluster extends pulumi.ComponentResource {
             done[step.id] = node;
         }
         const aclStep = this.plan.find((s) => s.kind === "acl");
-        if (this.snapshots?.token && this.acl && aclStep) {
-            this.snapshotAcl = snapshotAclCommand(
+        const access = aclStep && {
+            host: aclStep.host,
+            connection: sshConnection(aclStep.host, ssh),
+            sshUser: ssh.user,
+            httpsPort: settings.ports.https,
+            waitSeconds: WAIT_SECONDS,
+        };
+        if (this.snapshots?.token && this.acl && access) {
+            this.snapshotAcl = tokenAclCommand(
                 `${name}-snapshot-acl`,
-                aclStep.host,
-                {
-                    connection: sshConnection(aclStep.host, ssh),
-                    sshUser: ssh.user,
-                    httpsPort: settings.ports.https,
-                    waitSeconds: WAIT_SECONDS,
-                },
+                access,
+                "snapshot",
+                { name: SNAPSHOT_POLICY_NAME, json: snapshotPolicyBody() },
                 { parent: this, dependsOn: [this.acl] },
             );
         }
-        if (settings.appTokens && this.acl && aclStep) {
-            const apps = vmAppTokens(
-                name,
-                {
-                    apps: settings.appTokens,
-                    host: aclStep.host,
-                    acl: this.acl,
-                    connection: sshConnection(aclStep.host, ssh),
-                    sshUser: ssh.user,
-                    httpsPort: settings.ports.https,
-                    waitSeconds: WAIT_SECONDS,
-                },
-                this,
-            );
+        if (settings.appTokens && this.acl && access) {
+            const apps = vmAppTokens(name, { ...access, apps: settings.appTokens, acl: this.acl }, this);
             [this.appTokens, this.appTokenCommands] = [apps.tokens, apps.commands];
         }
-        if (args.metrics && settings.telemetry.enabled && this.acl && aclStep) {
+        if (args.metrics && settings.telemetry.enabled && this.acl && access) {
             this.metricsToken = new MetricsToken(`${name}-metrics-token`, { parent: this });
-            this.metricsAcl = metricsAclCommand(
+            this.metricsAcl = tokenAclCommand(
                 `${name}-metrics-acl`,
-                aclStep.host,
-                {
-                    connection: sshConnection(aclStep.host, ssh),
-                    sshUser: ssh.user,
-                    httpsPort: settings.ports.https,
-                    waitSeconds: WAIT_SECONDS,
-                    token: this.metricsToken.token,
-                },
+                access,
+                "metrics",
+                { name: METRICS_POLICY_NAME, json: metricsPolicyBody() },
                 { parent: this, dependsOn: [this.acl] },
+                this.metricsToken.token,
             );
         }
         // A dead host's command is registered as it was, so the engine runs nothing on it.
@@ -279,40 +271,4 @@ export class VmCluster extends pulumi.ComponentResource {
             { parent: this, dependsOn },
         );
     }
-}
-
-/** The secret material one host's files are made from. */
-type HostMaterial = (role: AgentRole, host: Host) => pulumi.Output<NodeMaterial>;
-
-/**
- * The parts every host shares are one Output for the whole cluster, and so are the parts servers
- * add; a server's own certificate is the only per-host input (an 8-way pulumi.all per host cost
- * seven Outputs a host).
- */
-function hostMaterial(args: VmClusterArgs, dnsToken?: DnsToken): HostMaterial {
-    const { pki, aclTokens } = args;
-    const tokens = [aclTokens ? aclTokens.agentToken : "", dnsToken ? dnsToken.token : ""];
-    const shared = pulumi
-        .secret(pulumi.all([pki.caCertPem, args.gossipKey.key, ...tokens]))
-        .apply(([caCertPem, gossipKey, agentToken, dns]) => ({
-            caCertPem,
-            gossipKey,
-            agentToken: agentToken || undefined,
-            ...(dns ? { dnsToken: dns } : {}),
-        }));
-    const servers = pulumi
-        .all([shared, pki.cliCert.certPem, pki.cliCert.privateKeyPem, aclTokens ? aclTokens.managementToken : ""])
-        .apply(([common, cliCertPem, cliKeyPem, management]) => ({
-            ...common,
-            cliCertPem,
-            cliKeyPem,
-            managementToken: management || undefined,
-        }));
-    return (role, host) => {
-        if (role === "client") return shared;
-        const cert = pki.serverCerts[host.name];
-        return pulumi
-            .all([servers, cert.certPem, cert.privateKeyPem])
-            .apply(([common, serverCertPem, serverKeyPem]) => ({ ...common, serverCertPem, serverKeyPem }));
-    };
 }

@@ -13,4 +13,4 @@ export * from "./host-files";
 export * from "./snapshot";
 export * from "./dns";
 export * from "./app-tokens";
-export * from "./metrics";
+export * from "./acl-steps";

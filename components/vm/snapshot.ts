@@ -1,15 +1,14 @@
 // Snapshot backups on the VM servers (snapshotInterval set): every server gets the snapshot
 // script, a oneshot service and its timer (only the leader's run saves), the rclone config with
 // the bucket's credentials and, with ACLs, the snapshot token; the ACL step's sibling creates that
-// token. All pure except `snapshotAclCommand`. Off, nothing here is used: no file, no command.
+// token. All pure (its ACL step is ./acl-steps.ts). Off, nothing here is used: no file, no command.
 
 import * as pulumi from "@pulumi/pulumi";
-import { remote } from "@pulumi/command";
 import type { Host, SnapshotSettings } from "../config";
-import { SNAPSHOT_POLICY_NAME, snapshotPolicyBody, SnapshotToken } from "../security";
+import { SnapshotToken } from "../security";
 import { NodeFile } from "./bundle";
 import { PATHS } from "./paths";
-import { aclScript, snapshotScript, wrapForUser } from "./scripts";
+import { snapshotScript } from "./scripts";
 import { renderUnit, SystemdUnit } from "./systemd";
 
 /** The rclone remote name in the config file (not a secret, not a host name). */
@@ -153,43 +152,6 @@ export function snapshotFiles(host: Host, args: SnapshotFilesArgs): NodeFile[] {
         files.push({ path: PATHS.snapshotTokenFile, mode: "0600", ...root, content: args.snapshotToken + "\n" });
     }
     return files;
-}
-
-/**
- * The snapshot policy and token, upserted on the first server after the agent ACL step (the
- * token's SecretID is already in its file there: the servers' bundles carry it).
- */
-export function snapshotAclCommand(
-    name: string,
-    host: Host,
-    args: {
-        readonly connection: remote.CommandArgs["connection"];
-        readonly sshUser: string;
-        readonly httpsPort: number;
-        readonly waitSeconds: number;
-    },
-    opts: pulumi.CustomResourceOptions,
-): remote.Command {
-    return new remote.Command(
-        name,
-        {
-            connection: args.connection,
-            create: wrapForUser(
-                aclScript({
-                    nodeName: host.name,
-                    httpsPort: args.httpsPort,
-                    policyName: SNAPSHOT_POLICY_NAME,
-                    policyJson: snapshotPolicyBody(),
-                    waitSeconds: args.waitSeconds,
-                    token: "snapshot",
-                }),
-                args.sshUser,
-            ),
-            logging: "stdout",
-            addPreviousOutputInEnv: false,
-        },
-        opts,
-    );
 }
 
 /** A cluster's snapshot material: the token (with ACLs) and how a server's files get theirs. */
