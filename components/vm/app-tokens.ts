@@ -9,7 +9,8 @@ import type { Host } from "../config";
 import { appPolicyBody, appPolicyName, appTokenAccessorId, AppTokens } from "../security";
 import { REAL_HOST, ScriptHost } from "./paths";
 import type { AclStepAccess } from "./acl-steps";
-import { aclScript, pathParams, renderScript, wrapForUser } from "./scripts";
+import { pathParams, renderScript, wrapForUser } from "./scripts";
+import { aclScript } from "./acl-steps";
 
 /** The ACL step's script for one app's policy and token. Pure; `on` rebases paths, for tests only. */
 export function appTokenScript(

@@ -201,56 +201,6 @@ export function removeScript(p: RemoveScriptParams, host: ScriptHost = REAL_HOST
     });
 }
 
-// --- ACL bootstrap -------------------------------------------------------------------------------
-
-export interface AclScriptParams {
-    readonly nodeName: string;
-    readonly httpsPort: number;
-    readonly policyName: string;
-    /** The policy as the ACL API takes it (rendered JSON, no secret). */
-    readonly policyJson: string;
-    readonly waitSeconds: number;
-    /**
-     * Which token the policy is for (default agent); its SecretID is in that token's file on the
-     * host, or on the command's stdin for the metrics token (no host keeps it).
-     */
-    readonly token?: "agent" | "snapshot" | "dns" | "metrics";
-    /**
-     * A token no host file holds (an app's): its SecretID comes on the command's stdin, and it has
-     * this fixed AccessorID, so a new SecretID replaces the token. Overrides `token`.
-     */
-    readonly fromStdin?: { readonly name: string; readonly description: string; readonly accessorId: string };
-}
-
-const TOKENS = {
-    agent: { file: "AGENT_TOKEN", description: "Consul agents (consul-pulumi)" },
-    snapshot: { file: "SNAPSHOT_TOKEN", description: "Consul snapshots (consul-pulumi)" },
-    dns: { file: "DNS_TOKEN", description: "Consul DNS, the client agents' default token (consul-pulumi)" },
-    metrics: { file: undefined, description: "Prometheus metrics (consul-pulumi)" },
-} as const satisfies Record<string, { file: PathParam | undefined; description: string }>;
-
-/** Upserts a policy and creates its token (the SecretID from the token's host file, or stdin) if absent. */
-export function aclScript(p: AclScriptParams, host: ScriptHost = REAL_HOST): string {
-    const own = p.fromStdin;
-    if (own && !/^[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}$/.test(own.accessorId)) throw new Error("bad AccessorID");
-    const token = p.token ?? "agent";
-    const name = own ? own.name : token;
-    // Empty: the SecretID comes on stdin.
-    const file: PathParam | undefined = own ? undefined : TOKENS[token].file;
-    return renderScript("acl", `${name} ACL policy and token, idempotent`, {
-        NODE: p.nodeName,
-        HTTPS_PORT: p.httpsPort,
-        POLICY_NAME: p.policyName,
-        POLICY_JSON: p.policyJson,
-        TOKEN_NAME: name,
-        TOKEN_DESCRIPTION: own ? own.description : TOKENS[token].description,
-        WAIT_SECONDS: p.waitSeconds,
-        TOKEN_FILE: file === undefined ? "" : host.paths[PATH_PARAMS[file]],
-        ACCESSOR_ID: own ? own.accessorId : "",
-        ...pathParams(host, []),
-    });
-}
-
 // --- prune: remove dead hosts from the cluster, from a live server ------------------------------
 
 export interface PruneScriptParams {

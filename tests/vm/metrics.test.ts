@@ -9,7 +9,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { CLIENT_SELF_SERVICE } from "../../components/agent";
 import { METRICS_POLICY_NAME, metricsPolicyBody, tokenFromSeed } from "../../components/security";
-import { aclScript } from "../../components/vm/scripts";
+import { aclScript } from "../../components/vm/acl-steps";
 import { PATHS } from "../../components/vm/paths";
 import { COMMAND_TYPE, diffCommands } from "../command-diff";
 import { ConsulMocks, EvaluatedStack, evaluateProgram, RecordedResource, withOperatorHome } from "../mocks";

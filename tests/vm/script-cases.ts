@@ -7,8 +7,8 @@ import * as path from "path";
 import { agentPolicyBody as agentPolicyJson, AGENT_POLICY_NAME } from "../../components/security/agent-policy";
 import { releaseKey } from "../../components/security/release-trust";
 import { ScriptHost } from "../../components/vm/paths";
+import { aclScript } from "../../components/vm/acl-steps";
 import {
-    aclScript,
     applyScript,
     ApplyScriptParams,
     pruneScript,

@@ -6,7 +6,8 @@ import * as assert from "assert";
 import { agentPolicyBody as agentPolicyJson, AGENT_POLICY_NAME } from "../../components/security/agent-policy";
 import { NodeFile, renderBundle, sha256Hex } from "../../components/vm/bundle";
 import { PATHS } from "../../components/vm/paths";
-import { aclScript, applyScript, pruneScript, removeScript, wrapForUser } from "../../components/vm/scripts";
+import { aclScript } from "../../components/vm/acl-steps";
+import { applyScript, pruneScript, removeScript, wrapForUser } from "../../components/vm/scripts";
 import { applyBase, sh, parameters, everyScript } from "./script-cases";
 
 describe("node scripts", () => {

@@ -11,7 +11,8 @@ import { agentPolicyBody as agentPolicyJson, AGENT_POLICY_NAME } from "../../com
 import { Settings } from "../../components/config";
 import { NodeFile, renderBundle, sha256Hex } from "../../components/vm/bundle";
 import { nodeFiles } from "../../components/vm";
-import { aclScript, applyScript } from "../../components/vm/scripts";
+import { aclScript } from "../../components/vm/acl-steps";
+import { applyScript } from "../../components/vm/scripts";
 import { CurlRequest, FakeHost, Run } from "./fake-host";
 import { sampleMaterial, sampleVmSettings } from "./fixtures";
 import { applyBase } from "./script-cases";

@@ -1,6 +1,6 @@
 # shellcheck shell=sh
 # shellcheck enable=check-unassigned-uppercase
-# The ACL script's body (components/vm/scripts.ts aclScript; common.sh runs first): upserts a
+# The ACL script's body (components/vm/acl-steps.ts aclScript; common.sh runs first): upserts a
 # policy (the agent's, the snapshot, DNS or metrics token's, or an app's) and creates its token with
 # the SecretID from the host's token file, or from stdin when TOKEN_FILE is empty (the metrics token
 # and app tokens, which no Consul host keeps).
