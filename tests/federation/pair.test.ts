@@ -9,12 +9,16 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
+import type { PolicyResource } from "@pulumi/policy";
 import type { FederationExport } from "../../components/federation";
 import { REPLICATION_POLICY_NAME, replicationTokenAccessorId } from "../../components/security";
 import { PATHS } from "../../components/vm/paths";
 import { COMMAND_TYPE } from "../command-diff";
 import { ConsulMocks, EvaluatedStack, evaluateProgram, RecordedResource, withOperatorHome } from "../mocks";
 import { parseBundle, prodStackWithHosts, withPinnedKeys } from "../vm/fixtures";
+import { asPolicyResource, checkStack, urnOf } from "../policy-support";
+import { caKeyConfined, noKnownSecretExposed, TYPES } from "../../policy/rules";
+import { pemBody } from "../../policy/stack-rules";
 
 const PRIMARY_STACK = "organization/consul/dc1";
 
@@ -204,5 +208,41 @@ describe("a federated pair under the mocks (real certificates)", function () {
         assert.ok(!clientFiles.some((f) => f.content.includes(exported.replicationToken)));
         // The primary's own servers bootstrap.
         assert.ok(String(agentCommands(primary, "server")[0].inputs.create).includes(param("ACL_BOOTSTRAP", "1")));
+    });
+
+    it("the policy pack sees the secrets the secondary took from the primary, and a leak of each", () => {
+        // The StackReference as the analyzer gives it: the primary's outputs, secrets unwrapped.
+        const reference = {
+            type: TYPES.stackReference,
+            name: PRIMARY_STACK,
+            urn: urnOf("dc2", TYPES.stackReference, PRIMARY_STACK),
+            props: { name: PRIMARY_STACK, outputs: primary.outputs },
+        } as unknown as PolicyResource;
+        const resources = [...secondary.mocks.resources.map((r) => asPolicyResource(r, "dc2")), reference];
+        assert.deepStrictEqual(checkStack(caKeyConfined, resources), []);
+        assert.deepStrictEqual(checkStack(noKnownSecretExposed, resources), []);
+        const leak = (name: string, value: string) =>
+            ({
+                type: TYPES.configMap,
+                name,
+                urn: urnOf("dc2", TYPES.configMap, name),
+                props: { data: { "leak.txt": value } },
+            }) as unknown as PolicyResource;
+        const intermediateKey = exported.intermediates.dc2.keyPem;
+        assert.ok(pemBody(intermediateKey).length > 16);
+        const withLeaks = [
+            ...resources,
+            leak("gossip", exported.gossipKey),
+            leak("replication", `token ${exported.replicationToken}`),
+            leak("intermediate", Buffer.from(intermediateKey).toString("base64")),
+        ];
+        assert.deepStrictEqual(checkStack(caKeyConfined, withLeaks), [
+            `${TYPES.configMap} intermediate holds the CA private key.`,
+        ]);
+        assert.deepStrictEqual(checkStack(noKnownSecretExposed, withLeaks), [
+            `${TYPES.configMap} gossip data holds a generated secret.`,
+            `${TYPES.configMap} replication data holds a generated secret.`,
+            `${TYPES.configMap} intermediate data holds a generated secret.`,
+        ]);
     });
 });
