@@ -210,6 +210,44 @@ describe("a federated pair under the mocks (real certificates)", function () {
         assert.ok(String(agentCommands(primary, "server")[0].inputs.create).includes(param("ACL_BOOTSTRAP", "1")));
     });
 
+    it("the secondary's clients serve HTTPS with a certificate from its intermediate, valid for 127.0.0.1", () => {
+        // Consul 1.16's Connect CA in a secondary issues auto_encrypt certificates with an empty
+        // issuer (hashicorp/consul#16202), which curl and Node refuse; the HTTPS listener uses ours.
+        const [client] = agentCommands(secondary, "client");
+        const files = parseBundle(String(client.inputs.stdin));
+        const file = (p: string) => files.find((f) => f.path === p);
+        const main = JSON.parse(file(PATHS.mainConfig)?.content ?? "{}") as {
+            tls?: { https?: { cert_file?: string; key_file?: string } };
+        };
+        assert.deepStrictEqual(main.tls?.https, {
+            cert_file: PATHS.clientHttpsCert,
+            key_file: PATHS.clientHttpsKey,
+            verify_incoming: false,
+        });
+        assert.strictEqual(file(PATHS.clientHttpsKey)?.mode, "0640");
+        const [leaf, intermediate] = pemBlocks(file(PATHS.clientHttpsCert)?.content ?? "");
+        fs.writeFileSync(path.join(tmp, "client-https.pem"), leaf);
+        fs.writeFileSync(path.join(tmp, "client-chain.pem"), intermediate);
+        fs.writeFileSync(path.join(tmp, "root.pem"), exported.caCertPem);
+        const ok = openssl([
+            "verify",
+            "-x509_strict",
+            "-purpose",
+            "sslserver",
+            "-verify_ip",
+            "127.0.0.1",
+            "-CAfile",
+            path.join(tmp, "root.pem"),
+            "-untrusted",
+            path.join(tmp, "client-chain.pem"),
+            path.join(tmp, "client-https.pem"),
+        ]);
+        assert.strictEqual(ok.code, 0, ok.out);
+        // A standalone or primary datacenter's clients keep the auto_encrypt certificate on HTTPS.
+        const primaryClient = parseBundle(String(agentCommands(primary, "client")[0].inputs.stdin));
+        assert.ok(!primaryClient.some((f) => f.path === PATHS.clientHttpsCert));
+    });
+
     it("the policy pack sees the secrets the secondary took from the primary, and a leak of each", () => {
         // The StackReference as the analyzer gives it: the primary's outputs, secrets unwrapped.
         const reference = {
