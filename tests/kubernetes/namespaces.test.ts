@@ -1,7 +1,7 @@
 // The two namespaces and their Pod Security labels (components/kubernetes/manifests/namespaces.ts),
 // and which namespace every object lands in, for kubernetes and hybrid. The API server's verdict on
 // these labels is in pod-security.test.ts (`npm run test:k8s`).
-/* eslint-disable @typescript-eslint/no-unsafe-argument -- manifests are read as loose JSON */
+/* eslint-disable @typescript-eslint/no-unsafe-argument, @typescript-eslint/no-unsafe-call, @typescript-eslint/no-unsafe-return -- manifests are read as loose JSON */
 
 import * as assert from "assert";
 import { DELETION_PROPAGATION_ANNOTATION, POD_SECURITY_VERSION } from "../../components/kubernetes/manifests";
@@ -118,7 +118,10 @@ describe("Namespaces and Pod Security labels", () => {
     it("k8sClientNamespace names the clients' namespace; k8sNamespace moves the default along", async () => {
         const named = await evaluateProgram({ ...dev(), k8sClientNamespace: "node-agents" }, { stack: "dev" });
         assert.deepStrictEqual(Object.keys(namespaces(named)).sort(), ["consul", "node-agents"]);
-        assert.strictEqual(k8sObject(named, T.daemonSet, "consul-client").inputs.metadata.namespace, "node-agents");
+        assert.strictEqual(
+            (k8sObject(named, T.daemonSet, "consul-client").inputs as Json).metadata.namespace,
+            "node-agents",
+        );
         const moved = await evaluateProgram({ ...dev(), k8sNamespace: "infra" }, { stack: "dev" });
         assert.deepStrictEqual(namespaces(moved)["infra-clients"].labels, PRIVILEGED);
         assert.deepStrictEqual(namespaces(moved).infra.labels, RESTRICTED);
@@ -143,7 +146,10 @@ describe("Namespaces and Pod Security labels", () => {
             { stack: "dev" },
         );
         for (const ns of ["consul", "consul-clients", "shop"]) k8sObject(r, T.configMap, "consul-ca", ns);
-        assert.strictEqual(r.mocks.ofType(T.configMap).filter((c) => c.inputs.metadata.name === "consul-ca").length, 3);
+        assert.strictEqual(
+            r.mocks.ofType(T.configMap).filter((c) => (c.inputs as Json).metadata.name === "consul-ca").length,
+            3,
+        );
     });
 
     it("hybrid: the ACL Job in consul (restricted), the client agents in consul-clients (privileged)", async () => {
