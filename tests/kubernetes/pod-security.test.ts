@@ -190,6 +190,39 @@ describe("Pod Security admission (kube-apiserver 1.34) in the program's own name
         );
     });
 
+    it("an upgrade relabels the old namespace under a running client pod: the server warns, the pod stays, no new one is admitted", async () => {
+        // A stack from before the split: its client pod runs in the (then unlabelled) servers' namespace.
+        const old = "consul-upgrade";
+        for (const object of [
+            { apiVersion: "v1", kind: "Namespace", metadata: { name: old } },
+            { apiVersion: "v1", kind: "ServiceAccount", metadata: { name: "default", namespace: old } },
+            podOf(workload("dev", "DaemonSet"), old),
+        ]) {
+            const res = await paths.apply(object);
+            assert.strictEqual(res.status, 201, messageOf(res));
+        }
+        const serversNs = rendered.dev.find(
+            (m) => m.object.kind === "Namespace" && (m.object.metadata as Json).name === SERVERS_NS,
+        );
+        assert.ok(serversNs);
+        const relabel = structuredClone(serversNs.object) as Json;
+        relabel.metadata.name = old;
+        const res = await paths.apply(relabel);
+        console.log(`      relabel warnings: ${res.warnings.join(" | ")}`);
+        assert.strictEqual(res.status, 200, messageOf(res));
+        assert.deepStrictEqual(res.warnings, [
+            `existing pods in namespace "${old}" violate the new PodSecurity enforce level "restricted:v1.34"`,
+            "consul-client-x7k2p: host namespaces, hostPort, unrestricted capabilities, restricted volume types, runAsNonRoot != true, runAsUser=0",
+        ]);
+        const still = await server!.request("GET", `/api/v1/namespaces/${old}/pods/consul-client-x7k2p`);
+        assert.strictEqual(still.status, 200, "the running pod was removed");
+        const again = podOf(workload("dev", "DaemonSet"), old);
+        again.metadata.name = "consul-client-recreated";
+        const refused = await paths.dryRunCreate(again);
+        assert.strictEqual(refused.status, 403, messageOf(refused));
+        assert.match(messageOf(refused), /violates PodSecurity "restricted:v1\.34": host namespaces/);
+    });
+
     it("every variant's client pod is refused under `baseline` (the hostPath data dir at least)", async () => {
         for (const variant of Object.keys(rendered)) {
             const got = await podIn(workload(variant, "DaemonSet"), BASELINE_NS);
