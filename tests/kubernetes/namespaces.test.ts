@@ -131,6 +131,12 @@ describe("Namespaces and Pod Security labels", () => {
         const r = await evaluateProgram({ ...dev(), clientsEnabled: "false" }, { stack: "dev" });
         assert.deepStrictEqual(namespaces(r), { consul: { name: "consul", labels: RESTRICTED } });
         assert.deepStrictEqual([...new Set(Object.values(placement(r)))], ["consul"]);
+        // Unused then, so not refused even when it names the servers' namespace.
+        const same = await evaluateProgram(
+            { ...dev(), clientsEnabled: "false", k8sClientNamespace: "consul" },
+            { stack: "dev" },
+        );
+        assert.deepStrictEqual(Object.keys(namespaces(same)), ["consul"]);
     });
 
     it("k8sCreateNamespace false: no Namespace objects, the objects still split between the two names", async () => {
