@@ -242,12 +242,15 @@ export class ConsulCluster extends pulumi.ComponentResource {
             );
         }
         if (kube.clientsEnabled) {
+            const clientBase = base.clients as NonNullable<KubernetesBase["clients"]>;
             clients = new ConsulClients(
                 `${name}-clients`,
                 {
                     ...common,
+                    // Their own namespace, where Pod Security enforces `privileged` (see base.ts).
+                    namespace: clientBase.namespace,
                     caCertPem: this.pki.caCertPem,
-                    caConfigMapName: base.caConfigMapName,
+                    caConfigMapName: clientBase.caConfigMapName,
                     httpsCert: this.pki.clientHttpsCert as NonNullable<ConsulPki["clientHttpsCert"]>,
                     secretConfig: this.secretConfig("client", kube.clientSelfRegister),
                 },

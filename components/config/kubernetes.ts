@@ -143,9 +143,11 @@ export function readKubernetes(r: Reader, consulVersion: string): KubernetesSett
             );
         }
     }
+    const clientNamespace = readClientNamespace(r, namespace, appNamespaces);
 
     return {
         namespace,
+        clientNamespace,
         createNamespace: bool("k8sCreateNamespace"),
         kubeconfig: kubeconfig || undefined,
         context: str("k8sContext") || undefined,
@@ -166,4 +168,39 @@ export function readKubernetes(r: Reader, consulVersion: string): KubernetesSett
         clientSelfRegister: bool("clientSelfRegister"),
         appNamespaces: [...new Set(appNamespaces)],
     };
+}
+
+/**
+ * The client agents' own namespace: Pod Security enforces `privileged` there (their hostNetwork
+ * and hostPath data dir, seed 003) and `restricted` in the servers' one, so the two must differ,
+ * and no application should run where `privileged` is enforced.
+ */
+function readClientNamespace(r: Reader, namespace: string, appNamespaces: readonly string[]): string {
+    const { problems, key, str } = r;
+    const given = str("k8sClientNamespace");
+    const clientNamespace = given || `${namespace}-clients`;
+    // An invalid k8sNamespace is reported once, above; without clients the name is unused.
+    if ((!given && !DNS_LABEL.test(namespace)) || !r.bool("clientsEnabled")) return clientNamespace;
+    if (!DNS_LABEL.test(clientNamespace)) {
+        problems.add(
+            key(given ? "k8sClientNamespace" : "k8sNamespace"),
+            given || namespace,
+            given
+                ? "a namespace must be a DNS label (lower-case letters, digits, '-', at most 63 characters)."
+                : `the client agents' namespace would be "${clientNamespace}", not a DNS label (at most 63 characters); set consul:k8sClientNamespace, or shorten this one.`,
+        );
+    } else if (clientNamespace === namespace) {
+        problems.add(
+            key("k8sClientNamespace"),
+            given,
+            `must differ from consul:k8sNamespace: the servers' namespace enforces Pod Security "restricted", which refuses the client agents (hostNetwork, hostPath); leave it empty for "${namespace}-clients".`,
+        );
+    } else if (appNamespaces.includes(clientNamespace)) {
+        problems.add(
+            key("k8sAppNamespaces"),
+            clientNamespace,
+            `is the client agents' namespace, where Pod Security enforces "privileged": run applications in a namespace of their own.`,
+        );
+    }
+    return clientNamespace;
 }

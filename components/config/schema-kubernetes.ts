@@ -5,8 +5,22 @@ import type { ConfigKeySpec } from "./schema-types";
 
 export const kubernetesKeys = {
     // --- Kubernetes ------------------------------------------------------------------------
-    k8sNamespace: { type: "string", default: "consul", description: "Namespace for the Consul workloads." },
-    k8sCreateNamespace: { type: "boolean", default: true, description: "Create the namespace." },
+    k8sNamespace: {
+        type: "string",
+        default: "consul",
+        description: "Namespace of the servers, the ACL Job and their objects; Pod Security enforces restricted there.",
+    },
+    k8sClientNamespace: {
+        type: "string",
+        default: "",
+        description:
+            "Namespace of the client agent DaemonSet and its objects, where Pod Security enforces privileged (hostNetwork, hostPath) and warns and audits at restricted; empty means <k8sNamespace>-clients.",
+    },
+    k8sCreateNamespace: {
+        type: "boolean",
+        default: true,
+        description: "Create both namespaces with their Pod Security labels; false expects them to exist.",
+    },
     k8sKubeconfig: {
         type: "string",
         default: "",

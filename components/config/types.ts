@@ -32,7 +32,10 @@ export interface Resources {
 }
 
 export interface KubernetesSettings {
+    /** Servers, the ACL Job and their objects; Pod Security `restricted`. */
     readonly namespace: string;
+    /** The client agents and their objects; Pod Security `privileged`, warned at `restricted`. */
+    readonly clientNamespace: string;
     readonly createNamespace: boolean;
     readonly kubeconfig?: string;
     readonly context?: string;

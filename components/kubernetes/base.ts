@@ -1,9 +1,10 @@
-// What every Kubernetes-side component shares: the provider, the namespace and the CA ConfigMaps.
+// What every Kubernetes-side component shares: the provider, the two namespaces with their Pod
+// Security levels, and the CA ConfigMaps.
 
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { expandHome, KubernetesSettings } from "../config";
-import { labels, FILES } from "./manifests";
+import { clientNamespaceLabels, FILES, labels, serverNamespaceLabels } from "./manifests";
 import { CA_CONFIGMAP_NAME } from "../agent";
 
 /**
@@ -29,9 +30,15 @@ export interface KubernetesBaseArgs {
 export class KubernetesBase extends pulumi.ComponentResource {
     /** Set when the stack names a kubeconfig or context. */
     public readonly provider?: k8s.Provider;
+    /** Servers, the ACL Job and their objects (Pod Security `restricted`). */
     public readonly namespace: pulumi.Output<string>;
     /** Name of the CA ConfigMap in the Consul namespace. */
     public readonly caConfigMapName: pulumi.Output<string>;
+    /** The client agents' namespace (Pod Security `privileged`) and its CA ConfigMap; set when clients run. */
+    public readonly clients?: {
+        readonly namespace: pulumi.Output<string>;
+        readonly caConfigMapName: pulumi.Output<string>;
+    };
 
     constructor(name: string, args: KubernetesBaseArgs, opts?: pulumi.ComponentResourceOptions) {
         super("consul:k8s:KubernetesBase", name, {}, opts);
@@ -40,35 +47,39 @@ export class KubernetesBase extends pulumi.ComponentResource {
         if (providerArgs) this.provider = new k8s.Provider(`${name}-provider`, providerArgs, { parent: this });
         const resourceOpts = { parent: this, ...(this.provider ? { provider: this.provider } : {}) };
 
-        let dependsOn: pulumi.Resource[] = [];
-        if (kube.createNamespace) {
-            const ns = new k8s.core.v1.Namespace(
-                `${name}-namespace`,
-                { metadata: { name: kube.namespace, labels: { "app.kubernetes.io/part-of": "consul" } } },
-                resourceOpts,
-            );
-            this.namespace = ns.metadata.name;
-            dependsOn = [ns];
-        } else {
-            this.namespace = pulumi.output(kube.namespace);
-        }
-
+        // Each namespace with its Pod Security labels (namespaces.ts); with k8sCreateNamespace false
+        // they must exist, and their labels are the operator's.
+        const namespace = (resourceName: string, nsName: string, labels: Record<string, string>) => {
+            if (!kube.createNamespace) return { name: pulumi.output(nsName), dependsOn: [] };
+            const ns = new k8s.core.v1.Namespace(resourceName, { metadata: { name: nsName, labels } }, resourceOpts);
+            return { name: ns.metadata.name, dependsOn: [ns] };
+        };
         // The CA is public: agents, the ACL Job and applications verify Consul's HTTPS with it.
-        const caMap = (resourceName: string, namespace: pulumi.Input<string>) =>
+        const caMap = (resourceName: string, ns: pulumi.Input<string>, dependsOn: pulumi.Resource[] = []) =>
             new k8s.core.v1.ConfigMap(
                 resourceName,
                 {
-                    metadata: { name: CA_CONFIGMAP_NAME, namespace, labels: labels("client") },
+                    metadata: { name: CA_CONFIGMAP_NAME, namespace: ns, labels: labels("client") },
                     data: { [FILES.caCert]: args.caCertPem },
                 },
                 { ...resourceOpts, dependsOn },
             );
-        this.caConfigMapName = caMap(`${name}-ca`, this.namespace).metadata.name;
+
+        const servers = namespace(`${name}-namespace`, kube.namespace, serverNamespaceLabels());
+        this.namespace = servers.name;
+        this.caConfigMapName = caMap(`${name}-ca`, this.namespace, servers.dependsOn).metadata.name;
+        if (kube.clientsEnabled) {
+            const clients = namespace(`${name}-client-namespace`, kube.clientNamespace, clientNamespaceLabels());
+            this.clients = {
+                namespace: clients.name,
+                caConfigMapName: caMap(`${name}-client-ca`, clients.name, clients.dependsOn).metadata.name,
+            };
+        }
         for (const appNamespace of kube.appNamespaces) {
             if (appNamespace === kube.namespace) continue;
             caMap(`${name}-ca-${appNamespace}`, appNamespace);
         }
-        this.registerOutputs({ namespace: this.namespace });
+        this.registerOutputs({ namespace: this.namespace, clientNamespace: this.clients?.namespace });
     }
 
     /** Options for resources that live in this cluster. */

@@ -12,7 +12,14 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { agentObjects } from "./agent-objects";
-import { clientDaemonSetSpec, FILES, kubernetesClientConfig, labels, WorkloadSettings } from "./manifests";
+import {
+    clientDaemonSetSpec,
+    DELETION_PROPAGATION_ANNOTATION,
+    FILES,
+    kubernetesClientConfig,
+    labels,
+    WorkloadSettings,
+} from "./manifests";
 import { CLIENT_NAME } from "../agent";
 import { IssuedCert } from "../security";
 
@@ -55,10 +62,17 @@ export class ConsulClients extends pulumi.ComponentResource {
         );
         this.checksum = checksum;
 
+        // A replacement (a new namespace, a new selector) deletes the old DaemonSet and waits for
+        // its pods (foreground) before creating the new one: two agents on one node would fight
+        // over the host ports and share the hostPath data dir, and the new pods, unschedulable
+        // next to the old ones, would hold the update until its timeout.
         this.daemonSet = new k8s.apps.v1.DaemonSet(
             `${name}-daemonset`,
             {
-                metadata: meta(CLIENT_NAME),
+                metadata: {
+                    ...meta(CLIENT_NAME),
+                    annotations: { [DELETION_PROPAGATION_ANNOTATION]: "foreground" },
+                },
                 spec: clientDaemonSetSpec(
                     settings,
                     {
@@ -70,7 +84,7 @@ export class ConsulClients extends pulumi.ComponentResource {
                     this.checksum,
                 ),
             },
-            o,
+            { ...o, deleteBeforeReplace: true },
         );
         this.registerOutputs({ checksum: this.checksum });
     }

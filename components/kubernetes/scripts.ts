@@ -27,12 +27,27 @@ export interface ClientStartOptions {
     readonly configFiles: readonly string[];
     /** Where the generated address config goes (an emptyDir). */
     readonly addressConfigFile: string;
+    /** The hostPath data dir, which the init container handed to the consul user. */
+    readonly dataDir: string;
+}
+
+/**
+ * The client's root init container: hand the hostPath data dir (created root:root 0755 by the
+ * kubelet; fsGroup does not apply to hostPath volumes) to the consul user. CAP_CHOWN is all chown
+ * needs; the mode is set by the agent's own start script as the dir's owner, so no FOWNER.
+ */
+export function dataDirOwnerScript(dataDir: string, uid: number, gid: number): string {
+    if (!Number.isInteger(uid) || !Number.isInteger(gid) || uid < 0 || gid < 0) {
+        throw new Error(`not a uid:gid: ${uid}:${gid}`);
+    }
+    return `chown ${uid}:${gid} ${shellQuote(dataDir)}\n`;
 }
 
 /**
  * The client agent's entrypoint. Consul config files cannot read environment variables, so (as
  * the Helm chart does) the addresses the kubelet hands the pod are written into a small extra
- * config file (auto_encrypt IP SANs) before exec'ing the agent. Node name and advertise address
+ * config file (auto_encrypt IP SANs) before exec'ing the agent, after closing the data dir to
+ * others (see dataDirOwnerScript). Node name and advertise address
  * are plain flags. Nothing secret passes through the environment or the command line.
  */
 export function clientStartScript(options: ClientStartOptions): string {
@@ -41,6 +56,8 @@ export function clientStartScript(options: ClientStartOptions): string {
     );
     return [
         "set -eu",
+        // The data dir (node ID, the agent's state) is the consul user's alone; it owns it now.
+        `chmod 0700 ${shellQuote(options.dataDir)}`,
         'for ip in "$HOST_IP" "$POD_IP"; do',
         '    case "$ip" in',
         "        '' | *[!0-9A-Fa-f.:]*)",

@@ -102,6 +102,7 @@ const VALID: Partial<Record<ConfigKey, readonly string[]>> = {
     certEarlyRenewalHours: ["0", "720"],
     telemetryRetention: ["60s", "5m", "1h30m", "1.5h"],
     k8sNamespace: ["consul", "infra-consul"],
+    k8sClientNamespace: ["", "consul-agents", "infra-consul-clients"],
     k8sKubeconfig: ["", keyFile],
     image: ["", "hashicorp/consul:1.16.3", "registry.example.com:5000/team/consul@sha256:" + "a".repeat(64)],
     storageClass: ["", "glusterfs", "fast.ssd"],

@@ -27,6 +27,8 @@ import {
 const SERVERS = 3;
 const NODES = 2;
 const NAMESPACE = "consul";
+/** The client agents' own namespace (Pod Security privileged; components/kubernetes/base.ts). */
+const CLIENT_NAMESPACE = "consul-clients";
 const CACHE_ROOT = path.join(
     process.env.XDG_CACHE_HOME ?? path.join(process.env.HOME ?? "/root", ".cache"),
     "consul-pulumi",
@@ -99,7 +101,7 @@ describe("pod templates run as a kubelet would (nspawn hosts, real Consul)", fun
     const clientCtx = (j: number): PodContext => ({
         placement: {
             podName: `consul-client-${nodeName(j)}`,
-            namespace: NAMESPACE,
+            namespace: CLIENT_NAMESPACE,
             nodeName: nodeName(j),
             hostIp: nodes[j].address,
             podIp: nodes[j].address,
@@ -343,9 +345,6 @@ describe("pod templates run as a kubelet would (nspawn hosts, real Consul)", fun
 
     it("client pods (hostNetwork) join with auto_encrypt: node and self-service in the catalog, ready", async () => {
         for (let j = 0; j < NODES; j++) startPod(nodes[j], clientCtx(j));
-        // The init container handed the hostPath data dir to the consul user.
-        const dataDir: string = ds.spec.template.spec.volumes.find((v: Json) => v.name === "data").hostPath.path;
-        assert.strictEqual(hosts.must(nodes[0].index, `stat -c '%u:%g %a' ${dataDir}`, "stat").trim(), "100:1000 700");
         await waitFor("both client nodes in the catalog", 90, () => {
             const names = (
                 api(nodes[0], `https://${SERVER_NAME}.${NAMESPACE}.svc:8501/v1/catalog/nodes`) as Json[]
@@ -353,6 +352,10 @@ describe("pod templates run as a kubelet would (nspawn hosts, real Consul)", fun
             return [...Array(NODES).keys()].every((j) => names.includes(nodeName(j)));
         });
         await waitFor("client readiness", 60, () => nodes.every((h, j) => probe(h, clientCtx(j)) === 0));
+        // The init container (CAP_CHOWN only) handed the hostPath data dir to the consul user, and
+        // the agent's start script, its owner now, closed it to others.
+        const dataDir: string = ds.spec.template.spec.volumes.find((v: Json) => v.name === "data").hostPath.path;
+        assert.strictEqual(hosts.must(nodes[0].index, `stat -c '%u:%g %a' ${dataDir}`, "stat").trim(), "100:1000 700");
         for (let j = 0; j < NODES; j++) {
             const self = api(nodes[j], `https://127.0.0.1:8501/v1/agent/self`);
             assert.strictEqual(self.DebugConfig.AutoEncryptTLS, true, "auto_encrypt.tls is off");

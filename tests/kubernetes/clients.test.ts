@@ -7,7 +7,12 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { CHECKSUM_ANNOTATION, configChecksum, sha256 } from "../../components/kubernetes/manifests";
-import { aclAgentTokenScript, clientStartScript, leaderProbeScript } from "../../components/kubernetes/scripts";
+import {
+    aclAgentTokenScript,
+    clientStartScript,
+    dataDirOwnerScript,
+    leaderProbeScript,
+} from "../../components/kubernetes/scripts";
 import { shellQuote } from "../../components/shell";
 import { containsSecret, EvaluatedStack, evaluateProgram, stackFileConfig, withOperatorHome } from "../mocks";
 import {
@@ -66,9 +71,11 @@ describe("ConsulClients (Pulumi.dev.yaml)", () => {
         assert.deepStrictEqual(mount(container(s), "data"), { name: "data", mountPath: "/consul/data" });
         const [init] = podSpec(s).initContainers;
         assert.strictEqual(init.name, "data-dir-owner");
-        assert.match(init.command[2], /chown 100:1000 \/consul\/data/);
-        assert.deepStrictEqual(init.securityContext.capabilities, { drop: ["ALL"], add: ["CHOWN", "FOWNER"] });
+        assert.strictEqual(init.command[2], "chown 100:1000 '/consul/data'\n");
+        // CHOWN alone: the agent, owner from then on, sets the mode itself (no FOWNER).
+        assert.deepStrictEqual(init.securityContext.capabilities, { drop: ["ALL"], add: ["CHOWN"] });
         assert.strictEqual(init.securityContext.allowPrivilegeEscalation, false);
+        assert.match(startScript(r), /^set -eu\nchmod 0700 '\/consul\/data'\n/);
         assert.strictEqual(clientConfig(r).data_dir, "/consul/data");
     });
 
@@ -385,7 +392,9 @@ describe("container scripts", () => {
         "client start": clientStartScript({
             configFiles: ["/consul/config/client.json", "/consul/secret/secret.json"],
             addressConfigFile: "/consul/extra/addresses.json",
+            dataDir: "/consul/data",
         }),
+        "data dir owner": dataDirOwnerScript("/consul/data", 100, 1000),
         "leader probe": leaderProbeScript(8501, "/consul/ca/ca.crt"),
         "ACL agent token": aclAgentTokenScript({
             caFile: "/consul/ca/ca.crt",
@@ -430,6 +439,7 @@ describe("container scripts", () => {
             const script = clientStartScript({
                 configFiles: ["/c/client.json", "/c/secret.json"],
                 addressConfigFile: path.join(dir, "addresses.json"),
+                dataDir: path.join(dir, "data"),
             });
             return spawnSync("sh", ["-ec", script], {
                 encoding: "utf8",
@@ -438,6 +448,7 @@ describe("container scripts", () => {
         };
         before(() => {
             dir = fs.mkdtempSync(path.join(os.tmpdir(), "consul-start-"));
+            fs.mkdirSync(path.join(dir, "data"), { mode: 0o755 });
             fs.writeFileSync(path.join(dir, "consul"), '#!/bin/sh\nprintf "%s\\n" "$@"\n', { mode: 0o755 });
         });
         after(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -448,6 +459,8 @@ describe("container scripts", () => {
             assert.deepStrictEqual(JSON.parse(fs.readFileSync(path.join(dir, "addresses.json"), "utf8")), {
                 auto_encrypt: { ip_san: ["10.0.0.5", "10.244.1.7"] },
             });
+            // The data dir, 0755 as the kubelet makes a hostPath dir, is closed to others first.
+            assert.strictEqual(fs.statSync(path.join(dir, "data")).mode & 0o777, 0o700);
             assert.deepStrictEqual(out.stdout.trim().split("\n"), [
                 "agent",
                 "-config-file=/c/client.json",

@@ -30,11 +30,19 @@ describe("ConsulServers (Pulumi.dev.yaml)", () => {
         r = await evaluateProgram(dev(), { stack: "dev" });
     });
 
-    it("creates the namespace, and puts every object in it", () => {
+    it("creates the namespace, and puts every object but the client agents' in it (namespaces.test.ts)", () => {
         const ns = inputs(r, T.namespace, "consul");
         assert.strictEqual(ns.metadata.name, "consul");
+        const clients = new Set([
+            "consul-k8s-client-ca",
+            "consul-clients-config",
+            "consul-clients-secret-config",
+            "consul-clients-https",
+            "consul-clients-daemonset",
+        ]);
         for (const res of r.mocks.resources.filter((x) => x.type.startsWith("kubernetes:") && x.type !== T.namespace)) {
-            assert.strictEqual((res.inputs as Json).metadata.namespace, "consul", res.name);
+            const want = clients.has(res.name) ? "consul-clients" : "consul";
+            assert.strictEqual((res.inputs as Json).metadata.namespace, want, res.name);
         }
     });
 

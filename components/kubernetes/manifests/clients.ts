@@ -75,6 +75,7 @@ export function clientDaemonSetSpec(
                             `${MOUNTS.secretConfig}/${FILES.secretConfig}`,
                         ],
                         addressConfigFile: `${MOUNTS.extra}/${FILES.addressConfig}`,
+                        dataDir: MOUNTS.data,
                     }),
                 ],
                 env: [

@@ -47,6 +47,9 @@ export const FILES = {
 /** Pod annotation whose value changes whenever the agent config or certificates change. */
 export const CHECKSUM_ANNOTATION = "consul.pulumi.com/config-checksum";
 
+/** How the Kubernetes provider deletes an object (and its dependents) before it reports the delete done. */
+export const DELETION_PROPAGATION_ANNOTATION = "pulumi.com/deletionPropagationPolicy";
+
 export type Component = "server" | "client" | "acl-init";
 
 export function selectorLabels(component: Component): Record<string, string> {

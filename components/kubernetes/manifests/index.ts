@@ -8,3 +8,4 @@ export * from "./pod";
 export * from "./servers";
 export * from "./clients";
 export * from "./acl-job";
+export * from "./namespaces";

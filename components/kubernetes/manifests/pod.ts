@@ -2,7 +2,7 @@
 
 import * as k8s from "@pulumi/kubernetes";
 import { Ports, Resources } from "../../config";
-import { leaderProbeScript } from "../scripts";
+import { dataDirOwnerScript, leaderProbeScript } from "../scripts";
 import { CONSUL_GID, CONSUL_UID, MOUNTS } from "./common";
 
 type ContainerPort = k8s.types.input.core.v1.ContainerPort;
@@ -99,18 +99,23 @@ export function servicePorts(specs: PortSpec[]): ServicePort[] {
     return specs.map((p) => ({ name: p.name, port: p.port, targetPort: p.port, protocol: p.protocol }));
 }
 
-/** Root, CHOWN/FOWNER only: hand the hostPath data dir to the consul user before it starts. */
+/**
+ * Root with CAP_CHOWN alone: hand the hostPath data dir to the consul user before it starts. The
+ * one part of the client pod below `restricted` that is not seed 003's design, and it cannot go:
+ * the kubelet creates a hostPath dir root:root and applies no fsGroup to it, and a non-root
+ * container gets no effective capabilities to chown with.
+ */
 export function dataDirInitContainer(image: string): k8s.types.input.core.v1.Container {
     return {
         name: "data-dir-owner",
         image,
-        command: ["/bin/sh", "-ec", `chown ${CONSUL_UID}:${CONSUL_GID} ${MOUNTS.data}\nchmod 0700 ${MOUNTS.data}\n`],
+        command: ["/bin/sh", "-ec", dataDirOwnerScript(MOUNTS.data, CONSUL_UID, CONSUL_GID)],
         securityContext: {
             runAsUser: 0,
             runAsNonRoot: false,
             allowPrivilegeEscalation: false,
             readOnlyRootFilesystem: true,
-            capabilities: { drop: ["ALL"], add: ["CHOWN", "FOWNER"] },
+            capabilities: { drop: ["ALL"], add: ["CHOWN"] },
             seccompProfile: { type: "RuntimeDefault" },
         },
         resources: { requests: { cpu: "10m", memory: "16Mi" }, limits: { cpu: "50m", memory: "32Mi" } },
