@@ -15,7 +15,8 @@ export const consulTlsServerName = settings.kubernetes ? consul.clientTlsName(se
 export const caCertPem = cluster.pki.caCertPem;
 export const serverAddresses = consul.serverAddresses(settings);
 export const gossipKey = cluster.gossipKey.key;
-export const aclManagementToken = cluster.aclTokens ? cluster.aclTokens.managementToken : pulumi.secret("");
+/** Empty in a federation secondary: use the primary's, a global token. */
+export const aclManagementToken = cluster.aclTokens?.managementToken ?? pulumi.secret("");
 export const cliCertPem = pulumi.secret(cluster.pki.cliCert.certPem);
 export const cliKeyPem = cluster.pki.cliCert.privateKeyPem;
 /** vm topology: the Consul CLI environment on server hosts, client hosts and an operator's machine. */
@@ -26,3 +27,5 @@ export const appTokens = pulumi.secret(pulumi.all(cluster.vm?.appTokens ?? {}));
 export const metricsToken = cluster.vm?.metricsToken?.token ?? pulumi.secret("");
 /** vm topology, telemetry on: Prometheus' scrape_configs (YAML), finding every agent through Consul. */
 export const prometheusScrapeConfig = consul.prometheusScrapeConfigYaml(settings);
+/** A federation primary: what its secondaries read through a StackReference (secret; empty otherwise). */
+export const federation = cluster.federation?.exported ?? pulumi.secret({});

@@ -1,5 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
-import { AclTokens, ConsulPki, GossipKey, ServerIdentity } from "./security";
+import { AclTokens, ConsulPki, GossipKey, GossipKeySource, ServerIdentity } from "./security";
+import { FederationPrimary, PrimaryMaterial, primaryMaterial } from "./federation";
 import {
     AgentRole,
     agentSecretConfig,
@@ -66,10 +67,21 @@ export function prometheusScrapeConfigYaml(settings: Settings): string {
     return renderScrapeConfig(scrape);
 }
 
+/** A secondary's signer: the intermediate CA the primary issued for it, under the primary's root. */
+function intermediateSigner(primary: pulumi.Output<PrimaryMaterial>) {
+    return {
+        // Certificates are no secret; only the key is.
+        certPem: pulumi.unsecret(primary.apply((m) => m.intermediate.certPem)),
+        privateKeyPem: pulumi.secret(primary.apply((m) => m.intermediate.keyPem)),
+        rootCertPem: pulumi.unsecret(primary.apply((m) => m.caCertPem)),
+    };
+}
+
 /** The whole deployment: shared security material, then the workloads of the chosen topology. */
 export class ConsulCluster extends pulumi.ComponentResource {
     public readonly pki: ConsulPki;
-    public readonly gossipKey: GossipKey;
+    /** Its own, or (a federation secondary) the primary's. */
+    public readonly gossipKey: GossipKeySource;
     public readonly aclTokens?: AclTokens;
     /** Kubernetes topologies: provider, namespace, CA ConfigMaps. */
     public readonly kubernetes?: KubernetesBase;
@@ -77,10 +89,21 @@ export class ConsulCluster extends pulumi.ComponentResource {
     public readonly clients?: ConsulClients;
     /** vm and hybrid topologies: the hosts reached over SSH (hybrid: servers only). */
     public readonly vm?: VmCluster;
+    /** A federation primary: the replication token and the secondaries' `federation` output. */
+    public readonly federation?: FederationPrimary;
 
     constructor(name: string, settings: Settings, opts?: pulumi.ComponentResourceOptions) {
         super("consul:index:ConsulCluster", name, {}, opts);
         const parent = { parent: this };
+        const federation = settings.federation;
+        const primary =
+            federation?.role === "secondary"
+                ? primaryMaterial(
+                      `${name}-primary`,
+                      { ...settings, aclEnabled: settings.acl.enabled, primaryStack: federation.primaryStack },
+                      parent,
+                  )
+                : undefined;
         this.pki = new ConsulPki(
             `${name}-pki`,
             {
@@ -93,11 +116,15 @@ export class ConsulCluster extends pulumi.ComponentResource {
                 servers: serverIdentities(settings),
                 clientHttps:
                     settings.kubernetes && settings.kubernetes.clientsEnabled ? clientHttpsNames(settings) : undefined,
+                intermediates: federation?.role === "primary" ? federation.secondaries : undefined,
+                signer: primary && intermediateSigner(primary),
             },
             parent,
         );
-        this.gossipKey = new GossipKey(`${name}-gossip`, { keeper: settings.gossipKeyKeeper }, parent);
-        if (settings.acl.enabled) this.aclTokens = new AclTokens(`${name}-acl`, parent);
+        this.gossipKey = primary
+            ? { key: pulumi.secret(primary.apply((m) => m.gossipKey)) }
+            : new GossipKey(`${name}-gossip`, { keeper: settings.gossipKeyKeeper }, parent);
+        if (settings.acl.enabled) this.aclTokens = new AclTokens(`${name}-acl`, { management: !primary }, parent);
         if (settings.vm) {
             this.vm = new VmCluster(
                 `${name}-vm`,
@@ -108,9 +135,28 @@ export class ConsulCluster extends pulumi.ComponentResource {
                     aclTokens: this.aclTokens,
                     // hybrid: the clients are pods, which this scrape config does not cover.
                     metrics: settings.topology === "vm",
+                    primary,
                 },
                 parent,
             );
+            const { acl, aclAccess } = this.vm;
+            if (federation?.role === "primary") {
+                const dead = new Set(settings.vm.deadHosts);
+                this.federation = new FederationPrimary(
+                    `${name}-federation`,
+                    {
+                        settings: {
+                            ...settings,
+                            secondaries: federation.secondaries,
+                            servers: settings.vm.servers.filter((h) => !dead.has(h.name)),
+                        },
+                        pki: this.pki,
+                        gossipKey: this.gossipKey,
+                        acl: acl && aclAccess ? { access: aclAccess, step: acl } : undefined,
+                    },
+                    parent,
+                );
+            }
         }
         if (settings.kubernetes) {
             const deployed = this.deployKubernetes(name, settings);
@@ -184,7 +230,8 @@ export class ConsulCluster extends pulumi.ComponentResource {
                 {
                     ...common,
                     caConfigMapName: base.caConfigMapName,
-                    managementToken: this.aclTokens.managementToken,
+                    // Kubernetes is never a federation secondary, so it has its own management token.
+                    managementToken: this.aclTokens.managementToken as pulumi.Output<string>,
                     agentToken: this.aclTokens.agentToken,
                 },
                 { parent: this, dependsOn: [base, ...(servers ? [servers] : []), ...vmServers] },

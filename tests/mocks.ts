@@ -278,6 +278,7 @@ async function mintLocallySignedCert(inputs: Record<string, unknown>): Promise<R
     ];
     if (requested) extensions.push(new x509.SubjectAlternativeNameExtension(requested.names.toJSON(), false));
     if (usages.extended.length > 0) extensions.push(new x509.ExtendedKeyUsageExtension(usages.extended, false));
+    if (inputs.setSubjectKeyId) extensions.push(await x509.SubjectKeyIdentifierExtension.create(csr.publicKey, false));
     return issueCertificate(inputs, {
         subject: csr.subject,
         issuer: ca.subject,
@@ -300,6 +301,8 @@ function randomPassword(inputs: Record<string, unknown>): string {
 export class ConsulMocks implements pulumi.runtime.Mocks {
     readonly resources: RecordedResource[] = [];
     private calls = 0;
+    /** Registrations whose state is still being made (a certificate being signed, say). */
+    registering = 0;
 
     /**
      * With `previous` (the mocks of an earlier evaluation), a resource whose type, name and inputs
@@ -309,6 +312,17 @@ export class ConsulMocks implements pulumi.runtime.Mocks {
     constructor(private readonly previous?: ConsulMocks) {}
 
     async newResource(args: pulumi.runtime.MockResourceArgs): Promise<{ id: string; state: Record<string, unknown> }> {
+        this.registering++;
+        try {
+            return await this.register(args);
+        } finally {
+            this.registering--;
+        }
+    }
+
+    private async register(
+        args: pulumi.runtime.MockResourceArgs,
+    ): Promise<{ id: string; state: Record<string, unknown> }> {
         const dependencies = pendingDependencies;
         pendingDependencies = [];
         const deleteBeforeReplace = pendingDeleteBeforeReplace;
@@ -435,12 +449,13 @@ function forgetProgram(): void {
 }
 
 async function settle(mocks: ConsulMocks): Promise<void> {
-    // Registrations finish asynchronously; wait until no new resource appears for a few turns.
+    // Registrations finish asynchronously; wait until none is in flight and no new resource appears
+    // for a few turns (a certificate signed under load can take longer than those turns).
     let last = -1;
     let quiet = 0;
     while (quiet < 5) {
         await new Promise((r) => setTimeout(r, 5));
-        if (mocks.resources.length === last) quiet++;
+        if (mocks.resources.length === last && mocks.registering === 0) quiet++;
         else {
             quiet = 0;
             last = mocks.resources.length;

@@ -32,6 +32,15 @@ export interface AgentOptions {
     readonly clientAddr?: string;
     /** Clients: extra IP SANs for the auto_encrypt certificate (the address apps dial). */
     readonly autoEncryptIpSans?: readonly string[];
+    /** A federation secondary's agents: the primary datacenter and (servers) its WAN addresses. */
+    readonly federation?: AgentFederation;
+}
+
+/** What a secondary datacenter's agents know of the primary. */
+export interface AgentFederation {
+    readonly primaryDatacenter: string;
+    /** The primary's servers as retry_join_wan takes them (`<address>:<serf WAN port>`). */
+    readonly retryJoinWan: readonly string[];
 }
 
 export type AgentConfig = Record<string, unknown>;
@@ -46,6 +55,8 @@ export interface AgentSecrets {
     readonly configFileRegistrationToken?: string;
     /** Clients with dnsDefaultToken: DNS, and HTTP requests without a token, use it (acl.tokens.default). */
     readonly defaultToken?: string;
+    /** A federation secondary's servers: replicates ACLs from the primary (acl.tokens.replication). */
+    readonly replicationToken?: string;
 }
 
 /** The slice of Settings an agent's config is made from. */
@@ -57,7 +68,7 @@ export type AgentSettings = Pick<
 function commonConfig(settings: AgentSettings, options: AgentOptions): AgentConfig {
     const config: AgentConfig = {
         datacenter: settings.datacenter,
-        primary_datacenter: settings.datacenter,
+        primary_datacenter: options.federation?.primaryDatacenter ?? settings.datacenter,
         domain: settings.domain,
         data_dir: options.dataDir,
         log_level: settings.logLevel.toUpperCase(),
@@ -124,8 +135,17 @@ export function serverAgentConfig(settings: AgentSettings, options: AgentOptions
     if (options.retryJoin.length === 0) {
         throw new Error("bootstrap_expect needs retry_join: give the server addresses to join");
     }
+    const common = commonConfig(settings, options);
+    const federation = options.federation;
     return {
-        ...commonConfig(settings, options),
+        ...common,
+        ...(federation
+            ? {
+                  // Only servers take part in WAN gossip; one reachable primary server is enough.
+                  retry_join_wan: [...federation.retryJoinWan],
+                  acl: { ...(common.acl as AgentConfig), enable_token_replication: true },
+              }
+            : {}),
         server: true,
         bootstrap_expect: settings.serverCount,
         // A restarted or rescheduled server keeps its node ID (persistent data dir) and rejoins as
@@ -201,11 +221,17 @@ export function clientAgentConfig(settings: AgentSettings, options: AgentOptions
 }
 
 /**
- * Keys Consul reads only when an agent starts (retry_join) or a cluster first bootstraps
+ * Keys Consul reads only when an agent starts (retry_join, retry_join_wan) or a cluster first bootstraps
  * (bootstrap_expect, autopilot): a running agent is unaffected by a change to them, so they can
  * change without a restart, as when servers are added or removed.
  */
-export const STARTUP_ONLY_KEYS = ["autopilot", "bootstrap_expect", "retry_interval", "retry_join"] as const;
+export const STARTUP_ONLY_KEYS = [
+    "autopilot",
+    "bootstrap_expect",
+    "retry_interval",
+    "retry_join",
+    "retry_join_wan",
+] as const;
 
 /** Splits a config into its startup-only keys and the rest. */
 export function splitStartupOnly(config: AgentConfig): { main: AgentConfig; startupOnly: AgentConfig } {
@@ -228,6 +254,7 @@ export function agentSecretConfig(role: AgentRole, secrets: AgentSecrets): Agent
         tokens.config_file_service_registration = secrets.configFileRegistrationToken;
     }
     if (secrets.defaultToken) tokens.default = secrets.defaultToken;
+    if (role === "server" && secrets.replicationToken) tokens.replication = secrets.replicationToken;
     if (Object.keys(tokens).length > 0) config.acl = { tokens };
     return config;
 }

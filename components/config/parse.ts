@@ -9,6 +9,7 @@ import { createReader } from "./read";
 import { configSchema } from "./schema";
 import { readAcl, readTls } from "./security";
 import { readAppTokens } from "./app-tokens";
+import { readFederation } from "./federation";
 import { ConfigError, Settings, TOPOLOGIES } from "./types";
 import { readSnapshots } from "./snapshot";
 import { readVm } from "./vm";
@@ -95,6 +96,7 @@ export function parseSettings(
     }
 
     const appTokens = readAppTokens(r, topology, acl.enabled);
+    const federation = readFederation(r, topology, { datacenter: common.datacenter, stack, project });
 
     if (problems.list.length > 0) throw new ConfigError(problems.list);
 
@@ -111,6 +113,7 @@ export function parseSettings(
         vm: vm && dns ? { ...vm, dns } : vm,
         // Only a stack that lists apps has the key, so every other stack's settings stay as they were.
         ...(appTokens.length > 0 ? { appTokens } : {}),
+        ...(federation ? { federation } : {}),
         notes,
     };
 }

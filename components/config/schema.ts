@@ -107,6 +107,20 @@ export const configSchema = {
             "Change this value to rotate the gossip key: on VMs the same pulumi up runs the keyring protocol; on Kubernetes follow the key-rotation runbook. Leave it alone otherwise.",
     },
 
+    // --- WAN federation (one stack per datacenter) -----------------------------------------
+    federationSecondaries: {
+        type: "array",
+        default: [],
+        description:
+            "Primary datacenter only: the secondary datacenters' names. For each, the secret output federation carries an intermediate CA signed by this stack's CA, with the gossip key, a replication token and the WAN join addresses (vm topology).",
+    },
+    federationPrimaryStack: {
+        type: "string",
+        default: "",
+        description:
+            "Secondary datacenter only: the primary's stack as a StackReference names it (e.g. organization/consul/dc1). This datacenter takes its CA, gossip key and replication token from that stack's federation output and joins its servers over WAN (vm topology).",
+    },
+
     // --- telemetry -------------------------------------------------------------------------
     telemetryEnabled: { type: "boolean", default: true, description: "Expose Prometheus metrics." },
     telemetryRetention: {

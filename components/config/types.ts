@@ -138,9 +138,19 @@ export interface Settings {
     readonly vm?: VmSettings;
     /** Apps that get their own ACL token (appTokens, vm only), sorted; absent when none. */
     readonly appTokens?: readonly string[];
+    /** WAN federation (vm only); absent when this datacenter stands alone. */
+    readonly federation?: FederationSettings;
     /** What the operator should know that is not a problem (a preview without the SSH key, say). */
     readonly notes: readonly string[];
 }
+
+/**
+ * A primary issues federation material for the secondaries it lists; a secondary takes it from the
+ * primary's stack (a StackReference name).
+ */
+export type FederationSettings =
+    | { readonly role: "primary"; readonly secondaries: readonly string[] }
+    | { readonly role: "secondary"; readonly primaryStack: string };
 
 /** Thrown with every problem found; its message is what `pulumi preview` shows. */
 export class ConfigError extends pulumi.RunError {

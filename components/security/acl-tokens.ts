@@ -7,14 +7,15 @@ import { seededToken } from "./token-seed";
  * agent token is created with this exact secret ID once a leader exists.
  */
 export class AclTokens extends pulumi.ComponentResource {
-    public readonly managementToken: pulumi.Output<string>;
+    /** Absent in a federation secondary, which never bootstraps ACLs (the primary's is global). */
+    public readonly managementToken?: pulumi.Output<string>;
     public readonly agentToken: pulumi.Output<string>;
 
-    constructor(name: string, opts?: pulumi.ComponentResourceOptions) {
+    constructor(name: string, args: { readonly management: boolean }, opts?: pulumi.ComponentResourceOptions) {
         super("consul:index:AclTokens", name, {}, opts);
         // Not RandomUuid: its ID is the UUID itself, stored unencrypted in the state.
         const token = (role: string) => seededToken(`${name}-${role}`, this);
-        this.managementToken = token("management");
+        if (args.management) this.managementToken = token("management");
         this.agentToken = token("agent");
         this.registerOutputs({ managementToken: this.managementToken, agentToken: this.agentToken });
     }

@@ -10,8 +10,14 @@ export interface GossipKeyArgs {
     keeper: string;
 }
 
+/** Where a datacenter's gossip key comes from: its own GossipKey, or a federation primary's. */
+export interface GossipKeySource {
+    /** Base64 of 32 bytes; a secret. */
+    readonly key: pulumi.Output<string>;
+}
+
 /** The Serf gossip encryption key: 32 random bytes, standard base64, as `consul keygen` prints. */
-export class GossipKey extends pulumi.ComponentResource {
+export class GossipKey extends pulumi.ComponentResource implements GossipKeySource {
     /** Base64 of 32 bytes; a secret. */
     public readonly key: pulumi.Output<string>;
 

@@ -1,5 +1,5 @@
 // Security material: the CA and certificates, the gossip key, ACL tokens, the agent, snapshot and
-// DNS policies, and the key Consul releases are signed with.
+// DNS, metrics, app and replication policies, and the key Consul releases are signed with.
 
 export * from "./pki";
 export * from "./gossip";
@@ -11,3 +11,4 @@ export * from "./metrics-policy";
 export * from "./secret-seeds";
 export * from "./release-trust";
 export * from "./app-policy";
+export * from "./replication-policy";

@@ -24,6 +24,20 @@ export interface ConsulPkiArgs {
      * auth only), so apps can verify their node-local agent with our CA instead of the Connect CA.
      */
     readonly clientHttps?: { readonly dnsNames: readonly string[]; readonly ipAddresses: readonly string[] };
+    /** A federation primary: one intermediate CA per secondary datacenter, signed by this CA. */
+    readonly intermediates?: readonly string[];
+    /**
+     * A federation secondary: no CA of its own. Its certificates are signed by the intermediate CA
+     * the primary issued for it and carry it in their chain; agents trust the primary's root.
+     */
+    readonly signer?: IntermediateCa & { readonly rootCertPem: pulumi.Input<string> };
+}
+
+/** An intermediate CA (a federation secondary's signer). */
+export interface IntermediateCa {
+    readonly certPem: pulumi.Input<string>;
+    /** A secret. */
+    readonly privateKeyPem: pulumi.Input<string>;
 }
 
 export interface IssuedCert {
@@ -49,6 +63,12 @@ function unique(values: readonly string[]): string[] {
     return [...new Set(values)].sort();
 }
 
+const CA_USES = ["cert_signing", "crl_signing", "digital_signature"];
+
+function withNewline(pem: string): string {
+    return pem.endsWith("\n") ? pem : pem + "\n";
+}
+
 /** The CA keeper whose resources keep the names they had before CAs had keepers. */
 export const INITIAL_CA_KEEPER = "initial";
 
@@ -68,6 +88,8 @@ export class ConsulPki extends pulumi.ComponentResource {
     public readonly cliCert: IssuedCert;
     /** Set when `clientHttps` was asked for. */
     public readonly clientHttpsCert?: IssuedCert;
+    /** A federation primary's intermediate CAs, by secondary datacenter. */
+    public readonly intermediates: Record<string, IssuedCert> = {};
 
     constructor(name: string, args: ConsulPkiArgs, opts?: pulumi.ComponentResourceOptions) {
         super("consul:index:ConsulPki", name, {}, opts);
@@ -89,7 +111,7 @@ export class ConsulPki extends pulumi.ComponentResource {
                     isCaCertificate: true,
                     setSubjectKeyId: true,
                     validityPeriodHours: args.caValidityHours,
-                    allowedUses: ["cert_signing", "crl_signing", "digital_signature"],
+                    allowedUses: CA_USES,
                     subject: {
                         commonName:
                             `Consul Agent CA ${args.datacenter}.${args.domain}` +
@@ -99,19 +121,26 @@ export class ConsulPki extends pulumi.ComponentResource {
                 },
                 parent,
             );
-            return { key, cert };
+            return { privateKeyPem: key.privateKeyPem, certPem: cert.certPem };
         };
-        const current = authority(args.ca.keeper);
-        const previous = args.ca.previous ? authority(args.ca.previous.keeper) : undefined;
-        const signer = previous && args.ca.previous?.phase === "trust" ? previous : current;
-        const caKey = signer.key;
-        const ca = signer.cert;
-        // The signing CA first; the other one after it while both are trusted.
-        this.caCertPem = previous
-            ? pulumi
-                  .all([signer.cert.certPem, (signer === current ? previous : current).cert.certPem])
-                  .apply(([first, second]) => (first.endsWith("\n") ? first : first + "\n") + second)
-            : ca.certPem;
+        let signer: { privateKeyPem: pulumi.Input<string>; certPem: pulumi.Input<string> };
+        // What a certificate file holds after the leaf: the intermediate, for a secondary.
+        let chain: pulumi.Input<string> = "";
+        if (args.signer) {
+            signer = args.signer;
+            chain = args.signer.certPem;
+            this.caCertPem = pulumi.output(args.signer.rootCertPem);
+        } else {
+            const current = authority(args.ca.keeper);
+            const previous = args.ca.previous ? authority(args.ca.previous.keeper) : undefined;
+            signer = previous && args.ca.previous?.phase === "trust" ? previous : current;
+            // The signing CA first; the other one after it while both are trusted.
+            this.caCertPem = previous
+                ? pulumi
+                      .all([signer.certPem, (signer === current ? previous : current).certPem])
+                      .apply(([first, second]) => withNewline(first) + second)
+                : pulumi.output(signer.certPem);
+        }
 
         const issue = (
             certName: string,
@@ -119,6 +148,7 @@ export class ConsulPki extends pulumi.ComponentResource {
             dnsNames: string[],
             ipAddresses: string[],
             allowedUses: string[],
+            isCa = false,
         ): IssuedCert => {
             const key = newKey(`${certName}-key`);
             const request = new tls.CertRequest(
@@ -135,15 +165,20 @@ export class ConsulPki extends pulumi.ComponentResource {
                 certName,
                 {
                     certRequestPem: request.certRequestPem,
-                    caPrivateKeyPem: caKey.privateKeyPem,
-                    caCertPem: ca.certPem,
-                    validityPeriodHours: args.certValidityHours,
+                    caPrivateKeyPem: signer.privateKeyPem,
+                    caCertPem: signer.certPem,
+                    validityPeriodHours: isCa ? args.caValidityHours : args.certValidityHours,
                     earlyRenewalHours: args.earlyRenewalHours,
                     allowedUses,
+                    ...(isCa ? { isCaCertificate: true, setSubjectKeyId: true } : {}),
                 },
                 parent,
             );
-            return { certPem: cert.certPem, privateKeyPem: pulumi.secret(key.privateKeyPem) };
+            // A secondary's peers build the chain to the primary's root from what the file holds.
+            const certPem = pulumi
+                .all([cert.certPem, chain])
+                .apply(([leaf, rest]) => (rest ? withNewline(leaf) + rest : leaf));
+            return { certPem, privateKeyPem: pulumi.secret(key.privateKeyPem) };
         };
 
         const common = commonServerNames(args.datacenter, args.domain);
@@ -173,6 +208,17 @@ export class ConsulPki extends pulumi.ComponentResource {
                 unique(args.clientHttps.dnsNames),
                 unique(args.clientHttps.ipAddresses),
                 ["digital_signature", "key_encipherment", "server_auth"],
+            );
+        }
+
+        for (const dc of args.intermediates ?? []) {
+            this.intermediates[dc] = issue(
+                `${name}-intermediate-${dc}`,
+                `Consul Agent CA ${dc}.${args.domain} (intermediate of ${args.datacenter})`,
+                [],
+                [],
+                CA_USES,
+                true,
             );
         }
 

@@ -1,7 +1,7 @@
 // A policy-and-token step on the ACL step's server, after the agent's: the snapshot and metrics
-// tokens each have one (the DNS token's is a plan step, the apps' are in ./app-tokens.ts). Each is
-// its own command, so a re-run with nothing changed opens no SSH session. Also the ACL script
-// itself, which the agent's, DNS and app steps run too.
+// tokens each have one (the DNS token's is a plan step), and so does each token no host keeps (an
+// app's, the federation's replication token: stdinTokenCommand). Each is its own command, so a
+// re-run with nothing changed opens no SSH session. Also the ACL script itself, which they all run.
 
 import * as pulumi from "@pulumi/pulumi";
 import { remote } from "@pulumi/command";
@@ -98,5 +98,76 @@ export function tokenAclCommand(
             addPreviousOutputInEnv: false,
         },
         stdin ? { ...opts, additionalSecretOutputs: ["stdin"] } : opts,
+    );
+}
+
+/** A token no host keeps (an app's, the replication token): its policy, name and fixed AccessorID. */
+export interface StdinTokenSpec {
+    readonly policyName: string;
+    readonly policyJson: string;
+    /** Named in the scripts' progress lines. */
+    readonly tokenName: string;
+    readonly description: string;
+    readonly accessorId: string;
+}
+
+/** The create script: upserts the policy, creates the token (SecretID on stdin) under its AccessorID. */
+export function stdinTokenScript(spec: StdinTokenSpec, access: AclScriptTarget, on: ScriptHost = REAL_HOST): string {
+    return aclScript(
+        {
+            nodeName: access.host.name,
+            httpsPort: access.httpsPort,
+            policyName: spec.policyName,
+            policyJson: spec.policyJson,
+            waitSeconds: access.waitSeconds,
+            fromStdin: { name: spec.tokenName, description: spec.description, accessorId: spec.accessorId },
+        },
+        on,
+    );
+}
+
+/** The delete script: the token (by its AccessorID), then its policy. */
+export function stdinTokenRemoveScript(
+    spec: StdinTokenSpec,
+    access: AclScriptTarget,
+    on: ScriptHost = REAL_HOST,
+): string {
+    return renderScript("acl-remove", `remove the ${spec.tokenName} ACL token and policy`, {
+        NODE: access.host.name,
+        HTTPS_PORT: access.httpsPort,
+        POLICY_NAME: spec.policyName,
+        TOKEN_NAME: spec.tokenName,
+        ACCESSOR_ID: spec.accessorId,
+        WAIT_SECONDS: access.waitSeconds,
+        ...pathParams(on, []),
+    });
+}
+
+/** Where an ACL script runs: the ACL step's server. */
+export type AclScriptTarget = Pick<AclStepAccess, "host" | "httpsPort" | "waitSeconds">;
+
+/**
+ * A token with its own command: created (SecretID from `token`, on stdin) after the ACL step and
+ * removed with its policy when the command is deleted (the token dropped from the config, or the
+ * stack destroyed). A new SecretID re-runs it, which replaces the token under the same AccessorID.
+ */
+export function stdinTokenCommand(
+    name: string,
+    access: AclStepAccess,
+    spec: StdinTokenSpec,
+    token: pulumi.Output<string>,
+    opts: pulumi.CustomResourceOptions,
+): remote.Command {
+    return new remote.Command(
+        name,
+        {
+            connection: access.connection,
+            create: wrapForUser(stdinTokenScript(spec, access), access.sshUser),
+            delete: wrapForUser(stdinTokenRemoveScript(spec, access), access.sshUser),
+            stdin: token,
+            logging: "stdout",
+            addPreviousOutputInEnv: false,
+        },
+        { ...opts, additionalSecretOutputs: ["stdin"] },
     );
 }

@@ -4,13 +4,23 @@
 // the command's delete removes the token and the policy.
 
 import * as pulumi from "@pulumi/pulumi";
-import { remote } from "@pulumi/command";
+import type { remote } from "@pulumi/command";
 import type { Host } from "../config";
 import { appPolicyBody, appPolicyName, appTokenAccessorId, AppTokens } from "../security";
 import { REAL_HOST, ScriptHost } from "./paths";
 import type { AclStepAccess } from "./acl-steps";
-import { pathParams, renderScript, wrapForUser } from "./scripts";
-import { aclScript } from "./acl-steps";
+import { StdinTokenSpec, stdinTokenCommand, stdinTokenRemoveScript, stdinTokenScript } from "./acl-steps";
+
+/** An app's token: its own policy and fixed AccessorID. */
+function appTokenSpec(app: string): StdinTokenSpec {
+    return {
+        policyName: appPolicyName(app),
+        policyJson: appPolicyBody(app),
+        tokenName: `app-${app}`,
+        description: `App ${app} (consul-pulumi)`,
+        accessorId: appTokenAccessorId(app),
+    };
+}
 
 /** The ACL step's script for one app's policy and token. Pure; `on` rebases paths, for tests only. */
 export function appTokenScript(
@@ -20,21 +30,7 @@ export function appTokenScript(
     waitSeconds: number,
     on: ScriptHost = REAL_HOST,
 ): string {
-    return aclScript(
-        {
-            nodeName: host.name,
-            httpsPort,
-            policyName: appPolicyName(app),
-            policyJson: appPolicyBody(app),
-            waitSeconds,
-            fromStdin: {
-                name: `app-${app}`,
-                description: `App ${app} (consul-pulumi)`,
-                accessorId: appTokenAccessorId(app),
-            },
-        },
-        on,
-    );
+    return stdinTokenScript(appTokenSpec(app), { host, httpsPort, waitSeconds }, on);
 }
 
 /** The delete script: the app's token (by its AccessorID), then its policy. Pure. */
@@ -45,15 +41,7 @@ export function appTokenRemoveScript(
     waitSeconds: number,
     on: ScriptHost = REAL_HOST,
 ): string {
-    return renderScript("acl-remove", `remove app ${app}'s ACL token and policy`, {
-        NODE: host.name,
-        HTTPS_PORT: httpsPort,
-        POLICY_NAME: appPolicyName(app),
-        TOKEN_NAME: `app-${app}`,
-        ACCESSOR_ID: appTokenAccessorId(app),
-        WAIT_SECONDS: waitSeconds,
-        ...pathParams(on, []),
-    });
+    return stdinTokenRemoveScript(appTokenSpec(app), { host, httpsPort, waitSeconds }, on);
 }
 
 /** The ACL step's access (the app steps run on its server, after its command `acl`) and the apps. */
@@ -69,24 +57,12 @@ export function vmAppTokens(
     parent: pulumi.Resource,
 ): { tokens: Readonly<Record<string, pulumi.Output<string>>>; commands: remote.Command[] } {
     const { tokens } = new AppTokens(`${name}-app-tokens`, args.apps, { parent });
-    const commands = args.apps.map(
-        (app) =>
-            new remote.Command(
-                `${name}-app-token-${app}`,
-                {
-                    connection: args.connection,
-                    create: wrapForUser(appTokenScript(app, args.host, args.httpsPort, args.waitSeconds), args.sshUser),
-                    // Dropped from appTokens (or the stack destroyed): no token outlives its app.
-                    delete: wrapForUser(
-                        appTokenRemoveScript(app, args.host, args.httpsPort, args.waitSeconds),
-                        args.sshUser,
-                    ),
-                    stdin: tokens[app],
-                    logging: "stdout",
-                    addPreviousOutputInEnv: false,
-                },
-                { parent, dependsOn: [args.acl], additionalSecretOutputs: ["stdin"] },
-            ),
+    // Dropped from appTokens (or the stack destroyed): no token outlives its app.
+    const commands = args.apps.map((app) =>
+        stdinTokenCommand(`${name}-app-token-${app}`, args, appTokenSpec(app), tokens[app], {
+            parent,
+            dependsOn: [args.acl],
+        }),
     );
     return { tokens, commands };
 }

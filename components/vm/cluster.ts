@@ -8,7 +8,7 @@ import {
     DNS_POLICY_NAME,
     dnsPolicyBody,
     DnsToken,
-    GossipKey,
+    GossipKeySource,
     METRICS_POLICY_NAME,
     metricsPolicyBody,
     MetricsToken,
@@ -28,10 +28,11 @@ import { keyringScript } from "./keyring";
 import { pruneScript, wrapForUser } from "./scripts";
 import { aclScript } from "./acl-steps";
 import { VmSnapshots, vmSnapshots } from "./snapshot";
-import { tokenAclCommand } from "./acl-steps";
+import { AclStepAccess, tokenAclCommand } from "./acl-steps";
 import { dnsForwarderFiles } from "./dns";
 import { vmAppTokens } from "./app-tokens";
 import { HostMaterial, hostMaterial } from "./material";
+import type { PrimaryMaterial } from "../federation/material";
 
 /** How long each host's wait (agent back, leader, autopilot healthy) may take. */
 export const WAIT_SECONDS = 300;
@@ -43,10 +44,12 @@ export type VmClusterSettings = AgentSettings &
 export interface VmClusterArgs {
     readonly settings: VmClusterSettings;
     readonly pki: ConsulPki;
-    readonly gossipKey: GossipKey;
+    readonly gossipKey: GossipKeySource;
     readonly aclTokens?: AclTokens;
     /** vm topology: the metrics token and its ACL step (with telemetry and ACLs on). */
     readonly metrics?: boolean;
+    /** A federation secondary: what it takes from the primary (it never bootstraps ACLs). */
+    readonly primary?: pulumi.Output<PrimaryMaterial>;
 }
 
 /** The CLI environment for operators, on the hosts and from their own machine. */
@@ -62,6 +65,8 @@ export class VmCluster extends pulumi.ComponentResource {
     public readonly plan: readonly RolloutStep[];
     public readonly nodes: Record<string, ConsulNode> = {};
     public readonly acl?: remote.Command;
+    /** Where the token steps after `acl` run (ACLs on). */
+    public readonly aclAccess?: AclStepAccess;
     /** Snapshots on, with ACLs: the snapshot policy and token, after the agent's. */
     public readonly snapshotAcl?: remote.Command;
     /** dnsDefaultToken on: the DNS policy and token, after the agent's and before any client. */
@@ -77,12 +82,15 @@ export class VmCluster extends pulumi.ComponentResource {
     private readonly releaseKey: ReleaseKey;
     /** Snapshots on (snapshotInterval): what every server's files add. */
     private readonly snapshots?: VmSnapshots;
+    /** False in a federation secondary, whose ACLs come from the primary by replication. */
+    private readonly bootstrapsAcl: boolean;
 
     constructor(name: string, args: VmClusterArgs, opts?: pulumi.ComponentResourceOptions) {
         super("consul:vm:VmCluster", name, {}, opts);
         const { settings } = args;
         const { vm } = settings;
         this.releaseKey = releaseKey();
+        this.bootstrapsAcl = !args.primary;
         if (this.releaseKey.testKeyFile) {
             void pulumi.log.warn(
                 `${TEST_RELEASE_KEY_ENV} is set: Consul releases must be signed by the key in ${this.releaseKey.testKeyFile} (${this.releaseKey.fingerprint}), not HashiCorp's; only the test suites set it.`,
@@ -174,13 +182,13 @@ export class VmCluster extends pulumi.ComponentResource {
             done[step.id] = node;
         }
         const aclStep = this.plan.find((s) => s.kind === "acl");
-        const access = aclStep && {
+        const access = (this.aclAccess = aclStep && {
             host: aclStep.host,
             connection: sshConnection(aclStep.host, ssh),
             sshUser: ssh.user,
             httpsPort: settings.ports.https,
             waitSeconds: WAIT_SECONDS,
-        };
+        });
         if (this.snapshots?.token && this.acl && access) {
             this.snapshotAcl = tokenAclCommand(
                 `${name}-snapshot-acl`,
@@ -267,6 +275,7 @@ export class VmCluster extends pulumi.ComponentResource {
                     updatedServers:
                         role === "server" ? servers.slice(0, servers.indexOf(step.host)).map((s) => s.address) : [],
                     waitSeconds: WAIT_SECONDS,
+                    aclBootstrap: this.bootstrapsAcl,
                 },
             },
             { parent: this, dependsOn },

@@ -2,6 +2,7 @@
 // owner and mode, from plain settings and resolved material.
 
 import {
+    AgentFederation,
     agentSecretConfig,
     AgentRole,
     AgentSettings,
@@ -89,12 +90,19 @@ export interface NodeMaterial {
     readonly agentToken?: string;
     /** dnsDefaultToken: clients' default token; the servers' file for the DNS ACL step. */
     readonly dnsToken?: string;
+    /**
+     * A federation secondary: the primary's datacenter and WAN addresses, and the replication token
+     * its servers replicate ACLs with (it is also their admin token file's, as managementToken).
+     */
+    readonly federation?: AgentFederation & { readonly replicationToken: string };
 }
 
 /** What a host's files depend on beyond its settings and material. */
 export interface NodeFileOptions {
     /** Clients: register the consul-client service (clientSelfRegister), which Prometheus discovers. */
     readonly selfRegister?: boolean;
+    /** A federation secondary's agents (NodeMaterial.federation). */
+    readonly federation?: AgentFederation;
 }
 
 /** The main (non-secret) agent config of one VM host. */
@@ -110,6 +118,7 @@ export function vmAgentConfig(
         nodeName: host.name,
         bindAddr: host.addressIsIp ? host.address : undefined,
         advertiseAddr: host.addressIsIp ? host.address : undefined,
+        federation: options.federation,
     };
     if (role === "server") {
         const others = servers.filter((s) => s.name !== host.name).map(dialAddress);
@@ -140,7 +149,20 @@ export function nodeFiles(
     options: NodeFileOptions = {},
 ): NodeFile[] {
     const configFiles = [PATHS.mainConfig, PATHS.joinConfig, PATHS.secretConfig, PATHS.gossipConfig];
-    const { main, startupOnly } = splitStartupOnly(vmAgentConfig(settings, role, host, servers, options));
+    const federation = material.federation;
+    const { main, startupOnly } = splitStartupOnly(
+        vmAgentConfig(settings, role, host, servers, {
+            ...options,
+            ...(federation
+                ? {
+                      federation: {
+                          primaryDatacenter: federation.primaryDatacenter,
+                          retryJoinWan: federation.retryJoinWan,
+                      },
+                  }
+                : {}),
+        }),
+    );
     const unit = consulUnit({
         role,
         nodeName: host.name,
@@ -159,6 +181,7 @@ export function nodeFiles(
         agentToken,
         configFileRegistrationToken: registrationToken,
         defaultToken: role === "client" ? material.dnsToken : undefined,
+        replicationToken: settings.acl.enabled ? federation?.replicationToken : undefined,
     });
     const files: NodeFile[] = [
         {

@@ -4,14 +4,17 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { AgentRole } from "../agent";
 import type { Host } from "../config";
-import type { AclTokens, ConsulPki, DnsToken, GossipKey } from "../security";
+import type { AclTokens, ConsulPki, DnsToken, GossipKeySource } from "../security";
+import type { PrimaryMaterial } from "../federation/material";
 import type { NodeMaterial } from "./host-files";
 
 /** What the material comes from. */
 export interface MaterialSources {
     readonly pki: ConsulPki;
-    readonly gossipKey: GossipKey;
+    readonly gossipKey: GossipKeySource;
     readonly aclTokens?: AclTokens;
+    /** A federation secondary: what it takes from the primary's federation output (a secret). */
+    readonly primary?: pulumi.Output<PrimaryMaterial>;
 }
 
 /** The secret material one host's files are made from. */
@@ -23,23 +26,35 @@ export type HostMaterial = (role: AgentRole, host: Host) => pulumi.Output<NodeMa
  * seven Outputs a host).
  */
 export function hostMaterial(args: MaterialSources, dnsToken?: DnsToken): HostMaterial {
-    const { pki, aclTokens } = args;
-    const tokens = [aclTokens ? aclTokens.agentToken : "", dnsToken ? dnsToken.token : ""];
+    const { pki, aclTokens, primary } = args;
+    const tokens = pulumi.all([aclTokens ? aclTokens.agentToken : "", dnsToken ? dnsToken.token : ""]);
+    const fromPrimary: pulumi.Output<PrimaryMaterial | undefined> = primary ?? pulumi.output(undefined);
     const shared = pulumi
-        .secret(pulumi.all([pki.caCertPem, args.gossipKey.key, ...tokens]))
-        .apply(([caCertPem, gossipKey, agentToken, dns]) => ({
+        .secret(pulumi.all([pki.caCertPem, args.gossipKey.key, fromPrimary, tokens]))
+        .apply(([caCertPem, gossipKey, federation, [agentToken, dns]]): NodeMaterial => ({
             caCertPem,
             gossipKey,
             agentToken: agentToken || undefined,
             ...(dns ? { dnsToken: dns } : {}),
+            ...(federation
+                ? {
+                      federation: {
+                          primaryDatacenter: federation.primaryDatacenter,
+                          retryJoinWan: federation.wanJoin,
+                          replicationToken: federation.replicationToken,
+                      },
+                  }
+                : {}),
         }));
+    // A secondary never bootstraps ACLs: its servers administer them with the replication token.
+    const admin = aclTokens?.managementToken ?? "";
     const servers = pulumi
-        .all([shared, pki.cliCert.certPem, pki.cliCert.privateKeyPem, aclTokens ? aclTokens.managementToken : ""])
+        .all([shared, pki.cliCert.certPem, pki.cliCert.privateKeyPem, admin])
         .apply(([common, cliCertPem, cliKeyPem, management]) => ({
             ...common,
             cliCertPem,
             cliKeyPem,
-            managementToken: management || undefined,
+            managementToken: management || common.federation?.replicationToken || undefined,
         }));
     return (role, host) => {
         if (role === "client") return shared;

@@ -128,6 +128,8 @@ export interface ApplyScriptParams {
      */
     readonly updatedServers: readonly string[];
     readonly waitSeconds: number;
+    /** Servers with ACLs: bootstrap them with the management token (not in a federation secondary). */
+    readonly aclBootstrap: boolean;
     /** sha256 of the stdin bundle; also makes the command change whenever the files do. */
     readonly bundleSha256: string;
 }
@@ -153,6 +155,7 @@ export function applyScript(p: ApplyScriptParams, host: ScriptHost = REAL_HOST):
         SERVER_API_URLS: p.serverApiUrls.join(" "),
         UPDATED_SERVERS: p.updatedServers.join(" "),
         WAIT_SECONDS: p.waitSeconds,
+        ACL_BOOTSTRAP: p.aclBootstrap ? 1 : 0,
         BUNDLE_SHA256: p.bundleSha256,
         ...pathParams(host, Object.keys(PATH_PARAMS) as PathParam[]),
     });

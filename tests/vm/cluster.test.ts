@@ -12,6 +12,7 @@ import { generatedSecrets, TYPES } from "../../policy/rules";
 import {
     AEAD_SUITES,
     exampleHostKey,
+    parseBundle,
     prodStackWithHosts,
     sampleMaterial,
     sampleVmSettings,
@@ -42,23 +43,6 @@ const CLUSTER_STEPS = [
     "consul-vm-keyring-finish",
 ];
 const clients = (n: number) => Array.from({ length: n }, (_, i) => host(`c${i + 1}`, `10.0.1.${i + 1}`));
-
-/** Parses the stdin bundle back into files. */
-function parseBundle(bundle: string): NodeFile[] {
-    return bundle
-        .split("\n")
-        .filter((l) => l !== "")
-        .map((line) => {
-            const [p, mode, owner, group, data] = line.split(" ");
-            return {
-                path: p,
-                mode,
-                owner: owner as NodeFile["owner"],
-                group: group as NodeFile["group"],
-                content: Buffer.from(data, "base64").toString("utf8"),
-            };
-        });
-}
 
 /** Strings in an input that are NOT under a secret wrapper. */
 function plainStrings(raw: unknown, out: string[] = []): string[] {

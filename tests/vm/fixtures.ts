@@ -6,6 +6,7 @@ import * as os from "os";
 import * as path from "path";
 import { parseSettings, Settings } from "../../components/config";
 import { NodeMaterial } from "../../components/vm";
+import type { NodeFile } from "../../components/vm/bundle";
 import { stackFileConfig } from "../mocks";
 
 /** Three servers (s1..s3) and one client (c1), with a throw-away SSH key file. */
@@ -99,3 +100,20 @@ export const SNAPSHOT_CONFIG: Readonly<Record<string, string>> = {
     snapshotS3AccessKeyId: "AKIAEXAMPLE0000001",
     snapshotS3SecretAccessKey: SNAPSHOT_S3_SECRET,
 };
+
+/** Parses the stdin bundle back into files. */
+export function parseBundle(bundle: string): NodeFile[] {
+    return bundle
+        .split("\n")
+        .filter((l) => l !== "")
+        .map((line) => {
+            const [p, mode, owner, group, data] = line.split(" ");
+            return {
+                path: p,
+                mode,
+                owner: owner as NodeFile["owner"],
+                group: group as NodeFile["group"],
+                content: Buffer.from(data, "base64").toString("utf8"),
+            };
+        });
+}

@@ -32,6 +32,7 @@ export const applyBase: ApplyScriptParams = {
     serverApiUrls: [],
     updatedServers: [],
     waitSeconds: 300,
+    aclBootstrap: true,
     bundleSha256: "0".repeat(64),
 };
 

@@ -6,14 +6,15 @@
 # Parameters, set read-only by the header (see common.sh; these are the ones this file reads):
 #   from applyScript's params: NODE ROLE VERSION INSTALL_MODE MIRROR RELEASE_KEYRING (empty unless
 #   INSTALL_MODE is download) RELEASE_KEY_FINGERPRINT HTTPS_PORT SERVER_COUNT IS_LAST_SERVER (1/0)
-#   SERVER_API_URLS and UPDATED_SERVERS (space-separated, may be empty) WAIT_SECONDS BUNDLE_SHA256;
+#   SERVER_API_URLS and UPDATED_SERVERS (space-separated, may be empty) WAIT_SECONDS ACL_BOOTSTRAP
+#   (1/0; 0 in a federation secondary, whose ACLs come by replication) BUNDLE_SHA256;
 #   from PATHS: BIN CONFIG_DIR TLS_DIR CLI_DIR TOKEN_DIR DATA_DIR MAIN JOIN SECRET GOSSIP CA_FILE
 #   AGENT_CA MANAGEMENT_TOKEN AGENT_TOKEN PROFILE UNIT_FILE OWNER_FILE USER_MARKER BACKUP WORK_PARENT
 #   STAGE_PARENT LAN_KEYRING WAN_KEYRING; and the snapshot files (servers with snapshots on, see the
 #   end): SNAPSHOT_TOKEN SNAPSHOT_RCLONE SNAPSHOT_BIN SNAPSHOT_SERVICE SNAPSHOT_TIMER SNAPSHOT_DIR;
 #   DNS (see the end): DNS_TOKEN RESOLVED_DROPIN RESOLV_CONF NSSWITCH_CONF.
 readonly NODE ROLE VERSION INSTALL_MODE MIRROR RELEASE_KEYRING RELEASE_KEY_FINGERPRINT HTTPS_PORT \
-    SERVER_COUNT IS_LAST_SERVER SERVER_API_URLS UPDATED_SERVERS WAIT_SECONDS BUNDLE_SHA256
+    SERVER_COUNT IS_LAST_SERVER SERVER_API_URLS UPDATED_SERVERS WAIT_SECONDS ACL_BOOTSTRAP BUNDLE_SHA256
 readonly BIN CONFIG_DIR TLS_DIR CLI_DIR TOKEN_DIR DATA_DIR MAIN JOIN SECRET GOSSIP CA_FILE AGENT_CA \
     MANAGEMENT_TOKEN AGENT_TOKEN PROFILE UNIT_FILE OWNER_FILE USER_MARKER BACKUP WORK_PARENT \
     STAGE_PARENT LAN_KEYRING WAN_KEYRING
@@ -394,10 +395,15 @@ elif [ "$had_leader" -eq 1 ] || [ "$IS_LAST_SERVER" -eq 1 ]; then
 fi
 waiting_for="the agent"
 # Servers with ACLs: the management token becomes the bootstrap token once there is a leader. It
-# is in no agent config, so only root on the servers holds it.
+# is in no agent config, so only root on the servers holds it. A federation secondary never
+# bootstraps: its token file holds the replication token, which works once the primary is reached.
 acl_ready() {
     tf=$(token_file)
     if [ -z "$tf" ] || api /v1/acl/token/self "$tf" >/dev/null; then return 0; fi
+    if [ "$ACL_BOOTSTRAP" -eq 0 ]; then
+        waiting_for="the replication token to work (the primary datacenter's servers reached over WAN, ports 8300 and 8302)"
+        return 1
+    fi
     waiting_for="the ACL system to accept the management token"
     printf '{"BootstrapSecret":"%s"}' "$(tr -d '\n' < "$tf")" > "$WORK/bootstrap.json"
     code=$(curl -sS -o "$WORK/bootstrap.out" -w '%{http_code}' --max-time 10 --cacert "$CA_FILE" -X PUT \

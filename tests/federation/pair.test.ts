@@ -1,0 +1,208 @@
+// WAN federation (issue 15) under the mocks, with real certificates: the primary's intermediate CA,
+// replication token step and secret `federation` output, and a secondary evaluated against that
+// output through a mocked StackReference: its chain to the primary's root (checked by openssl), its
+// agents' WAN and replication config, and no CA, gossip key or management token of its own.
+
+import * as assert from "assert";
+import { spawnSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import * as pulumi from "@pulumi/pulumi";
+import type { FederationExport } from "../../components/federation";
+import { REPLICATION_POLICY_NAME, replicationTokenAccessorId } from "../../components/security";
+import { PATHS } from "../../components/vm/paths";
+import { COMMAND_TYPE } from "../command-diff";
+import { ConsulMocks, EvaluatedStack, evaluateProgram, RecordedResource, withOperatorHome } from "../mocks";
+import { parseBundle, prodStackWithHosts, withPinnedKeys } from "../vm/fixtures";
+
+const PRIMARY_STACK = "organization/consul/dc1";
+
+/** Answers the secondary's StackReference with the primary's outputs, `federation` secret. */
+class SecondaryMocks extends ConsulMocks {
+    constructor(private readonly primaryOutputs: Record<string, unknown>) {
+        super();
+    }
+    async newResource(args: pulumi.runtime.MockResourceArgs): Promise<{ id: string; state: Record<string, unknown> }> {
+        if (args.type === "pulumi:pulumi:StackReference") {
+            assert.strictEqual(args.inputs.name, PRIMARY_STACK);
+            const state = { name: args.inputs.name, outputs: this.primaryOutputs, secretOutputNames: ["federation"] };
+            return { id: PRIMARY_STACK, state };
+        }
+        return super.newResource(args);
+    }
+}
+
+function openssl(args: string[]): { code: number; out: string } {
+    const r = spawnSync("openssl", args, { encoding: "utf8" });
+    return { code: r.status ?? -1, out: `${r.stdout}${r.stderr}` };
+}
+
+/** The PEM blocks of a bundle, in order. */
+function pemBlocks(pem: string): string[] {
+    return pem.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----\n?/g) ?? [];
+}
+
+/** A script header's line for one parameter, as it reads inside the `sh -c '...'` wrapper. */
+const param = (name: string, value: string) => `readonly ${name}='"'"'${value}'"'"'`;
+
+const agentCommands = (stack: EvaluatedStack, role: "server" | "client"): RecordedResource[] =>
+    stack.mocks.ofType(COMMAND_TYPE).filter((c) => c.name.startsWith(`consul-vm-${role}-`));
+
+interface AgentJson {
+    datacenter?: string;
+    primary_datacenter?: string;
+    retry_join_wan?: string[];
+    acl?: { enable_token_replication?: boolean; tokens?: { replication?: string } };
+}
+
+describe("a federated pair under the mocks (real certificates)", function () {
+    this.timeout(120_000);
+    let operator: ReturnType<typeof withOperatorHome>;
+    let primary: EvaluatedStack;
+    let secondary: EvaluatedStack;
+    let exported: FederationExport;
+    let tmp: string;
+    before(async () => {
+        operator = withOperatorHome();
+        tmp = fs.mkdtempSync(path.join(os.tmpdir(), "federation-test-"));
+        primary = await evaluateProgram(
+            { ...prodStackWithHosts(3, 1), federationSecondaries: '["dc2"]' },
+            { stack: "dc1" },
+        );
+        exported = primary.outputs.federation as FederationExport;
+        // withPinnedKeys pins a key for each listed host, dc2's names included.
+        const config = withPinnedKeys({
+            ...prodStackWithHosts(1, 1),
+            serverHosts: JSON.stringify(["dc2-server-1=10.30.0.11"]),
+            clientHosts: JSON.stringify(["dc2-app-1=10.30.1.21"]),
+            datacenter: "dc2",
+            federationPrimaryStack: PRIMARY_STACK,
+        });
+        secondary = await evaluateProgram(config, { stack: "dc2", mocks: new SecondaryMocks(primary.outputs) });
+    });
+    after(() => {
+        operator.restore();
+        fs.rmSync(tmp, { recursive: true, force: true });
+    });
+
+    it("the primary exports a secret federation output with an intermediate CA for dc2", () => {
+        assert.ok(primary.secretOutputs.has("federation"));
+        assert.strictEqual(exported.datacenter, "dc1");
+        assert.deepStrictEqual(exported.wanJoin, ["10.20.0.11:8302", "10.20.0.12:8302", "10.20.0.13:8302"]);
+        assert.strictEqual(exported.caCertPem, primary.outputs.caCertPem);
+        assert.strictEqual(exported.gossipKey, primary.outputs.gossipKey);
+        assert.deepStrictEqual(Object.keys(exported.intermediates), ["dc2"]);
+        fs.writeFileSync(path.join(tmp, "root.pem"), exported.caCertPem);
+        fs.writeFileSync(path.join(tmp, "intermediate.pem"), exported.intermediates.dc2.certPem);
+        const verified = openssl([
+            "verify",
+            "-x509_strict",
+            "-CAfile",
+            path.join(tmp, "root.pem"),
+            path.join(tmp, "intermediate.pem"),
+        ]);
+        assert.strictEqual(verified.code, 0, verified.out);
+        const ext = openssl([
+            "x509",
+            "-noout",
+            "-ext",
+            "basicConstraints,keyUsage",
+            "-in",
+            path.join(tmp, "intermediate.pem"),
+        ]);
+        assert.match(ext.out, /CA:TRUE/);
+        assert.match(ext.out, /Certificate Sign/);
+    });
+
+    it("the primary creates the replication token after the ACL step, its SecretID on secret stdin", () => {
+        const step = primary.mocks.byName("consul-federation-replication-acl");
+        assert.strictEqual(step.inputs.stdin, exported.replicationToken);
+        assert.ok(step.dependencies.some((urn) => urn.endsWith("::consul-vm-acl")));
+        const create = String(step.inputs.create);
+        assert.ok(create.includes(param("POLICY_NAME", REPLICATION_POLICY_NAME)), create.slice(0, 400));
+        assert.ok(create.includes(param("ACCESSOR_ID", replicationTokenAccessorId("dc1"))));
+        assert.ok(!create.includes(exported.replicationToken), "the token is in the script");
+        // Federation turned off (or the primary destroyed): the delete removes the token by its ID.
+        const remove = String(step.inputs.delete);
+        assert.ok(remove.includes(param("ACCESSOR_ID", replicationTokenAccessorId("dc1"))));
+        assert.ok(remove.includes("/v1/acl/token/$ACCESSOR_ID"));
+    });
+
+    it("a standalone stack exports an empty federation output and has no federation resource", async () => {
+        const alone = await evaluateProgram(prodStackWithHosts(3, 1), { stack: "prod" });
+        assert.deepStrictEqual(alone.outputs.federation, {});
+        assert.ok(alone.secretOutputs.has("federation"));
+        assert.deepStrictEqual(
+            alone.mocks.resources.filter((r) => /federation|intermediate|replication/.test(r.name)).map((r) => r.name),
+            [],
+        );
+    });
+
+    it("the secondary has no CA, gossip key or management token of its own", () => {
+        const names = secondary.mocks.resources.map((r) => r.name);
+        assert.deepStrictEqual(
+            names.filter((n) => /-ca($|-)|gossip|management/.test(n)),
+            [],
+        );
+        assert.strictEqual(secondary.outputs.caCertPem, primary.outputs.caCertPem);
+        assert.strictEqual(secondary.outputs.gossipKey, primary.outputs.gossipKey);
+        assert.strictEqual(secondary.outputs.aclManagementToken, "");
+        assert.ok(secondary.secretOutputs.has("gossipKey"));
+    });
+
+    it("the secondary's server certificate chains to the primary's root through dc2's intermediate", () => {
+        const [server] = agentCommands(secondary, "server");
+        const files = parseBundle(String(server.inputs.stdin));
+        const certFile = files.find((f) => f.path === PATHS.serverCert)?.content ?? "";
+        const [leaf, intermediate, ...rest] = pemBlocks(certFile);
+        assert.deepStrictEqual(rest, []);
+        assert.strictEqual(intermediate.trim(), exported.intermediates.dc2.certPem.trim());
+        fs.writeFileSync(path.join(tmp, "leaf.pem"), leaf);
+        fs.writeFileSync(path.join(tmp, "chain.pem"), intermediate);
+        fs.writeFileSync(path.join(tmp, "ca.pem"), files.find((f) => f.path === PATHS.caFile)?.content ?? "");
+        const verify = (hostname: string, strict: string[]) =>
+            openssl([
+                "verify",
+                ...strict,
+                "-verify_hostname",
+                hostname,
+                "-CAfile",
+                path.join(tmp, "ca.pem"),
+                "-untrusted",
+                path.join(tmp, "chain.pem"),
+                path.join(tmp, "leaf.pem"),
+            ]);
+        const ok = verify("server.dc2.consul", ["-x509_strict", "-purpose", "sslserver"]);
+        assert.strictEqual(ok.code, 0, ok.out);
+        // And not for dc1's name: a dc2 server cannot pose as a primary server.
+        const asDc1 = verify("server.dc1.consul", []);
+        assert.notStrictEqual(asDc1.code, 0);
+        assert.match(asDc1.out, /hostname mismatch/);
+    });
+
+    it("the secondary's servers join the primary over WAN, replicate ACLs and never bootstrap them", () => {
+        const [server] = agentCommands(secondary, "server");
+        const files = parseBundle(String(server.inputs.stdin));
+        const json = (p: string) => JSON.parse(files.find((f) => f.path === p)?.content ?? "{}") as AgentJson;
+        const main = json(PATHS.mainConfig);
+        assert.strictEqual(main.datacenter, "dc2");
+        assert.strictEqual(main.primary_datacenter, "dc1");
+        assert.strictEqual(main.acl?.enable_token_replication, true);
+        assert.deepStrictEqual(json(PATHS.joinConfig).retry_join_wan, exported.wanJoin);
+        assert.strictEqual(json(PATHS.secretConfig).acl?.tokens?.replication, exported.replicationToken);
+        const admin = files.find((f) => f.path === PATHS.managementTokenFile);
+        assert.strictEqual(admin?.content, exported.replicationToken + "\n");
+        assert.strictEqual(admin?.mode, "0600");
+        assert.ok(String(server.inputs.create).includes(param("ACL_BOOTSTRAP", "0")));
+        const [client] = agentCommands(secondary, "client");
+        const clientFiles = parseBundle(String(client.inputs.stdin));
+        const clientMain = JSON.parse(
+            clientFiles.find((f) => f.path === PATHS.mainConfig)?.content ?? "{}",
+        ) as AgentJson;
+        assert.strictEqual(clientMain.primary_datacenter, "dc1");
+        assert.ok(!clientFiles.some((f) => f.content.includes(exported.replicationToken)));
+        // The primary's own servers bootstrap.
+        assert.ok(String(agentCommands(primary, "server")[0].inputs.create).includes(param("ACL_BOOTSTRAP", "1")));
+    });
+});
