@@ -186,6 +186,16 @@ export async function wanCut(dcs: TwoDatacenters): Promise<void> {
     const blackhole = (op: string) => DC1_SERVERS.map((i) => `ip route ${op} blackhole ${dcs.addr(i)}/32`).join(" && ");
     const replicated = { ca: dcs.ca, token: dcs.fedToken };
     let cutToken = "";
+    let status: fed.ReplicationStatus | undefined;
+    await waitFor(
+        "dc2's replication to have succeeded last",
+        async () => {
+            status = await fed.replicationStatus(dcs.addr(DC2_SERVER), dcs.mgmt());
+            return status.Running && Date.parse(status.LastSuccess) > Math.max(0, Date.parse(status.LastError));
+        },
+        180_000,
+        1000,
+    ).catch((e: Error) => assert.fail(`${e.message}: ${JSON.stringify(status)}`));
     await dcs.hosts.run(DC2_SERVER, blackhole("add"));
     try {
         let wan = 0;
@@ -195,12 +205,17 @@ export async function wanCut(dcs: TwoDatacenters): Promise<void> {
             180_000,
             1000,
         ).catch((e: Error) => assert.fail(`${e.message}: status ${wan}`));
-        const refused = await dcs.dc2Refused(/No path to datacenter|i\/o timeout|connection timed out/);
+        // dc2's server still gets dc1's packets, but its answers go nowhere: dc1's dial times out
+        // (after "stream closed" on the pooled connection), until dc1's router has found no dc2
+        // server answering and says so at once.
+        const dc2Rpc = `${dcs.addr(DC2_SERVER).replace(/\./g, "\\.")}:8300`;
+        const refused = await dcs.dc2Refused(
+            new RegExp(`dial tcp \\S+->${dc2Rpc}: i/o timeout|Remote DC has no server currently reachable`),
+        );
         await dcs.kvPut(1, "fed/during-cut-dc1", "dc1 alone", dcs.mgmt());
         assert.strictEqual((await dcs.kvGet(3, "fed/during-cut-dc1", dcs.mgmt())).body, "dc1 alone");
         await dcs.kvPut(DC2_SERVER, "fed/during-cut-dc2", "dc2 alone", replicated);
         assert.strictEqual((await dcs.kvGet(DC2_SERVER, "fed/during-cut-dc2", replicated)).body, "dc2 alone");
-        let status: fed.ReplicationStatus | undefined;
         await waitFor(
             "dc2's replication to record an error after its last success",
             async () => {
@@ -212,6 +227,12 @@ export async function wanCut(dcs: TwoDatacenters): Promise<void> {
         ).catch((e: Error) => assert.fail(`${e.message}: ${JSON.stringify(status)}`));
         assert.ok(status);
         assert.strictEqual(status.Enabled, true);
+        // Its own packets to dc1 hit the blackhole route at once (connect: invalid argument), until its
+        // router has no dc1 server left to try.
+        assert.match(
+            status.LastErrorMessage ?? "",
+            /^failed to retrieve remote ACL \w+: .*(connect: invalid argument|Remote DC has no server currently reachable)/,
+        );
         // A token made in dc1 now is not in dc2 until the link is back.
         cutToken = await fed.createToken(dcs.addr(1), dcs.mgmt(), POLICY, "federation e2e: made during the cut");
         const unknown = await api(dcs.addr(DC2_SERVER), "/v1/kv/fed/cut", {
@@ -220,7 +241,7 @@ export async function wanCut(dcs: TwoDatacenters): Promise<void> {
             method: "PUT",
             body: "x",
         });
-        assert.strictEqual(`${unknown.status} ${unknown.body.trim()}`, "403 ACL not found");
+        assert.strictEqual(`${unknown.status} ${unknown.body.trim()}`, `403 ${fed.UNKNOWN_TOKEN_IN_SECONDARY}`);
         dcs.figures.add(
             `7. cut: dc2's server's WAN status ${wan}; dc1's ?dc=dc2 answers ${refused}; dc2's replication ` +
                 `Running ${status.Running}, LastError ${status.LastError} after LastSuccess ${status.LastSuccess}: ${status.LastErrorMessage ?? "(no message)"}`,

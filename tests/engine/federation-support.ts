@@ -134,6 +134,14 @@ export async function replicationStatus(address: string, opts: ApiOptions): Prom
     return JSON.parse(r.body) as ReplicationStatus;
 }
 
+/**
+ * What a secondary answers for a token it does not have. A secondary never bootstraps ACLs, so
+ * Consul 1.16 (agent/consul/acl_server.go, ResolveIdentityFromToken) prefixes "ACL not found" with
+ * its can-still-bootstrap hint.
+ */
+export const UNKNOWN_TOKEN_IN_SECONDARY =
+    "ACL system must be bootstrapped before making any requests that require authorization: ACL not found";
+
 /** Creates (or updates) an ACL policy with `rules` through the server at `address`. */
 export async function upsertPolicy(address: string, opts: ApiOptions, name: string, rules: string): Promise<void> {
     const list = await api(address, "/v1/acl/policies", opts);

@@ -221,7 +221,7 @@ describe("Two federated VM datacenters, one stack each (real engine, real hosts)
         assert.strictEqual(outside.status, 403, outside.body);
         assert.match(outside.body, /Permission denied/);
         const madeUp = await put(randomUUID(), "fed/made-up");
-        assert.strictEqual(`${madeUp.status} ${madeUp.body.trim()}`, "403 ACL not found");
+        assert.strictEqual(`${madeUp.status} ${madeUp.body.trim()}`, `403 ${fed.UNKNOWN_TOKEN_IN_SECONDARY}`);
         figures.add(
             `4. dc2's ReplicatedTokenIndex ${before} → ${after} after a token made in dc1; it writes KV in dc2`,
         );
