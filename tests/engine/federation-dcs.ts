@@ -3,7 +3,7 @@
 // (TLS on the WAN, a cut WAN link), which are long enough to live here.
 
 import * as assert from "assert";
-import { api, ApiOptions, ApiResponse, Figures, Hosts, waitFor } from "../e2e/infra";
+import { api, ApiOptions, ApiResponse, Figures, Hosts, sleep, waitFor } from "../e2e/infra";
 import * as fed from "./federation-support";
 import { nameOf, Update } from "./pulumi-cli";
 
@@ -70,6 +70,45 @@ export class TwoDatacenters {
         const r = await api(this.addr(1), "/v1/catalog/nodes?dc=dc2", this.mgmt({ timeoutMs: 30_000 }));
         const server = this.nodeName(DC2_SERVER);
         return r.status === 200 && (JSON.parse(r.body) as { Node: string }[]).some((n) => n.Node === server);
+    }
+
+    /**
+     * Runs `run` (dc2's pulumi up) while asking dc1 for dc2's catalog every 500 ms from its start;
+     * returns its result and how long after the start dc1 first answered (waited for up to 2 min).
+     */
+    async untilDc2Answers<T>(run: () => Promise<T>): Promise<{ result: T; answeredAfterMs: number }> {
+        const t0 = Date.now();
+        let answeredAt = 0;
+        let polling = true;
+        const poll = (async () => {
+            while (polling && answeredAt === 0) {
+                if (await this.dc2Answers().catch(() => false)) answeredAt = Date.now();
+                else await sleep(500);
+            }
+        })();
+        try {
+            const result = await run();
+            await waitFor("dc1 to answer ?dc=dc2", () => Promise.resolve(answeredAt > 0), 120_000, 500);
+            return { result, answeredAfterMs: answeredAt - t0 };
+        } finally {
+            polling = false;
+            await poll;
+        }
+    }
+
+    /** SSH logins each host's sshd has accepted so far (counted in its journal; the reading is one). */
+    sshLogins(): Promise<number[]> {
+        return Promise.all(
+            this.hosts.hosts.map(async (_, k) =>
+                parseInt(
+                    await this.hosts.run(
+                        k + 1,
+                        "journalctl -u ssh.service -o cat --no-pager | grep -c 'Accepted publickey' || true",
+                    ),
+                    10,
+                ),
+            ),
+        );
     }
 
     /** Waits until dc1's ?dc=dc2 request fails for `reason`; returns that answer (status and body). */

@@ -10,17 +10,7 @@
 import * as assert from "assert";
 import { randomUUID } from "crypto";
 import { vmStackConfig } from "../e2e/checks";
-import {
-    api,
-    ensureArtifacts,
-    Figures,
-    Hosts,
-    leaderOf,
-    Mirror,
-    requirePrerequisites,
-    sleep,
-    waitFor,
-} from "../e2e/infra";
+import { api, ensureArtifacts, Figures, Hosts, leaderOf, Mirror, requirePrerequisites, waitFor } from "../e2e/infra";
 import {
     DC1_CLIENT,
     DC1_SERVERS,
@@ -99,24 +89,11 @@ describe("Two federated VM datacenters, one stack each (real engine, real hosts)
         assert.deepStrictEqual(Object.keys(federation.intermediates), ["dc2"]);
 
         // dc1 is asked for dc2's catalog every 500 ms from the moment dc2's up starts.
-        const t0 = Date.now();
-        let answeredAt = 0;
-        let polling = true;
-        const poll = (async () => {
-            while (polling && answeredAt === 0) {
-                if (await dcs.dc2Answers().catch(() => false)) answeredAt = Date.now();
-                else await sleep(500);
-            }
-        })();
-        try {
-            const up2 = dcs.succeeded(await dc2.update("up"), "dc2 pulumi up");
-            figures.add(`1. dc2 pulumi up: ${seconds(up2.ms)} s, ${up2.steps.length} resources`);
-            await waitFor("dc1 to answer ?dc=dc2", () => Promise.resolve(answeredAt > 0), 120_000, 500);
-        } finally {
-            polling = false;
-            await poll;
-        }
-        figures.add(`1. from dc2's pulumi up start to dc1 answering ?dc=dc2: ${seconds(answeredAt - t0)} s`);
+        const { result: up2, answeredAfterMs } = await dcs.untilDc2Answers(async () =>
+            dcs.succeeded(await dc2.update("up"), "dc2 pulumi up"),
+        );
+        figures.add(`1. dc2 pulumi up: ${seconds(up2.ms)} s, ${up2.steps.length} resources`);
+        figures.add(`1. from dc2's pulumi up start to dc1 answering ?dc=dc2: ${seconds(answeredAfterMs)} s`);
         const out2 = await dc2.outputs();
         assert.strictEqual(String(out2.caCertPem).trim(), dcs.ca.trim(), "dc2's caCertPem is not dc1's root");
         assert.strictEqual(out2.gossipKey, dcs.gossipKey);
@@ -183,7 +160,23 @@ describe("Two federated VM datacenters, one stack each (real engine, real hosts)
         const back = await dcs.kvGet(DC2_SERVER, "fed/from-dc1?dc=dc1", dcs.mgmt());
         assert.strictEqual(`${back.status} ${back.body}`, "200 written in dc1");
         assert.strictEqual((await dcs.kvGet(DC2_SERVER, "fed/from-dc1", dcs.mgmt())).status, 404);
-        figures.add(`3. dc1's client read dc2's ${nodes.length} nodes and a dc2 key; dc2 read a dc1 key`);
+        // On dc2's client, in its login environment (profile.d): the CLI reads dc1's key, and curl
+        // verifies its agent's HTTPS with $CONSUL_CACERT, as on any client (tests/e2e/checks.ts).
+        const viaCli = await hosts.run(
+            DC2_CLIENT,
+            "bash -lc 'CONSUL_HTTP_TOKEN_FILE=/dev/stdin consul kv get -datacenter=dc1 fed/from-dc1'",
+            { stdin: dcs.token },
+        );
+        assert.strictEqual(viaCli.trim(), "written in dc1");
+        const curl = await hosts.exec(
+            DC2_CLIENT,
+            "bash -lc 'curl -sS -f --max-time 5 --cacert $CONSUL_CACERT $CONSUL_HTTP_ADDR/v1/status/leader'",
+        );
+        assert.strictEqual(curl.code, 0, `curl to dc2's client agent in its login environment: ${curl.stderr}`);
+        assert.match(curl.stdout, /:8300"$/);
+        figures.add(
+            `3. dc1's client read dc2's ${nodes.length} nodes and a dc2 key; dc2 read a dc1 key (server, client CLI)`,
+        );
     });
 
     it("4. ACL replication: enabled, running, tokens; a token made in dc1 is replicated and works in dc2, a made-up one is not found", async () => {
@@ -255,10 +248,14 @@ describe("Two federated VM datacenters, one stack each (real engine, real hosts)
         await wanCut(dcs);
     });
 
-    it("8. pulumi up of both stacks again, nothing changed: every step same", async () => {
+    it("8. pulumi up of both stacks again, nothing changed: every step same, no SSH session", async () => {
         for (const stack of [dc1, dc2]) {
+            const before = await dcs.sshLogins();
             const update = dcs.succeeded(await stack.update("up"), `${stack.stack} no-change pulumi up`);
+            // Each reading is one login itself.
+            const sessions = (await dcs.sshLogins()).map((n, k) => n - before[k] - 1);
             assert.deepStrictEqual(dcs.changed(update), [], `${stack.stack}: ${dcs.changed(update).join(", ")}`);
+            assert.deepStrictEqual(sessions, [0, 0, 0, 0, 0, 0], `${stack.stack}: SSH sessions per host`);
             figures.add(
                 `8. ${stack.stack} no-change pulumi up: ${seconds(update.ms)} s, ${update.steps.length} steps same`,
             );
