@@ -114,8 +114,12 @@ export class ConsulCluster extends pulumi.ComponentResource {
                 earlyRenewalHours: settings.tls.earlyRenewalHours,
                 ca: settings.tls.ca,
                 servers: serverIdentities(settings),
+                // VM clients of a federation secondary too: see NodeMaterial.clientHttpsCertPem.
                 clientHttps:
-                    settings.kubernetes && settings.kubernetes.clientsEnabled ? clientHttpsNames(settings) : undefined,
+                    (settings.kubernetes && settings.kubernetes.clientsEnabled) ||
+                    (settings.topology === "vm" && primary)
+                        ? clientHttpsNames(settings)
+                        : undefined,
                 intermediates: federation?.role === "primary" ? federation.secondaries : undefined,
                 signer: primary && intermediateSigner(primary),
             },

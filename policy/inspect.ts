@@ -20,6 +20,7 @@ export const TYPES = {
     selfSignedCert: "tls:index/selfSignedCert:SelfSignedCert",
     locallySignedCert: "tls:index/locallySignedCert:LocallySignedCert",
     randomPassword: "random:index/randomPassword:RandomPassword",
+    stackReference: "pulumi:pulumi:StackReference",
 } as const;
 
 export type Json = Record<string, unknown>;

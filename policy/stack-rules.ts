@@ -35,23 +35,48 @@ function containsKey(value: unknown, body: string): boolean {
     return stringsIn(value).some((s) => s.replace(/\s+/g, "").includes(body));
 }
 
-/** Where a resource may hold the CA key: its own output, and the two signers' inputs. */
+/** Where a resource may hold the CA key: its own output, the two signers' inputs, the primary's output. */
 const CA_KEY_HOLDERS: Readonly<Record<string, string>> = {
     [TYPES.privateKey]: "privateKeyPem",
     [TYPES.selfSignedCert]: "privateKeyPem",
     [TYPES.locallySignedCert]: "caPrivateKeyPem",
+    [TYPES.stackReference]: "outputs",
 };
+
+/**
+ * A federation secondary's view of its primary's `federation` output (components/federation), as
+ * its StackReference holds it: the intermediate CA keys (this stack's signing CA) and the shared
+ * secrets it did not generate itself.
+ */
+function federationSecrets(resources: readonly PolicyResource[]): { caKeys: string[]; secrets: string[] } {
+    const caKeys: string[] = [];
+    const secrets: string[] = [];
+    for (const r of resources.filter((x) => x.type === TYPES.stackReference)) {
+        const outputs = isObject(r.props.outputs) ? r.props.outputs : {};
+        const federation = isObject(outputs.federation) ? outputs.federation : {};
+        for (const field of ["gossipKey", "replicationToken"]) {
+            if (typeof federation[field] === "string") secrets.push(federation[field]);
+        }
+        const intermediates = isObject(federation.intermediates) ? federation.intermediates : {};
+        for (const issued of Object.values(intermediates)) {
+            if (isObject(issued) && typeof issued.keyPem === "string") caKeys.push(pemBody(issued.keyPem));
+        }
+    }
+    return { caKeys, secrets: [...secrets, ...caKeys] };
+}
 
 export const caKeyConfined: StackValidationPolicy = {
     name: "consul-ca-key-confined",
-    description: "The CA private key is an input of the certificate signers only (SelfSignedCert, LocallySignedCert).",
+    description:
+        "The CA private key (a federation secondary's: its intermediate's) is an input of the certificate signers only (SelfSignedCert, LocallySignedCert).",
     enforcementLevel: "mandatory",
     validateStack: (args: StackValidationArgs, report: ReportViolation) => {
         const caKeys = args.resources
             .filter((r) => r.type === TYPES.selfSignedCert && r.props.isCaCertificate === true)
             .map((r) => r.props.privateKeyPem as unknown)
             .filter((pem): pem is string => typeof pem === "string" && pem.includes("PRIVATE KEY"))
-            .map(pemBody);
+            .map(pemBody)
+            .concat(federationSecrets(args.resources).caKeys);
         if (caKeys.length === 0) return;
         for (const resource of args.resources) {
             const allowedField = CA_KEY_HOLDERS[resource.type];
@@ -75,9 +100,15 @@ export function generatedSecrets(type: string, props: Readonly<Record<string, un
     return [];
 }
 
-/** The secret values this stack generated (gossip key, ACL token IDs, private keys), 16 characters or more. */
+/**
+ * The secret values this stack generated (gossip key, ACL token IDs, private keys) or, a federation
+ * secondary, took from its primary; 16 characters or more.
+ */
 export function knownSecrets(resources: readonly PolicyResource[]): string[] {
-    return resources.flatMap((r) => generatedSecrets(r.type, r.props)).filter((s) => s.length >= 16);
+    return resources
+        .flatMap((r) => generatedSecrets(r.type, r.props))
+        .concat(federationSecrets(resources).secrets)
+        .filter((s) => s.length >= 16);
 }
 
 /** The places a secret must never be: ConfigMaps, container command lines, remote command lines. */
@@ -98,7 +129,7 @@ function exposedValues(resource: PolicyResource): { where: string; value: unknow
 export const noKnownSecretExposed: StackValidationPolicy = {
     name: "consul-no-known-secret-exposed",
     description:
-        "The gossip key, ACL tokens and private keys this stack generates appear in no ConfigMap, container command line or remote command line.",
+        "The gossip key, ACL tokens and private keys this stack generates (or takes from its federation primary) appear in no ConfigMap, container command line or remote command line.",
     enforcementLevel: "mandatory",
     validateStack: (args, report) => {
         const secrets = knownSecrets(args.resources);

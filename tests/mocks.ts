@@ -435,6 +435,19 @@ export function stackFileConfig(stack: string): { config: Record<string, string>
     return { config, secretKeys };
 }
 
+/** Pulumi.yaml's config defaults, as the engine hands them to the program (arrays as JSON). */
+export function projectDefaults(): Record<string, string> {
+    const doc = yaml.load(fs.readFileSync(path.join(REPO_ROOT, "Pulumi.yaml"), "utf8")) as {
+        config?: Record<string, { default?: unknown }>;
+    };
+    const out: Record<string, string> = {};
+    for (const [key, spec] of Object.entries(doc.config ?? {})) {
+        if (spec.default === undefined) continue;
+        out[key] = typeof spec.default === "string" ? spec.default : JSON.stringify(spec.default);
+    }
+    return out;
+}
+
 /** Drops the program's modules from the require cache so the next require re-runs it. */
 function forgetProgram(): void {
     for (const id of Object.keys(require.cache)) {
@@ -472,7 +485,9 @@ export async function evaluateProgram(
     options: { stack?: string; secretKeys?: string[]; preview?: boolean; mocks?: ConsulMocks } = {},
 ): Promise<EvaluatedStack> {
     const stack = options.stack ?? "test";
-    const prefixed = Object.fromEntries(Object.entries(config).map(([k, v]) => [`${PROJECT}:${k}`, v]));
+    // As the engine does: every key Pulumi.yaml gives a default reaches the program as if set.
+    const withDefaults = { ...projectDefaults(), ...config };
+    const prefixed = Object.fromEntries(Object.entries(withDefaults).map(([k, v]) => [`${PROJECT}:${k}`, v]));
     pulumi.runtime.setAllConfig(
         prefixed,
         (options.secretKeys ?? []).map((k) => `${PROJECT}:${k}`),

@@ -3,15 +3,9 @@
 // time), and zero violations over everything the real program registers.
 
 import * as assert from "assert";
-import {
-    PolicyResource,
-    ResourceValidation,
-    ResourceValidationArgs,
-    ResourceValidationPolicy,
-    StackValidationArgs,
-    StackValidationPolicy,
-} from "@pulumi/policy";
-import { EvaluatedStack, evaluateProgram, RecordedResource, stackFileConfig, withOperatorHome } from "./mocks";
+import { PolicyResource, ResourceValidation, ResourceValidationArgs, ResourceValidationPolicy } from "@pulumi/policy";
+import { EvaluatedStack, evaluateProgram, stackFileConfig, withOperatorHome } from "./mocks";
+import { asPolicyResource, checkStack, urnOf } from "./policy-support";
 import {
     aclDefaultDeny,
     bundleFiles,
@@ -32,8 +26,6 @@ import {
 // Synthetic resources are edited freely, as loosely typed JSON.
 type Props = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
-const urnOf = (stack: string, type: string, name: string) => `urn:pulumi:${stack}::consul::${type}::${name}`;
-
 /** Runs a resource policy on one synthetic resource; returns the violation messages. */
 function check(policy: ResourceValidationPolicy, type: string, props: Props, stack = "prod"): string[] {
     const violations: string[] = [];
@@ -53,26 +45,6 @@ function check(policy: ResourceValidationPolicy, type: string, props: Props, sta
     } as unknown as ResourceValidationArgs;
     const validations = ([] as ResourceValidation[]).concat(policy.validateResource ?? []);
     for (const validate of validations) void validate(args, (message) => violations.push(message));
-    return violations;
-}
-
-function asPolicyResource(r: RecordedResource, stack: string): PolicyResource {
-    return {
-        type: r.type,
-        name: r.name,
-        urn: urnOf(stack, r.type, r.name),
-        props: r.state,
-        opts: {} as PolicyResource["opts"],
-        dependencies: [],
-        propertyDependencies: {},
-    } as unknown as PolicyResource;
-}
-
-function checkStack(policy: StackValidationPolicy, resources: PolicyResource[]): string[] {
-    const violations: string[] = [];
-    void policy.validateStack({ resources, getConfig: () => ({}) } as unknown as StackValidationArgs, (m) =>
-        violations.push(m),
-    );
     return violations;
 }
 

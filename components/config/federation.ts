@@ -3,6 +3,7 @@
 // config is checked here; what needs the primary's output is checked in components/federation.
 
 import { DNS_LABEL, Reader } from "./read";
+import { configSchema } from "./schema";
 import type { FederationSettings, Topology } from "./types";
 
 /** Keys a secondary must leave alone: its CA and gossip key are the primary's. */
@@ -55,7 +56,8 @@ export function readFederation(
             );
         }
         for (const name of PRIMARY_OWNED_KEYS) {
-            if (r.raw[name] !== undefined) {
+            // The engine passes Pulumi.yaml's defaults as if set, so only another value is an override.
+            if (r.raw[name] !== undefined && r.raw[name] !== configSchema[name].default) {
                 problems.add(
                     key(name),
                     r.raw[name],

@@ -24,7 +24,7 @@ export interface ReadContext {
 }
 
 export function readVm(r: Reader, topology: Topology, context: ReadContext): VmSettings {
-    const { problems, key, str, int, bool, raw } = r;
+    const { problems, key, str, int, bool } = r;
     const hosts = (name: "serverHosts" | "clientHosts"): Host[] => {
         const entries = r.list(name);
         const out: Host[] = [];
@@ -37,7 +37,8 @@ export function readVm(r: Reader, topology: Topology, context: ReadContext): VmS
     };
     const servers = hosts("serverHosts");
     const clients = hosts("clientHosts");
-    if (servers.length === 0 && raw.serverHosts === undefined) {
+    // None listed (the engine passes Pulumi.yaml's default, [], when the key is unset).
+    if (servers.length === 0 && r.list("serverHosts").length === 0) {
         problems.add(
             key("serverHosts"),
             [],

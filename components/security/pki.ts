@@ -125,7 +125,7 @@ export class ConsulPki extends pulumi.ComponentResource {
         };
         let signer: { privateKeyPem: pulumi.Input<string>; certPem: pulumi.Input<string> };
         // What a certificate file holds after the leaf: the intermediate, for a secondary.
-        let chain: pulumi.Input<string> = "";
+        let chain: pulumi.Input<string> | undefined;
         if (args.signer) {
             signer = args.signer;
             chain = args.signer.certPem;
@@ -175,9 +175,9 @@ export class ConsulPki extends pulumi.ComponentResource {
                 parent,
             );
             // A secondary's peers build the chain to the primary's root from what the file holds.
-            const certPem = pulumi
-                .all([cert.certPem, chain])
-                .apply(([leaf, rest]) => (rest ? withNewline(leaf) + rest : leaf));
+            const certPem = chain
+                ? pulumi.all([cert.certPem, chain]).apply(([leaf, rest]) => withNewline(leaf) + rest)
+                : cert.certPem;
             return { certPem, privateKeyPem: pulumi.secret(key.privateKeyPem) };
         };
 

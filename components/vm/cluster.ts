@@ -123,6 +123,9 @@ export class VmCluster extends pulumi.ComponentResource {
             this.snapshots = vmSnapshots(name, { ...common, snapshot: vm.snapshot }, this);
         }
         const done: Record<string, pulumi.Resource> = {};
+        // A federation secondary contacts no host before the primary's output passed its checks (the
+        // agents' files wait on it anyway; the prune step would not).
+        const checked = args.primary ? pulumi.unsecret(args.primary.apply(() => true)) : pulumi.output(true);
         // One command on one server for the whole cluster (prune, keyring, ACL).
         const clusterStep = (
             step: RolloutStep,
@@ -134,7 +137,7 @@ export class VmCluster extends pulumi.ComponentResource {
                 `${name}-${step.id}`,
                 {
                     connection: sshConnection(step.host, ssh),
-                    create: pulumi.output(create).apply((script) => wrapForUser(script, ssh.user)),
+                    create: pulumi.all([create, checked]).apply(([script]) => wrapForUser(script, ssh.user)),
                     stdin,
                     logging: "stdout",
                     addPreviousOutputInEnv: false,

@@ -95,6 +95,13 @@ export interface NodeMaterial {
      * its servers replicate ACLs with (it is also their admin token file's, as managementToken).
      */
     readonly federation?: AgentFederation & { readonly replicationToken: string };
+    /**
+     * A federation secondary's clients: the HTTPS listener's certificate (our CA's, chain included)
+     * and key, since Consul 1.16's Connect CA in a secondary issues auto_encrypt certificates with
+     * an empty issuer (hashicorp/consul#16202), which OpenSSL clients (curl, Node) refuse.
+     */
+    readonly clientHttpsCertPem?: string;
+    readonly clientHttpsKeyPem?: string;
 }
 
 /** What a host's files depend on beyond its settings and material. */
@@ -103,6 +110,8 @@ export interface NodeFileOptions {
     readonly selfRegister?: boolean;
     /** A federation secondary's agents (NodeMaterial.federation). */
     readonly federation?: AgentFederation;
+    /** Clients: serve HTTPS with PATHS.clientHttpsCert (NodeMaterial.clientHttpsCertPem). */
+    readonly clientHttps?: boolean;
 }
 
 /** The main (non-secret) agent config of one VM host. */
@@ -129,9 +138,12 @@ export function vmAgentConfig(
             retryJoin: others.length > 0 ? others : [dialAddress(host)],
         });
     }
+    const https = options.clientHttps
+        ? { httpsCertFile: PATHS.clientHttpsCert, httpsKeyFile: PATHS.clientHttpsKey }
+        : {};
     const config = clientAgentConfig(settings, {
         ...common,
-        tls: { caFile: PATHS.caFile },
+        tls: { caFile: PATHS.caFile, ...https },
         retryJoin: servers.map(dialAddress),
         autoEncryptIpSans: host.addressIsIp ? [host.address] : undefined,
     });
@@ -150,9 +162,11 @@ export function nodeFiles(
 ): NodeFile[] {
     const configFiles = [PATHS.mainConfig, PATHS.joinConfig, PATHS.secretConfig, PATHS.gossipConfig];
     const federation = material.federation;
+    const clientHttps = role === "client" && material.clientHttpsCertPem !== undefined;
     const { main, startupOnly } = splitStartupOnly(
         vmAgentConfig(settings, role, host, servers, {
             ...options,
+            ...(clientHttps ? { clientHttps } : {}),
             ...(federation
                 ? {
                       federation: {
@@ -211,6 +225,24 @@ export function nodeFiles(
         { path: PATHS.unit, mode: "0644", owner: "root", group: "root", content: renderUnit(unit) },
         { path: PATHS.owner, mode: "0644", owner: "root", group: "root", content: ownerId(role, host) + "\n" },
     ];
+    if (clientHttps) {
+        files.push(
+            {
+                path: PATHS.clientHttpsCert,
+                mode: "0644",
+                owner: "root",
+                group: "consul",
+                content: material.clientHttpsCertPem ?? "",
+            },
+            {
+                path: PATHS.clientHttpsKey,
+                mode: "0640",
+                owner: "root",
+                group: "consul",
+                content: material.clientHttpsKeyPem ?? "",
+            },
+        );
+    }
     if (role === "server") {
         const need = (value: string | undefined, what: string): string => {
             if (!value) throw new Error(`server ${host.name} needs its ${what}`);

@@ -56,8 +56,18 @@ export function hostMaterial(args: MaterialSources, dnsToken?: DnsToken): HostMa
             cliKeyPem,
             managementToken: management || common.federation?.replicationToken || undefined,
         }));
+    const https = pki.clientHttpsCert;
+    const clients = https
+        ? pulumi
+              .all([shared, https.certPem, https.privateKeyPem])
+              .apply(([common, clientHttpsCertPem, clientHttpsKeyPem]) => ({
+                  ...common,
+                  clientHttpsCertPem,
+                  clientHttpsKeyPem,
+              }))
+        : shared;
     return (role, host) => {
-        if (role === "client") return shared;
+        if (role === "client") return clients;
         const cert = pki.serverCerts[host.name];
         return pulumi
             .all([servers, cert.certPem, cert.privateKeyPem])

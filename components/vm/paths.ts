@@ -25,6 +25,9 @@ export const PATHS = {
     /** Clients: our CA plus the Connect CA roots that sign their auto_encrypt certificate. */
     agentCaBundle: `${TLS_DIR}/agent-ca.pem`,
     serverCert: `${TLS_DIR}/server.pem`,
+    /** A federation secondary's clients: their HTTPS listener's certificate, from our CA (see nodeFiles). */
+    clientHttpsCert: `${TLS_DIR}/client-https.pem`,
+    clientHttpsKey: `${TLS_DIR}/client-https-key.pem`,
     serverKey: `${TLS_DIR}/server-key.pem`,
     cliDir: CLI_DIR,
     cliCert: `${CLI_DIR}/cli.pem`,

@@ -8,7 +8,7 @@ import * as path from "path";
 import * as yaml from "js-yaml";
 import { ConfigError, parseSettings } from "../../components/config";
 import { checkFederationExport, FederationExport, SecondaryFacts } from "../../components/federation";
-import { REPO_ROOT, withOperatorHome } from "../mocks";
+import { projectDefaults, REPO_ROOT, withOperatorHome } from "../mocks";
 import { prodStackWithHosts } from "../vm/fixtures";
 
 const PRIMARY_STACK = "organization/consul/dc1";
@@ -73,6 +73,14 @@ describe("federation config (what one stack can check alone)", () => {
             gossipKeyKeeper: "2",
             caKeeper: "next",
         });
+        // Pulumi.yaml's defaults, which the engine passes as if set, are no override.
+        const withDefaults = {
+            ...projectDefaults(),
+            ...base(),
+            datacenter: "dc2",
+            federationPrimaryStack: PRIMARY_STACK,
+        };
+        assert.deepStrictEqual(problemsOf(withDefaults), []);
         assert.deepStrictEqual(problems, [
             `consul:gossipKeyKeeper = "2": is set in a secondary datacenter, whose gossip key comes from the primary stack (${PRIMARY_STACK}); remove it here and change it in the primary.`,
             `consul:caKeeper = "next": is set in a secondary datacenter, whose CA comes from the primary stack (${PRIMARY_STACK}); remove it here and change it in the primary.`,

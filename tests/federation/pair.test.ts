@@ -9,12 +9,16 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
+import type { PolicyResource } from "@pulumi/policy";
 import type { FederationExport } from "../../components/federation";
 import { REPLICATION_POLICY_NAME, replicationTokenAccessorId } from "../../components/security";
 import { PATHS } from "../../components/vm/paths";
 import { COMMAND_TYPE } from "../command-diff";
 import { ConsulMocks, EvaluatedStack, evaluateProgram, RecordedResource, withOperatorHome } from "../mocks";
 import { parseBundle, prodStackWithHosts, withPinnedKeys } from "../vm/fixtures";
+import { asPolicyResource, checkStack, urnOf } from "../policy-support";
+import { caKeyConfined, noKnownSecretExposed, TYPES } from "../../policy/rules";
+import { pemBody } from "../../policy/stack-rules";
 
 const PRIMARY_STACK = "organization/consul/dc1";
 
@@ -204,5 +208,79 @@ describe("a federated pair under the mocks (real certificates)", function () {
         assert.ok(!clientFiles.some((f) => f.content.includes(exported.replicationToken)));
         // The primary's own servers bootstrap.
         assert.ok(String(agentCommands(primary, "server")[0].inputs.create).includes(param("ACL_BOOTSTRAP", "1")));
+    });
+
+    it("the secondary's clients serve HTTPS with a certificate from its intermediate, valid for 127.0.0.1", () => {
+        // Consul 1.16's Connect CA in a secondary issues auto_encrypt certificates with an empty
+        // issuer (hashicorp/consul#16202), which curl and Node refuse; the HTTPS listener uses ours.
+        const [client] = agentCommands(secondary, "client");
+        const files = parseBundle(String(client.inputs.stdin));
+        const file = (p: string) => files.find((f) => f.path === p);
+        const main = JSON.parse(file(PATHS.mainConfig)?.content ?? "{}") as {
+            tls?: { https?: { cert_file?: string; key_file?: string } };
+        };
+        assert.deepStrictEqual(main.tls?.https, {
+            cert_file: PATHS.clientHttpsCert,
+            key_file: PATHS.clientHttpsKey,
+            verify_incoming: false,
+        });
+        assert.strictEqual(file(PATHS.clientHttpsKey)?.mode, "0640");
+        const [leaf, intermediate] = pemBlocks(file(PATHS.clientHttpsCert)?.content ?? "");
+        fs.writeFileSync(path.join(tmp, "client-https.pem"), leaf);
+        fs.writeFileSync(path.join(tmp, "client-chain.pem"), intermediate);
+        fs.writeFileSync(path.join(tmp, "root.pem"), exported.caCertPem);
+        const ok = openssl([
+            "verify",
+            "-x509_strict",
+            "-purpose",
+            "sslserver",
+            "-verify_ip",
+            "127.0.0.1",
+            "-CAfile",
+            path.join(tmp, "root.pem"),
+            "-untrusted",
+            path.join(tmp, "client-chain.pem"),
+            path.join(tmp, "client-https.pem"),
+        ]);
+        assert.strictEqual(ok.code, 0, ok.out);
+        // A standalone or primary datacenter's clients keep the auto_encrypt certificate on HTTPS.
+        const primaryClient = parseBundle(String(agentCommands(primary, "client")[0].inputs.stdin));
+        assert.ok(!primaryClient.some((f) => f.path === PATHS.clientHttpsCert));
+    });
+
+    it("the policy pack sees the secrets the secondary took from the primary, and a leak of each", () => {
+        // The StackReference as the analyzer gives it: the primary's outputs, secrets unwrapped.
+        const reference = {
+            type: TYPES.stackReference,
+            name: PRIMARY_STACK,
+            urn: urnOf("dc2", TYPES.stackReference, PRIMARY_STACK),
+            props: { name: PRIMARY_STACK, outputs: primary.outputs },
+        } as unknown as PolicyResource;
+        const resources = [...secondary.mocks.resources.map((r) => asPolicyResource(r, "dc2")), reference];
+        assert.deepStrictEqual(checkStack(caKeyConfined, resources), []);
+        assert.deepStrictEqual(checkStack(noKnownSecretExposed, resources), []);
+        const leak = (name: string, value: string) =>
+            ({
+                type: TYPES.configMap,
+                name,
+                urn: urnOf("dc2", TYPES.configMap, name),
+                props: { data: { "leak.txt": value } },
+            }) as unknown as PolicyResource;
+        const intermediateKey = exported.intermediates.dc2.keyPem;
+        assert.ok(pemBody(intermediateKey).length > 16);
+        const withLeaks = [
+            ...resources,
+            leak("gossip", exported.gossipKey),
+            leak("replication", `token ${exported.replicationToken}`),
+            leak("intermediate", Buffer.from(intermediateKey).toString("base64")),
+        ];
+        assert.deepStrictEqual(checkStack(caKeyConfined, withLeaks), [
+            `${TYPES.configMap} intermediate holds the CA private key.`,
+        ]);
+        assert.deepStrictEqual(checkStack(noKnownSecretExposed, withLeaks), [
+            `${TYPES.configMap} gossip data holds a generated secret.`,
+            `${TYPES.configMap} replication data holds a generated secret.`,
+            `${TYPES.configMap} intermediate data holds a generated secret.`,
+        ]);
     });
 });

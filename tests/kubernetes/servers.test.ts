@@ -416,7 +416,7 @@ describe("bad Kubernetes inputs fail before anything is created", () => {
         {
             what: "a hybrid stack without server addresses",
             config: { topology: "hybrid", sshPrivateKeyPath: __filename },
-            message: /consul:serverHosts = \[\]: the hybrid topology needs server hosts/,
+            message: /consul:serverHosts = \[\]: the hybrid topology needs server hosts; list them/,
         },
         {
             what: "a namespace that isn't a DNS label",

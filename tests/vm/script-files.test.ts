@@ -114,7 +114,7 @@ describe("script files", () => {
             Object.entries(PATHS)
                 .filter(([, value]) => !named.has(value))
                 .map(([key]) => key),
-            ["serverCert", "serverKey", "cliCert", "cliKey"],
+            ["serverCert", "clientHttpsCert", "clientHttpsKey", "serverKey", "cliCert", "cliKey"],
         );
     });
 
