@@ -174,6 +174,9 @@ describe("Two federated VM datacenters, one stack each (real engine, real hosts)
         );
         assert.strictEqual(curl.code, 0, `curl to dc2's client agent in its login environment: ${curl.stderr}`);
         assert.match(curl.stdout, /:8300"$/);
+        // And from here (Node, OpenSSL), verified with dc1's root CA alone.
+        const fromClient = await dcs.kvGet(DC2_CLIENT, "fed/from-dc1?dc=dc1", dcs.mgmt());
+        assert.strictEqual(`${fromClient.status} ${fromClient.body}`, "200 written in dc1");
         figures.add(
             `3. dc1's client read dc2's ${nodes.length} nodes and a dc2 key; dc2 read a dc1 key (server, client CLI)`,
         );
