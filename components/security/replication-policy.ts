@@ -15,14 +15,20 @@ export const REPLICATION_POLICY_NAME = "consul-replication";
  * - acl write: read and copy every token, policy and role;
  * - operator write and service_prefix "" read with intentions read: what Consul's ACL replication
  *   guide asks of the token (config entries and intentions replication);
- * - node_prefix "" read: the secondary's deploy checks its servers in `consul members` with it.
+ * - and, because it is also the secondary's admin token (its servers' root-only token file: a
+ *   secondary never bootstraps, so it has no management token of its own), what the deploy steps
+ *   do with that file: node_prefix "" read (`consul members`), keyring write (the keyring steps),
+ *   agent_prefix "" write (`consul leave` when a server is removed or the stack destroyed).
+ * acl write already lets its holder make any token, so it is as powerful as a management token.
  */
 export function replicationPolicyRules(): Record<string, unknown> {
     return {
         acl: "write",
         operator: "write",
+        keyring: "write",
         service_prefix: { "": { policy: "read", intentions: "read" } },
         node_prefix: { "": { policy: "read" } },
+        agent_prefix: { "": { policy: "write" } },
     };
 }
 

@@ -11,7 +11,7 @@ import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import type { PolicyResource } from "@pulumi/policy";
 import type { FederationExport } from "../../components/federation";
-import { REPLICATION_POLICY_NAME, replicationTokenAccessorId } from "../../components/security";
+import { REPLICATION_POLICY_NAME, replicationPolicyRules, replicationTokenAccessorId } from "../../components/security";
 import { PATHS } from "../../components/vm/paths";
 import { COMMAND_TYPE } from "../command-diff";
 import { ConsulMocks, EvaluatedStack, evaluateProgram, RecordedResource, withOperatorHome } from "../mocks";
@@ -127,6 +127,16 @@ describe("a federated pair under the mocks (real certificates)", function () {
         assert.ok(create.includes(param("POLICY_NAME", REPLICATION_POLICY_NAME)), create.slice(0, 400));
         assert.ok(create.includes(param("ACCESSOR_ID", replicationTokenAccessorId("dc1"))));
         assert.ok(!create.includes(exported.replicationToken), "the token is in the script");
+        // Replication, and what the secondary's steps do with it as their admin token (members,
+        // keyring steps, consul leave on removal): each found missing on real hosts otherwise.
+        assert.deepStrictEqual(replicationPolicyRules(), {
+            acl: "write",
+            operator: "write",
+            keyring: "write",
+            service_prefix: { "": { policy: "read", intentions: "read" } },
+            node_prefix: { "": { policy: "read" } },
+            agent_prefix: { "": { policy: "write" } },
+        });
         // Federation turned off (or the primary destroyed): the delete removes the token by its ID.
         const remove = String(step.inputs.delete);
         assert.ok(remove.includes(param("ACCESSOR_ID", replicationTokenAccessorId("dc1"))));

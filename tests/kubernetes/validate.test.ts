@@ -9,49 +9,13 @@ import * as childProcess from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { evaluateProgram, REPO_ROOT, stackFileConfig, withOperatorHome } from "../mocks";
-import { withPinnedKeys } from "../vm/fixtures";
+import { REPO_ROOT } from "../mocks";
 import { Json } from "./helpers";
-import { apiVersionKind, Manifest, manifestsOf, toYaml, writeManifests } from "./render";
+import { apiVersionKind, Manifest, toYaml, writeManifests } from "./render";
+import { VARIANTS } from "./variants";
 
 /** The Kubernetes minor versions we claim to support (README, Testing): the last four the tool carries. */
 export const KUBERNETES_VERSIONS = ["1.27", "1.28", "1.29", "1.30"];
-
-const dev = () => stackFileConfig("dev").config;
-
-const VARIANTS: Record<string, () => Promise<Manifest[]>> = {
-    dev: async () => manifestsOf(await evaluateProgram(dev(), { stack: "dev" })),
-    "one-server": async () => manifestsOf(await evaluateProgram({ ...dev(), serverCount: "1" }, { stack: "dev" })),
-    "five-servers": async () =>
-        manifestsOf(await evaluateProgram({ ...dev(), serverCount: "5", antiAffinity: "required" }, { stack: "dev" })),
-    "host-port": async () =>
-        manifestsOf(await evaluateProgram({ ...dev(), clientNetworkMode: "hostPort" }, { stack: "dev" })),
-    "acl-off": async () => manifestsOf(await evaluateProgram({ ...dev(), aclEnabled: "false" }, { stack: "dev" })),
-    "plain-http-storage-class": async () =>
-        manifestsOf(
-            await evaluateProgram(
-                { ...dev(), httpPort: "8500", dnsPort: "-1", storageClass: "fast-ssd", telemetryEnabled: "false" },
-                { stack: "dev" },
-            ),
-        ),
-    hybrid: async () => {
-        const operator = withOperatorHome();
-        try {
-            return manifestsOf(
-                await evaluateProgram(
-                    withPinnedKeys({
-                        topology: "hybrid",
-                        serverHosts: JSON.stringify(["s1=10.20.0.11", "s2=10.20.0.12", "s3=consul-3.example.com"]),
-                        sshPrivateKeyPath: "~/.ssh/consul_ed25519",
-                    }),
-                    { stack: "prod" },
-                ),
-            );
-        } finally {
-            operator.restore();
-        }
-    },
-};
 
 interface ValidationStatus {
     readonly status: string;
