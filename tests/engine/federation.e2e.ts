@@ -131,7 +131,7 @@ describe("Two federated VM datacenters, one stack each (real engine, real hosts)
         figures.add(`2. consul members -wan on a dc1 server: ${alive.length} alive (${dcs.wanNames().join(", ")})`);
     });
 
-    it("3. from dc1's client agent, ?dc=dc2 reads dc2's catalog and KV; dc2 reads dc1's KV with ?dc=dc1", async () => {
+    it("3. ?dc=dc2 from dc1's client reads dc2's catalog and KV; ?dc=dc1 from dc2's server and client (CLI, verified HTTPS) reads dc1's KV", async () => {
         // Clients serve HTTPS with their auto_encrypt certificate (Connect CA): trust its roots too.
         const roots = await api(dcs.addr(1), "/v1/connect/ca/roots?pem=true", dcs.mgmt());
         assert.strictEqual(roots.status, 200, roots.body);
