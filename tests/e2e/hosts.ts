@@ -230,7 +230,13 @@ export class Hosts {
     /** Like exec, but throws with the output on a non-zero exit. */
     async run(i: number, command: string, opts: ExecOptions = {}): Promise<string> {
         const r = await this.exec(i, command, opts);
-        if (r.code !== 0) throw new Error(`host ${i}: '${command}' exited ${r.code}: ${r.stdout}${r.stderr}`);
-        return r.stdout;
+        if (r.code === 0) return r.stdout;
+        // A unit that failed to start says why only in its journal (the hosts are gone after the run).
+        const unit = /systemctl (?:re)?start (\S+)/.exec(command)?.[1];
+        const journal = unit
+            ? await this.exec(i, `journalctl -u ${unit} --no-pager -o short-precise -n 40`)
+            : undefined;
+        const why = journal ? `\n${unit}'s journal:\n${journal.stdout}${journal.stderr}` : "";
+        throw new Error(`host ${i}: '${command}' exited ${r.code}: ${r.stdout}${r.stderr}${why}`);
     }
 }
