@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { AclTokens, ConsulPki, GossipKey, GossipKeySource, ServerIdentity } from "./security";
+import { AclTokens, ConsulPki, ConsulPkiArgs, GossipKey, GossipKeySource, HostIdentity } from "./security";
 import { FederationPrimary, PrimaryMaterial, primaryMaterial } from "./federation";
 import {
     AgentRole,
@@ -16,7 +16,7 @@ import { PATHS, VmCluster } from "./vm";
 import { prometheusScrapeConfig, renderScrapeConfig } from "./metrics";
 
 /** What a VM server's certificate must be valid for: its node name and the address peers dial. */
-export function vmServerIdentity(host: Host): ServerIdentity {
+export function vmHostIdentity(host: Host): HostIdentity {
     return {
         name: host.name,
         dnsNames: host.addressIsIp ? [host.name] : [host.name, host.address],
@@ -25,12 +25,23 @@ export function vmServerIdentity(host: Host): ServerIdentity {
 }
 
 /** The server certificates this topology needs: one shared on Kubernetes, one per host on VMs. */
-export function serverIdentities(settings: Settings): ServerIdentity[] {
-    if (settings.vm) return settings.vm.servers.map(vmServerIdentity);
+export function serverIdentities(settings: Settings): HostIdentity[] {
+    if (settings.vm) return settings.vm.servers.map(vmHostIdentity);
     const namespace = (settings.kubernetes as NonNullable<Settings["kubernetes"]>).namespace;
     // `*.server.<dc>.<domain>`: the per-node server name Consul uses as SNI (ServerSNI).
     const dnsNames = [...kubernetesServerDnsNames(namespace), `*.${serverTlsName(settings)}`];
     return [{ name: "server", dnsNames, ipAddresses: [] }];
+}
+
+/**
+ * Whose HTTPS listener our CA certifies: Kubernetes clients share one certificate; the VM clients
+ * of a federation secondary get one each (see NodeMaterial.clientHttpsCertPem); others use
+ * auto_encrypt's.
+ */
+function clientHttpsIdentities(settings: Settings, secondary: boolean): ConsulPkiArgs["clientHttps"] {
+    if (settings.kubernetes?.clientsEnabled) return clientHttpsNames(settings);
+    if (settings.topology !== "vm" || !secondary || !settings.vm) return undefined;
+    return { ...clientHttpsNames(settings), hosts: settings.vm.clients.map(vmHostIdentity) };
 }
 
 /** Where the servers' HTTPS API is, as operators and the hybrid clients reach it. */
@@ -114,12 +125,7 @@ export class ConsulCluster extends pulumi.ComponentResource {
                 earlyRenewalHours: settings.tls.earlyRenewalHours,
                 ca: settings.tls.ca,
                 servers: serverIdentities(settings),
-                // VM clients of a federation secondary too: see NodeMaterial.clientHttpsCertPem.
-                clientHttps:
-                    (settings.kubernetes && settings.kubernetes.clientsEnabled) ||
-                    (settings.topology === "vm" && primary)
-                        ? clientHttpsNames(settings)
-                        : undefined,
+                clientHttps: clientHttpsIdentities(settings, primary !== undefined),
                 intermediates: federation?.role === "primary" ? federation.secondaries : undefined,
                 signer: primary && intermediateSigner(primary),
             },

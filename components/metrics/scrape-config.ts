@@ -114,7 +114,7 @@ export function prometheusScrapeConfig(args: ScrapeConfigArgs): PrometheusScrape
             // Every server's certificate carries server.<dc>.<domain>: a target that is not one of
             // this datacenter's servers fails the scrape.
             job(SCRAPE_JOBS.server, SERVER_SERVICE, serverTlsName(settings)),
-            // Clients' HTTPS certificates (auto_encrypt) carry the host's address as an IP SAN.
+            // Clients' HTTPS certificates (auto_encrypt's; a secondary's, ours) carry the host's address.
             job(SCRAPE_JOBS.client, CLIENT_SELF_SERVICE),
         ],
     };

@@ -2,8 +2,8 @@ import * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
 import type { CaSettings } from "../config";
 
-/** One server certificate to issue: its resource name and the names and IPs it must be valid for. */
-export interface ServerIdentity {
+/** One host's certificate to issue: its resource name and the names and IPs it must be valid for. */
+export interface HostIdentity {
     readonly name: string;
     readonly dnsNames: readonly string[];
     readonly ipAddresses: readonly string[];
@@ -18,12 +18,20 @@ export interface ConsulPkiArgs {
     /** Which CA signs, and (during a rotation) which other one is still trusted. */
     readonly ca: CaSettings;
     /** Each gets its own key and certificate; the common server names are added to all. */
-    readonly servers: readonly ServerIdentity[];
+    readonly servers: readonly HostIdentity[];
     /**
      * Optional certificate for the client agents' HTTPS listener (CN client.<dc>.<domain>, server
      * auth only), so apps can verify their node-local agent with our CA instead of the Connect CA.
      */
-    readonly clientHttps?: { readonly dnsNames: readonly string[]; readonly ipAddresses: readonly string[] };
+    readonly clientHttps?: {
+        readonly dnsNames: readonly string[];
+        readonly ipAddresses: readonly string[];
+        /**
+         * One certificate per host instead, with the host's own names added (as auto_encrypt puts a
+         * primary's VM client's address in its certificate): for VM clients of a secondary.
+         */
+        readonly hosts?: readonly HostIdentity[];
+    };
     /** A federation primary: one intermediate CA per secondary datacenter, signed by this CA. */
     readonly intermediates?: readonly string[];
     /**
@@ -86,8 +94,10 @@ export class ConsulPki extends pulumi.ComponentResource {
     public readonly serverCerts: Record<string, IssuedCert>;
     /** The operator CLI certificate (clientAuth only). */
     public readonly cliCert: IssuedCert;
-    /** Set when `clientHttps` was asked for. */
+    /** Set when `clientHttps` was asked for without hosts. */
     public readonly clientHttpsCert?: IssuedCert;
+    /** By host name, when `clientHttps` names hosts. */
+    public readonly clientHttpsCerts: Record<string, IssuedCert> = {};
     /** A federation primary's intermediate CAs, by secondary datacenter. */
     public readonly intermediates: Record<string, IssuedCert> = {};
 
@@ -201,14 +211,23 @@ export class ConsulPki extends pulumi.ComponentResource {
             ["digital_signature", "key_encipherment", "client_auth"],
         );
 
-        if (args.clientHttps) {
-            this.clientHttpsCert = issue(
-                `${name}-client-https`,
-                `client.${args.datacenter}.${args.domain}`,
-                unique(args.clientHttps.dnsNames),
-                unique(args.clientHttps.ipAddresses),
-                ["digital_signature", "key_encipherment", "server_auth"],
-            );
+        const clientHttps = (certName: string, dnsNames: readonly string[], ipAddresses: readonly string[]) =>
+            issue(certName, `client.${args.datacenter}.${args.domain}`, unique(dnsNames), unique(ipAddresses), [
+                "digital_signature",
+                "key_encipherment",
+                "server_auth",
+            ]);
+        const names = args.clientHttps;
+        if (names?.hosts) {
+            for (const host of names.hosts) {
+                this.clientHttpsCerts[host.name] = clientHttps(
+                    `${name}-client-https-${host.name}`,
+                    [...names.dnsNames, ...host.dnsNames],
+                    [...names.ipAddresses, ...host.ipAddresses],
+                );
+            }
+        } else if (names) {
+            this.clientHttpsCert = clientHttps(`${name}-client-https`, names.dnsNames, names.ipAddresses);
         }
 
         for (const dc of args.intermediates ?? []) {

@@ -22,8 +22,8 @@ export type HostMaterial = (role: AgentRole, host: Host) => pulumi.Output<NodeMa
 
 /**
  * The parts every host shares are one Output for the whole cluster, and so are the parts servers
- * add; a server's own certificate is the only per-host input (an 8-way pulumi.all per host cost
- * seven Outputs a host).
+ * add; a server's own certificate (a secondary's client's HTTPS one) is the only per-host input
+ * (an 8-way pulumi.all per host cost seven Outputs a host).
  */
 export function hostMaterial(args: MaterialSources, dnsToken?: DnsToken): HostMaterial {
     const { pki, aclTokens, primary } = args;
@@ -56,18 +56,18 @@ export function hostMaterial(args: MaterialSources, dnsToken?: DnsToken): HostMa
             cliKeyPem,
             managementToken: management || common.federation?.replicationToken || undefined,
         }));
-    const https = pki.clientHttpsCert;
-    const clients = https
-        ? pulumi
-              .all([shared, https.certPem, https.privateKeyPem])
-              .apply(([common, clientHttpsCertPem, clientHttpsKeyPem]) => ({
-                  ...common,
-                  clientHttpsCertPem,
-                  clientHttpsKeyPem,
-              }))
-        : shared;
     return (role, host) => {
-        if (role === "client") return clients;
+        if (role === "client") {
+            const https = pki.clientHttpsCerts[host.name];
+            if (!https) return shared;
+            return pulumi
+                .all([shared, https.certPem, https.privateKeyPem])
+                .apply(([common, clientHttpsCertPem, clientHttpsKeyPem]) => ({
+                    ...common,
+                    clientHttpsCertPem,
+                    clientHttpsKeyPem,
+                }));
+        }
         const cert = pki.serverCerts[host.name];
         return pulumi
             .all([servers, cert.certPem, cert.privateKeyPem])

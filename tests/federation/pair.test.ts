@@ -79,7 +79,7 @@ describe("a federated pair under the mocks (real certificates)", function () {
         const config = withPinnedKeys({
             ...prodStackWithHosts(1, 1),
             serverHosts: JSON.stringify(["dc2-server-1=10.30.0.11"]),
-            clientHosts: JSON.stringify(["dc2-app-1=10.30.1.21"]),
+            clientHosts: JSON.stringify(["dc2-app-1=10.30.1.21", "dc2-app-2=10.30.1.22"]),
             datacenter: "dc2",
             federationPrimaryStack: PRIMARY_STACK,
         });
@@ -220,7 +220,7 @@ describe("a federated pair under the mocks (real certificates)", function () {
         assert.ok(String(agentCommands(primary, "server")[0].inputs.create).includes(param("ACL_BOOTSTRAP", "1")));
     });
 
-    it("the secondary's clients serve HTTPS with a certificate from its intermediate, valid for 127.0.0.1", () => {
+    it("the secondary's clients serve HTTPS with a certificate each from its intermediate, valid for 127.0.0.1 and the host's address", () => {
         // Consul 1.16's Connect CA in a secondary issues auto_encrypt certificates with an empty
         // issuer (hashicorp/consul#16202), which curl and Node refuse; the HTTPS listener uses ours.
         const [client] = agentCommands(secondary, "client");
@@ -239,20 +239,28 @@ describe("a federated pair under the mocks (real certificates)", function () {
         fs.writeFileSync(path.join(tmp, "client-https.pem"), leaf);
         fs.writeFileSync(path.join(tmp, "client-chain.pem"), intermediate);
         fs.writeFileSync(path.join(tmp, "root.pem"), exported.caCertPem);
-        const ok = openssl([
-            "verify",
-            "-x509_strict",
-            "-purpose",
-            "sslserver",
-            "-verify_ip",
-            "127.0.0.1",
-            "-CAfile",
-            path.join(tmp, "root.pem"),
-            "-untrusted",
-            path.join(tmp, "client-chain.pem"),
-            path.join(tmp, "client-https.pem"),
-        ]);
-        assert.strictEqual(ok.code, 0, ok.out);
+        const verifyIp = (ip: string) =>
+            openssl([
+                "verify",
+                "-x509_strict",
+                "-purpose",
+                "sslserver",
+                "-verify_ip",
+                ip,
+                "-CAfile",
+                path.join(tmp, "root.pem"),
+                "-untrusted",
+                path.join(tmp, "client-chain.pem"),
+                path.join(tmp, "client-https.pem"),
+            ]);
+        // As auto_encrypt's certificate in the primary: Prometheus scrapes each client by address.
+        for (const ip of ["127.0.0.1", "10.30.1.21"]) {
+            const ok = verifyIp(ip);
+            assert.strictEqual(ok.code, 0, `${ip}: ${ok.out}`);
+        }
+        const other = verifyIp("10.30.1.22");
+        assert.notStrictEqual(other.code, 0, "dc2-app-1's certificate is valid for dc2-app-2's address");
+        assert.match(other.out, /IP address mismatch/);
         // A standalone or primary datacenter's clients keep the auto_encrypt certificate on HTTPS.
         const primaryClient = parseBundle(String(agentCommands(primary, "client")[0].inputs.stdin));
         assert.ok(!primaryClient.some((f) => f.path === PATHS.clientHttpsCert));
