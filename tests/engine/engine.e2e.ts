@@ -164,7 +164,9 @@ describe("Consul on real hosts, deployed by the real Pulumi engine", function ()
     const debugLines: string[] = [];
 
     function assertSucceeded(update: Update, what: string): void {
-        assert.strictEqual(update.code, 0, `${what} failed:\n${update.output.slice(-6000)}`);
+        // The diagnostics come before the (long) outputs: keep every error line, then the tail.
+        const errors = update.output.split("\n").filter((l) => /error/i.test(l));
+        assert.strictEqual(update.code, 0, `${what} failed:\n${errors.join("\n")}\n...\n${update.output.slice(-3000)}`);
     }
 
     async function recorded(run: () => Promise<Update>): Promise<{ update: Update; sessions: number[] }> {
