@@ -6,6 +6,7 @@ import * as assert from "assert";
 import { api, ApiOptions, ApiResponse, Figures, Hosts, sleep, waitFor } from "../e2e/infra";
 import * as fed from "./federation-support";
 import { nameOf, Update } from "./pulumi-cli";
+import type { FederationExport } from "../../components/federation/material";
 
 export const DC1_SERVERS = [1, 2, 3];
 export const DC1_CLIENT = 4;
@@ -19,7 +20,7 @@ export function seconds(ms: number): string {
 }
 
 export class TwoDatacenters {
-    federation!: fed.Federation;
+    federation!: FederationExport;
     /** dc1's root CA, management token, gossip key (stack outputs) and root CA private key (state). */
     ca = "";
     token = "";

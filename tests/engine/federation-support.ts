@@ -20,18 +20,6 @@ export interface KeyPair {
     readonly keyPem: string;
 }
 
-/** The primary's `federation` output (components: the federation interface, issue 15). */
-export interface Federation {
-    readonly datacenter: string;
-    readonly domain: string;
-    readonly aclEnabled: boolean;
-    readonly caCertPem: string;
-    readonly gossipKey: string;
-    readonly replicationToken: string;
-    readonly wanJoin: string[];
-    readonly intermediates: Record<string, KeyPair>;
-}
-
 function openssl(dir: string, args: string[]): void {
     const r = spawnSync("openssl", args, { cwd: dir, encoding: "utf8" });
     if (r.status !== 0) throw new Error(`openssl ${args.join(" ")} exited ${r.status}: ${r.stderr}`);

@@ -24,6 +24,7 @@ import {
 } from "./federation-dcs";
 import * as fed from "./federation-support";
 import { PulumiProject } from "./pulumi-cli";
+import type { FederationExport } from "../../components/federation/material";
 
 const UUID = /^[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}$/;
 
@@ -79,7 +80,7 @@ describe("Two federated VM datacenters, one stack each (real engine, real hosts)
         dcs.ca = String(out1.caCertPem);
         dcs.token = String(out1.aclManagementToken);
         dcs.gossipKey = String(out1.gossipKey);
-        const federation = (dcs.federation = out1.federation as fed.Federation);
+        const federation = (dcs.federation = out1.federation as FederationExport);
         assert.strictEqual(federation.datacenter, "dc1");
         assert.strictEqual(federation.aclEnabled, true);
         assert.strictEqual(federation.caCertPem.trim(), dcs.ca.trim());

@@ -42,6 +42,27 @@ function openssl(args: string[]): { code: number; out: string } {
     return { code: r.status ?? -1, out: `${r.stdout}${r.stderr}` };
 }
 
+/**
+ * openssl verify of a certificate file's leaf through the intermediate after it, up to `caPem`;
+ * `check` adds what to verify (-verify_hostname, -verify_ip, -x509_strict, -purpose).
+ */
+function verifyChain(dir: string, certFilePem: string, caPem: string, check: string[]): { code: number; out: string } {
+    const [leaf, intermediate] = pemBlocks(certFilePem);
+    const file = (name: string, pem: string) => {
+        fs.writeFileSync(path.join(dir, name), pem);
+        return path.join(dir, name);
+    };
+    return openssl([
+        "verify",
+        ...check,
+        "-CAfile",
+        file("ca.pem", caPem),
+        "-untrusted",
+        file("chain.pem", intermediate),
+        file("leaf.pem", leaf),
+    ]);
+}
+
 /** The PEM blocks of a bundle, in order. */
 function pemBlocks(pem: string): string[] {
     return pem.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----\n?/g) ?? [];
@@ -169,24 +190,12 @@ describe("a federated pair under the mocks (real certificates)", function () {
         const [server] = agentCommands(secondary, "server");
         const files = parseBundle(String(server.inputs.stdin));
         const certFile = files.find((f) => f.path === PATHS.serverCert)?.content ?? "";
-        const [leaf, intermediate, ...rest] = pemBlocks(certFile);
+        const [, intermediate, ...rest] = pemBlocks(certFile);
         assert.deepStrictEqual(rest, []);
         assert.strictEqual(intermediate.trim(), exported.intermediates.dc2.certPem.trim());
-        fs.writeFileSync(path.join(tmp, "leaf.pem"), leaf);
-        fs.writeFileSync(path.join(tmp, "chain.pem"), intermediate);
-        fs.writeFileSync(path.join(tmp, "ca.pem"), files.find((f) => f.path === PATHS.caFile)?.content ?? "");
+        const ca = files.find((f) => f.path === PATHS.caFile)?.content ?? "";
         const verify = (hostname: string, strict: string[]) =>
-            openssl([
-                "verify",
-                ...strict,
-                "-verify_hostname",
-                hostname,
-                "-CAfile",
-                path.join(tmp, "ca.pem"),
-                "-untrusted",
-                path.join(tmp, "chain.pem"),
-                path.join(tmp, "leaf.pem"),
-            ]);
+            verifyChain(tmp, certFile, ca, [...strict, "-verify_hostname", hostname]);
         const ok = verify("server.dc2.consul", ["-x509_strict", "-purpose", "sslserver"]);
         assert.strictEqual(ok.code, 0, ok.out);
         // And not for dc1's name: a dc2 server cannot pose as a primary server.
@@ -235,24 +244,9 @@ describe("a federated pair under the mocks (real certificates)", function () {
             verify_incoming: false,
         });
         assert.strictEqual(file(PATHS.clientHttpsKey)?.mode, "0640");
-        const [leaf, intermediate] = pemBlocks(file(PATHS.clientHttpsCert)?.content ?? "");
-        fs.writeFileSync(path.join(tmp, "client-https.pem"), leaf);
-        fs.writeFileSync(path.join(tmp, "client-chain.pem"), intermediate);
-        fs.writeFileSync(path.join(tmp, "root.pem"), exported.caCertPem);
+        const certFile = file(PATHS.clientHttpsCert)?.content ?? "";
         const verifyIp = (ip: string) =>
-            openssl([
-                "verify",
-                "-x509_strict",
-                "-purpose",
-                "sslserver",
-                "-verify_ip",
-                ip,
-                "-CAfile",
-                path.join(tmp, "root.pem"),
-                "-untrusted",
-                path.join(tmp, "client-chain.pem"),
-                path.join(tmp, "client-https.pem"),
-            ]);
+            verifyChain(tmp, certFile, exported.caCertPem, ["-x509_strict", "-purpose", "sslserver", "-verify_ip", ip]);
         // As auto_encrypt's certificate in the primary: Prometheus scrapes each client by address.
         for (const ip of ["127.0.0.1", "10.30.1.21"]) {
             const ok = verifyIp(ip);
