@@ -88,27 +88,26 @@ export interface Found {
 
 /** Every Consul agent main config this resource carries. */
 export function agentConfigs(type: string, props: Json): Found[] {
-    const found: Found[] = [];
     if (type === TYPES.configMap && isObject(props.data)) {
-        for (const [key, value] of Object.entries(props.data)) {
-            const config = parseJson(value);
-            if (config && looksLikeAgentConfig(config)) found.push({ where: `data["${key}"]`, config });
-        }
+        const entries = Object.entries(props.data).filter((e): e is [string, string] => typeof e[1] === "string");
+        return withStartupOnly(entries.map(([key, value]) => [`data["${key}"]`, value]));
     }
     if (type === TYPES.command) {
-        // The agent reads its main config and its startup-only file (join.json) as one config.
-        const files = bundleFiles(props.stdin);
-        const startupOnly = [...files.values()]
-            .map((content) => parseJson(content))
-            .filter((c): c is Json => c !== undefined && isStartupOnly(c));
-        for (const [path, content] of files) {
-            const config = parseJson(content);
-            if (config && looksLikeAgentConfig(config)) {
-                found.push({ where: `stdin file ${path}`, config: Object.assign({}, config, ...startupOnly) as Json });
-            }
-        }
+        return withStartupOnly([...bundleFiles(props.stdin)].map(([path, content]) => [`stdin file ${path}`, content]));
     }
-    return found;
+    return [];
+}
+
+/**
+ * The agent configs among one resource's files, each with the startup-only file beside it merged
+ * in: the agent reads them as one config (a VM host's join.json, a ConfigMap's startup-only.json).
+ */
+function withStartupOnly(files: [where: string, content: string][]): Found[] {
+    const parsed = files.map(([where, content]) => ({ where, config: parseJson(content) }));
+    const startupOnly = parsed.map((f) => f.config).filter((c): c is Json => c !== undefined && isStartupOnly(c));
+    return parsed
+        .filter((f): f is Found => f.config !== undefined && looksLikeAgentConfig(f.config))
+        .map((f) => ({ where: f.where, config: Object.assign({}, f.config, ...startupOnly) as Json }));
 }
 
 export function isStartupOnly(config: Json): boolean {

@@ -65,10 +65,10 @@ function editBundle(bundle: string, path: string, edit: (json: Props) => Props |
         .join("\n");
 }
 
-/** Rewrites the JSON document of a ConfigMap's only agent config key. */
-function editConfigMap(props: Props, edit: (json: Props) => void): Props {
+/** Edits one JSON file of a ConfigMap: the main config unless `key` names another. */
+function editConfigMap(props: Props, edit: (json: Props) => void, key?: string): Props {
     const copy = clone(props);
-    const key = Object.keys(copy.data as Props).find((k) => k.endsWith(".json")) as string;
+    key ??= Object.keys(copy.data as Props).find((k) => k.endsWith(".json") && k !== "startup-only.json") as string;
     const json = JSON.parse((copy.data as Props)[key] as string) as Props;
     edit(json);
     (copy.data as Props)[key] = JSON.stringify(json);
@@ -248,7 +248,7 @@ describe("policy pack", () => {
             const sts = statefulSet();
             sts.spec.replicas = 4;
             assert.strictEqual(check(oddServerCount, TYPES.statefulSet, sts).length, 1);
-            const config = editConfigMap(serverConfigMap(), (c) => (c.bootstrap_expect = 2));
+            const config = editConfigMap(serverConfigMap(), (c) => (c.bootstrap_expect = 2), "startup-only.json");
             assert.strictEqual(check(oddServerCount, TYPES.configMap, config).length, 1);
         });
     });

@@ -260,7 +260,7 @@ describe("runbooks (config changes under the mocks)", () => {
         it("5 servers on Kubernetes: replicas, bootstrap_expect and min_quorum follow; the shared cert stays", async () => {
             const { before, after } = await upTwice("dev", { serverCount: "5" });
             assert.strictEqual(inputsOf(after, "consul-servers-statefulset").spec.replicas, 5);
-            const config = JSON.parse(String(inputsOf(after, "consul-servers-config").data["server.json"]));
+            const config = JSON.parse(String(inputsOf(after, "consul-servers-config").data["startup-only.json"]));
             assert.strictEqual(config.bootstrap_expect, 5);
             assert.strictEqual(config.autopilot.min_quorum, 5);
             assert.ok(!changed(before, after).includes("consul-pki-server"));

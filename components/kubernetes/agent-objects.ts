@@ -1,9 +1,13 @@
 // The three objects every agent workload mounts: its config (ConfigMap), its secret fragment
 // (Secret) and its TLS Secret, and the checksum over them that rolls the pods when one changes.
+// The startup-only keys (bootstrap_expect, autopilot, retry_join) are outside the checksum, as the
+// VM hosts keep them out of the restart decision: a running agent ignores them, and a pod roll at
+// the moment servers are scaled down would restart the ones that stay while the departing ones
+// still count as Raft voters.
 
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { AgentConfig, AgentRole, renderJson } from "../agent";
+import { AgentConfig, AgentRole, renderJson, splitStartupOnly } from "../agent";
 import { IssuedCert } from "../security";
 import { configChecksum, FILES, labels, sha256 } from "./manifests";
 
@@ -33,10 +37,14 @@ export interface AgentObjects {
 
 export function agentObjects(name: string, args: AgentObjectsArgs, opts: pulumi.CustomResourceOptions): AgentObjects {
     const meta = (objectName: string) => ({ name: objectName, namespace: args.namespace, labels: labels(args.role) });
-    const configJson = renderJson(args.config);
+    const { main, startupOnly } = splitStartupOnly(args.config);
+    const configJson = renderJson(main);
     const configMap = new k8s.core.v1.ConfigMap(
         `${name}-config`,
-        { metadata: meta(`${args.objectName}-config`), data: { [args.configFile]: configJson } },
+        {
+            metadata: meta(`${args.objectName}-config`),
+            data: { [args.configFile]: configJson, [FILES.startupConfig]: renderJson(startupOnly) },
+        },
         opts,
     );
     const secretConfig = new k8s.core.v1.Secret(
@@ -61,7 +69,8 @@ export function agentObjects(name: string, args: AgentObjectsArgs, opts: pulumi.
         },
         opts,
     );
-    // A change in config, certificates or secrets rolls the pods; the secret enters only as a hash.
+    // A change in config (but its startup-only keys), certificates or secrets rolls the pods; the
+    // secret enters only as a hash.
     const checksum = pulumi.unsecret(
         pulumi
             .all([args.caCertPem, args.cert.certPem, args.secretConfig])

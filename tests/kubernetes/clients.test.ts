@@ -33,7 +33,11 @@ import { withPinnedKeys } from "../vm/fixtures";
 
 const dev = () => stackFileConfig("dev").config;
 const ds = (r: EvaluatedStack): Json => inputs(r, T.daemonSet, "consul-client");
-const clientConfig = (r: EvaluatedStack): Json => configJson(r, "consul-client-config", "client.json");
+/** What the agent loads: the main config and the startup-only keys beside it. */
+const clientConfig = (r: EvaluatedStack): Json => ({
+    ...configJson(r, "consul-client-config", "client.json"),
+    ...configJson(r, "consul-client-config", "startup-only.json"),
+});
 const startScript = (r: EvaluatedStack): string => container(ds(r)).command[2] as string;
 
 describe("ConsulClients (Pulumi.dev.yaml)", () => {
@@ -101,6 +105,7 @@ describe("ConsulClients (Pulumi.dev.yaml)", () => {
         assert.deepStrictEqual(mount(c, "extra"), { name: "extra", mountPath: "/consul/extra" });
         for (const file of [
             "/consul/config/client.json",
+            "/consul/config/startup-only.json",
             "/consul/secret/secret.json",
             "/consul/extra/addresses.json",
         ]) {

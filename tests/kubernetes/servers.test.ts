@@ -22,7 +22,11 @@ import {
 
 const dev = () => stackFileConfig("dev").config;
 const sts = (r: EvaluatedStack): Json => inputs(r, T.statefulSet, "consul-server");
-const serverConfig = (r: EvaluatedStack): Json => configJson(r, "consul-server-config", "server.json");
+/** What the agent loads: the main config and the startup-only keys beside it. */
+const serverConfig = (r: EvaluatedStack): Json => ({
+    ...configJson(r, "consul-server-config", "server.json"),
+    ...configJson(r, "consul-server-config", "startup-only.json"),
+});
 
 describe("ConsulServers (Pulumi.dev.yaml)", () => {
     let r: EvaluatedStack;
@@ -90,6 +94,7 @@ describe("ConsulServers (Pulumi.dev.yaml)", () => {
         assert.deepStrictEqual(c.args, [
             "agent",
             "-config-file=/consul/config/server.json",
+            "-config-file=/consul/config/startup-only.json",
             "-config-file=/consul/secret/secret.json",
             "-advertise=$(POD_IP)",
             "-bind=0.0.0.0",
@@ -394,6 +399,25 @@ describe("ConsulServers variants", () => {
                 [base.config, base.ca, base.cert, sha256(base.secret + " ")],
             ];
             for (const p of others) assert.notStrictEqual(configChecksum(p), base.annotation);
+        });
+
+        it("does not change with the server count: scaling rolls no pod, only the startup-only keys follow", async () => {
+            // A roll while servers are scaled down would restart the ones that stay while the
+            // departing ones still count as Raft voters (issue 14, scenario 6).
+            for (const serverCount of ["5", "1"]) {
+                const r = await evaluateProgram({ ...dev(), serverCount }, { stack: "dev" });
+                const other = parts(r);
+                assert.strictEqual(other.config, base.config, `serverCount ${serverCount}`);
+                assert.strictEqual(sts(r).spec.replicas, Number(serverCount));
+                const startupOnly = configJson(r, "consul-server-config", "startup-only.json");
+                assert.strictEqual(startupOnly.bootstrap_expect, Number(serverCount));
+                assert.strictEqual(startupOnly.autopilot.min_quorum, Number(serverCount));
+                assert.strictEqual(
+                    other.annotation,
+                    configChecksum([other.config, other.ca, other.cert, sha256(other.secret)]),
+                );
+            }
+            assert.ok(!("bootstrap_expect" in JSON.parse(base.config)), "bootstrap_expect in the main config");
         });
 
         it("does not change for StatefulSet-only changes (partition, resources)", async () => {

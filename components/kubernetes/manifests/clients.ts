@@ -3,7 +3,15 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { clientStartScript } from "../scripts";
-import { CHECKSUM_ANNOTATION, FILES, labels, MOUNTS, selectorLabels, WorkloadSettings } from "./common";
+import {
+    agentConfigFiles,
+    CHECKSUM_ANNOTATION,
+    FILES,
+    labels,
+    MOUNTS,
+    selectorLabels,
+    WorkloadSettings,
+} from "./common";
 import {
     agentPorts,
     agentVolumeMounts,
@@ -70,10 +78,7 @@ export function clientDaemonSetSpec(
                     "/bin/sh",
                     "-ec",
                     clientStartScript({
-                        configFiles: [
-                            `${MOUNTS.config}/${FILES.clientConfig}`,
-                            `${MOUNTS.secretConfig}/${FILES.secretConfig}`,
-                        ],
+                        configFiles: agentConfigFiles(FILES.clientConfig),
                         addressConfigFile: `${MOUNTS.extra}/${FILES.addressConfig}`,
                         dataDir: MOUNTS.data,
                     }),

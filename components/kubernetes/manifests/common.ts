@@ -34,6 +34,8 @@ export const FILES = {
     serverConfig: "server.json",
     clientConfig: "client.json",
     secretConfig: "secret.json",
+    /** The startup-only keys (STARTUP_ONLY_KEYS), beside the main config in its ConfigMap. */
+    startupConfig: "startup-only.json",
     caCert: "ca.crt",
     tlsCert: "tls.crt",
     tlsKey: "tls.key",
@@ -43,6 +45,18 @@ export const FILES = {
     agentToken: "agent-token.json",
     agentPolicy: "agent-policy.json",
 } as const;
+
+/**
+ * The config files an agent container loads, in order: its main config and the startup-only keys
+ * (one ConfigMap), then the secret fragment.
+ */
+export function agentConfigFiles(mainConfigFile: string): string[] {
+    return [
+        `${MOUNTS.config}/${mainConfigFile}`,
+        `${MOUNTS.config}/${FILES.startupConfig}`,
+        `${MOUNTS.secretConfig}/${FILES.secretConfig}`,
+    ];
+}
 
 /** Pod annotation whose value changes whenever the agent config or certificates change. */
 export const CHECKSUM_ANNOTATION = "consul.pulumi.com/config-checksum";

@@ -3,7 +3,15 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { Ports } from "../../config";
-import { CHECKSUM_ANNOTATION, FILES, labels, MOUNTS, selectorLabels, WorkloadSettings } from "./common";
+import {
+    agentConfigFiles,
+    CHECKSUM_ANNOTATION,
+    FILES,
+    labels,
+    MOUNTS,
+    selectorLabels,
+    WorkloadSettings,
+} from "./common";
 import {
     agentPorts,
     agentVolumeMounts,
@@ -58,8 +66,7 @@ export function serverStatefulSetSpec(
                 command: ["consul"],
                 args: [
                     "agent",
-                    `-config-file=${MOUNTS.config}/${FILES.serverConfig}`,
-                    `-config-file=${MOUNTS.secretConfig}/${FILES.secretConfig}`,
+                    ...agentConfigFiles(FILES.serverConfig).map((f) => `-config-file=${f}`),
                     "-advertise=$(POD_IP)",
                     "-bind=0.0.0.0",
                     "-node=$(POD_NAME)",
