@@ -61,7 +61,8 @@ export const kubernetesKeys = {
     updatePartition: {
         type: "integer",
         default: 0,
-        description: "StatefulSet rollingUpdate partition, for staged server upgrades (0 rolls every server).",
+        description:
+            "StatefulSet rollingUpdate partition, for staged server upgrades (0 rolls every server). Above 0, pulumi up does not wait for the servers to roll: docs/runbooks/upgrade.md waits with kubectl rollout status.",
     },
     serverCpuRequest: { type: "string", default: "500m", description: "Server container CPU request." },
     serverCpuLimit: { type: "string", default: "500m", description: "Server container CPU limit." },

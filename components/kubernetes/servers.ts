@@ -10,6 +10,7 @@ import {
     labels,
     serverHeadlessServiceSpec,
     serverPdbSpec,
+    serverStatefulSetAnnotations,
     serverStatefulSetSpec,
     uiServiceSpec,
     WorkloadSettings,
@@ -73,10 +74,12 @@ export class ConsulServers extends pulumi.ComponentResource {
             { metadata: meta(SERVER_NAME), spec: serverPdbSpec(settings.serverCount) },
             o,
         );
+        const annotations = serverStatefulSetAnnotations(settings.kubernetes);
         this.statefulSet = new k8s.apps.v1.StatefulSet(
             `${name}-statefulset`,
             {
-                metadata: meta(SERVER_NAME),
+                // No annotations object at all when there is none: an empty one would be a diff.
+                metadata: { ...meta(SERVER_NAME), ...(Object.keys(annotations).length > 0 ? { annotations } : {}) },
                 spec: serverStatefulSetSpec(
                     settings,
                     {

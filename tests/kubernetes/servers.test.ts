@@ -72,6 +72,8 @@ describe("ConsulServers (Pulumi.dev.yaml)", () => {
 
     it("StatefulSet: RollingUpdate with partition 0, PVC retention Retain/Retain", () => {
         assert.deepStrictEqual(sts(r).spec.updateStrategy, { type: "RollingUpdate", rollingUpdate: { partition: 0 } });
+        // With no partition the provider waits for the rollout (no skipAwait, no annotations at all).
+        assert.strictEqual(sts(r).metadata.annotations, undefined);
         assert.deepStrictEqual(sts(r).spec.persistentVolumeClaimRetentionPolicy, {
             whenDeleted: "Retain",
             whenScaled: "Retain",
@@ -340,6 +342,8 @@ describe("ConsulServers variants", () => {
             whenScaled: "Delete",
         });
         assert.deepStrictEqual(s.spec.updateStrategy.rollingUpdate, { partition: 2 });
+        // A staged rollout never reaches currentRevision == updateRevision, the provider's wait.
+        assert.deepStrictEqual(s.metadata.annotations, { "pulumi.com/skipAwait": "true" });
         assert.strictEqual(container(s).image, "registry.example.com/consul:1.16.2");
         assert.strictEqual(inputs(r, T.service, "consul-ui").spec.type, "LoadBalancer");
         assert.deepStrictEqual(serverConfig(r).retry_join, ["consul-server.infra.svc:8301"]);

@@ -61,6 +61,9 @@ export function agentConfigFiles(mainConfigFile: string): string[] {
 /** Pod annotation whose value changes whenever the agent config or certificates change. */
 export const CHECKSUM_ANNOTATION = "consul.pulumi.com/config-checksum";
 
+/** The Kubernetes provider's switch for its readiness wait on an object ("true": report it done once applied). */
+export const SKIP_AWAIT_ANNOTATION = "pulumi.com/skipAwait";
+
 /** How the Kubernetes provider deletes an object (and its dependents) before it reports the delete done. */
 export const DELETION_PROPAGATION_ANNOTATION = "pulumi.com/deletionPropagationPolicy";
 

@@ -2,7 +2,7 @@
 
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { Ports } from "../../config";
+import type { KubernetesSettings, Ports } from "../../config";
 import {
     agentConfigFiles,
     CHECKSUM_ANNOTATION,
@@ -10,6 +10,7 @@ import {
     labels,
     MOUNTS,
     selectorLabels,
+    SKIP_AWAIT_ANNOTATION,
     WorkloadSettings,
 } from "./common";
 import {
@@ -133,6 +134,19 @@ export function uiServiceSpec(settings: WorkloadSettings): k8s.types.input.core.
 }
 
 /** One server at a time may be evicted; none when there is only one. */
+/**
+ * The StatefulSet's own annotations. A staged rollout (updatePartition above 0) never reaches
+ * currentRevision == updateRevision, which the provider's StatefulSet wait requires (its await
+ * has no partition case, v4.25 to its main branch), so `pulumi up` would hang until its timeout:
+ * the wait is skipped while a partition holds pods back, and docs/runbooks/upgrade.md waits with
+ * `kubectl rollout status`, which understands partitions. At 0 the provider waits for the rollout.
+ */
+export function serverStatefulSetAnnotations(
+    kube: Pick<KubernetesSettings, "updatePartition">,
+): Record<string, string> {
+    return kube.updatePartition > 0 ? { [SKIP_AWAIT_ANNOTATION]: "true" } : {};
+}
+
 export function serverPdbSpec(serverCount: number): k8s.types.input.policy.v1.PodDisruptionBudgetSpec {
     return { maxUnavailable: serverCount === 1 ? 0 : 1, selector: { matchLabels: selectorLabels("server") } };
 }
