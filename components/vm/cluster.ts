@@ -20,7 +20,8 @@ import {
 } from "../security";
 import type { AgentSettings } from "../agent";
 import { Host, Settings, VmSettings } from "../config";
-import { CliEnvironment, hostCliEnvironment, nodeFiles, serverApiUrls } from "./host-files";
+import { CliEnvironment, hostCliEnvironment } from "./cli-environment";
+import { nodeFiles, serverApiUrls } from "./host-files";
 import { ConsulNode, sshConnection, SshAccess } from "./node";
 import { ownerId, planRollout, RolloutStep } from "./plan";
 import { sha256Hex } from "./bundle";

@@ -10,6 +10,7 @@ export * from "./systemd";
 export * from "./paths";
 export * from "./bundle";
 export * from "./host-files";
+export * from "./cli-environment";
 export * from "./snapshot";
 export * from "./dns";
 export * from "./app-tokens";
