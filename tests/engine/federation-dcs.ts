@@ -135,6 +135,18 @@ export class TwoDatacenters {
         return fed.statusOf(await fed.wanMembers(this.addr(1), this.mgmt()), `${this.nodeName(i)}.${dc}`);
     }
 
+    /** Polls dc2's server's status in dc1's WAN pool until it is `expected`; fails with the last one. */
+    async waitDc2WanStatus(what: string, expected: number, ms: number): Promise<number> {
+        let status = 0;
+        await waitFor(
+            what,
+            async () => (status = await this.wanStatus(DC2_SERVER, "dc2")) === expected,
+            ms,
+            1000,
+        ).catch((e: Error) => assert.fail(`${e.message}: status ${status}`));
+        return status;
+    }
+
     /** Whether dc1's WAN pool holds exactly the 4 servers, all alive. */
     async wanAllAlive(): Promise<boolean> {
         const all = await fed.wanMembers(this.addr(1), this.mgmt());
@@ -195,13 +207,7 @@ export async function wanTls(dcs: TwoDatacenters): Promise<void> {
         await fed.installServerCert(dcs.hosts, DC2_SERVER, fed.serverCertificate(names("dc2"), ips));
         const unknown = await dcs.dc2Refused(/x509: certificate signed by unknown authority/);
         // WAN gossip is keyed by the gossip key, not TLS: the server is still a live WAN member.
-        let wan = 0;
-        await waitFor(
-            "dc2's server alive in the WAN pool",
-            async () => (wan = await dcs.wanStatus(DC2_SERVER, "dc2")) === 1,
-            60_000,
-            1000,
-        ).catch((e: Error) => assert.fail(`${e.message}: status ${wan}`));
+        const wan = await dcs.waitDc2WanStatus("dc2's server alive in the WAN pool", 1, 60_000);
         dcs.figures.add(`6. another CA: dc1's ?dc=dc2 answers ${unknown}; dc2's server's WAN status ${wan}`);
         const wrongDc = fed.serverCertificate(names("dc3"), ips, dcs.federation.intermediates.dc2);
         await fed.installServerCert(dcs.hosts, DC2_SERVER, wrongDc);
@@ -238,13 +244,7 @@ export async function wanCut(dcs: TwoDatacenters): Promise<void> {
     ).catch((e: Error) => assert.fail(`${e.message}: ${JSON.stringify(status)}`));
     await dcs.hosts.run(DC2_SERVER, blackhole("add"));
     try {
-        let wan = 0;
-        await waitFor(
-            "dc1 to see dc2's server failed",
-            async () => (wan = await dcs.wanStatus(DC2_SERVER, "dc2")) === 4,
-            180_000,
-            1000,
-        ).catch((e: Error) => assert.fail(`${e.message}: status ${wan}`));
+        const wan = await dcs.waitDc2WanStatus("dc1 to see dc2's server failed", 4, 180_000);
         // dc2's server still gets dc1's packets, but its answers go nowhere: dc1's dial times out
         // (after "stream closed" on the pooled connection), until dc1's router has found no dc2
         // server answering and says so at once.
