@@ -226,6 +226,52 @@ describe("gossip keyring on a fake host", function () {
             noneOf(run, [key, oldKey, managementToken]);
         });
 
+        it("finish: a member that does not answer the use ('4/5 nodes reported success', as in a scale-up) is asked again", () => {
+            server();
+            const opts = { token: managementToken };
+            const partial = "printf '1 error occurred:\\n\\t* dc1 (LAN) error: 4/5 nodes reported success\\n'; exit 22";
+            host.respond("/v1/operator/keyring", pools({ [oldKey]: [3, 5], [key]: [3, 5] }, oldKey), opts);
+            host.respondWith("/v1/operator/keyring", `switch_to answered; ${partial}`, { ...opts, method: "PUT" });
+            host.respondWith("/v1/operator/keyring", "switch_to used", { ...opts, method: "PUT", set: "answered" });
+            host.respond("/v1/operator/keyring", pools({ [oldKey]: [3, 5], [key]: [3, 5] }, key), {
+                ...opts,
+                set: "used",
+            });
+            host.respondWith("/v1/operator/keyring", "switch_to removed", { ...opts, method: "DELETE", set: "used" });
+            host.respond("/v1/operator/keyring", pools({ [key]: [3, 5] }, key), { ...opts, set: "removed" });
+            const run = host.run(script("finish"), key);
+            ok(run);
+            assert.strictEqual(
+                run.stdout,
+                "s1 keyring-finish: one gossip key, primary on every member (LAN 5 members, WAN 3 members); 1 old key(s) removed\n",
+            );
+            assert.deepStrictEqual(
+                run.requests.filter((r) => r.method !== "GET").map((r) => r.method),
+                ["PUT", "PUT", "DELETE"],
+            );
+            noneOf(run, [key, oldKey, managementToken]);
+        });
+
+        it("finish: a member that never answers the use fails at the deadline, with Consul's answer", () => {
+            server();
+            const opts = { token: managementToken };
+            host.respond("/v1/operator/keyring", pools({ [oldKey]: [3, 5], [key]: [3, 5] }, oldKey), opts);
+            host.respondWith(
+                "/v1/operator/keyring",
+                "printf '1 error occurred:\\n\\t* dc1 (LAN) error: 4/5 nodes reported success\\n'; exit 22",
+                { ...opts, method: "PUT" },
+            );
+            const run = host.run(script("finish"), key);
+            assert.strictEqual(run.status, 1);
+            assert.match(
+                run.stderr,
+                /^s1 keyring-finish: FAILED: consul could not make the new gossip key primary through https:\/\/127\.0\.0\.1:8501 \(HTTP \d+\): 1 error occurred: \t\* dc1 \(LAN\) error: 4\/5 nodes reported success *\n$/,
+            );
+            assert.ok(run.requests.filter((r) => r.method === "PUT").length >= 2, "it did not ask again");
+            assert.ok(!run.requests.some((r) => r.method === "DELETE"), "it went on to remove");
+            noneOf(run, [key, oldKey, managementToken]);
+        });
+
         it("finish: a member without the key even after a second install fails, naming the pool and the count", () => {
             server();
             const opts = { token: managementToken };

@@ -119,6 +119,21 @@ ring_retried() {
     done
 }
 
+# call_retried WHAT METHOD [BODY_FILE]: call, asked again every 2 s until the deadline while a member
+# does not answer (Consul's "k/n nodes reported success": one just joined, restarted or reloaded,
+# as in a scale-up's rollout); the keyring's POST, PUT and DELETE are idempotent. Any other answer,
+# or the deadline, fails, saying the step could not WHAT.
+call_retried() {
+    what=$1
+    shift
+    until call "$@"; do
+        if ! grep -q 'nodes reported success' "$WORK/response" 2>/dev/null || [ "$(now)" -ge "$deadline" ]; then
+            fail "consul could not $what through $BASE (HTTP $code): $(response)"
+        fi
+        sleep 2
+    done
+}
+
 # holds_everywhere: 0 if every pool lists the new key on all its members; else says where not.
 holds_everywhere() {
     short=""
@@ -185,11 +200,11 @@ done
 ring_retried "before making the key primary"
 if ! holds_everywhere; then
     # A member the install step missed (it was down, or joined from an old keyring): install again.
-    call POST || fail "consul could not install the gossip key through $BASE (HTTP $code): $(response)"
+    call_retried "install the gossip key" POST
     ring_retried "after installing it again"
     holds_everywhere || fail "the gossip key is not on every member:$short check consul members, then re-run pulumi up"
 fi
-call PUT || fail "consul could not make the new gossip key primary (HTTP $code): $(response)"
+call_retried "make the new gossip key primary" PUT
 # Every other key goes (each is listed once per pool; one DELETE removes it from all of them).
 removed=0
 done_keys=" "
@@ -198,7 +213,7 @@ while read -r _ _ k _ _; do
     done_keys="$done_keys$k "
     if [ "$k" != "$key" ]; then
         printf '{"Key":"%s"}' "$k" > "$WORK/old.json"
-        call DELETE "$WORK/old.json" || fail "consul could not remove an old gossip key (HTTP $code): $(response)"
+        call_retried "remove an old gossip key" DELETE "$WORK/old.json"
         removed=$((removed + 1))
     fi
 done < "$WORK/ring"
