@@ -103,10 +103,15 @@ export class PulumiProject {
 
     /**
      * Builds (or reuses) the engine, copies the project, installs the plugins, logs in to a file
-     * backend and creates `stack` with `config` (keys without the `consul:` prefix).
+     * backend and creates `stack` with `config` (keys without the `consul:` prefix). `components`:
+     * what build.sh builds (a plugin it does not build is the preview-only stub, enginePlugins).
      */
-    static async create(stack: string, config: Record<string, string>): Promise<PulumiProject> {
-        const build = await runProcess("bash", [ENGINE_BUILD, ...VM_ENGINE_COMPONENTS], {
+    static async create(
+        stack: string,
+        config: Record<string, string>,
+        components: readonly string[] = VM_ENGINE_COMPONENTS,
+    ): Promise<PulumiProject> {
+        const build = await runProcess("bash", [ENGINE_BUILD, ...components], {
             env: process.env,
             timeoutMs: 90 * 60_000,
         });
