@@ -139,14 +139,7 @@ describe("pulumi preview --stack dev with the real Kubernetes provider against a
 
     it(`the engine runs the provider built from pulumi-kubernetes, installed as ${SDK_VERSION}, not the preview-only stub`, () => {
         const cache = engineCacheDir();
-        const plugin = `resource-kubernetes-v${SDK_VERSION}`;
-        const installed = path.join(
-            path.dirname(project!.dir),
-            "pulumi-home",
-            "plugins",
-            plugin,
-            "pulumi-resource-kubernetes",
-        );
+        const installed = project!.installedPlugin("kubernetes", SDK_VERSION);
         assert.strictEqual(sha256(installed), sha256(path.join(cache, "providers", "pulumi-resource-kubernetes")));
         assert.notStrictEqual(sha256(installed), sha256(path.join(cache, "bin", "pulumi-resource-stub")));
     });

@@ -238,6 +238,16 @@ export class PulumiProject {
         return this.must(["stack", "export", "--stack", this.stack, ...(showSecrets ? ["--show-secrets"] : [])]);
     }
 
+    /** The binary of resource plugin `name` `version` as installed in this project's PULUMI_HOME. */
+    installedPlugin(name: string, version: string): string {
+        return path.join(
+            this.env.PULUMI_HOME as string,
+            "plugins",
+            `resource-${name}-v${version}`,
+            `pulumi-resource-${name}`,
+        );
+    }
+
     /** The project in `dir` (under this one's temporary directory), in this one's backend and PULUMI_HOME. */
     inSameBackend(dir: string, stack: string): PulumiProject {
         return new PulumiProject(dir, this.root, this.env, stack, false);
