@@ -12,9 +12,12 @@
 #                                    tls and random from the upstream Terraform providers through the
 #                                    Pulumi bridge (scripts/engine/bridged, scripts/engine/shims);
 #                                    command from scripts/engine/go (command:remote:Command only:
-#                                    the proxy does not serve the upstream module); kubernetes
-#                                    only if the proxy serves its module
-#     build-times.tsv                seconds per component and run (cold = built, warm = cached)
+#                                    the proxy does not serve the upstream module); kubernetes from
+#                                    pulumi-kubernetes v4.25.0's provider module (the newest the proxy
+#                                    serves: an untagged pseudo-version), installed as the npm SDK's
+#                                    version 4.34.2, which the SDK asks the engine for
+#     build-times.tsv                seconds per component and run (cold = built, warm = cached) and,
+#                                    for kubernetes, the upstream provider version built
 # A component whose output exists is skipped, so a second run costs seconds. Progress goes to
 # stderr, a summary at the end. Exit status 1 when a component could not be built (the others are
 # still built and cached).
@@ -37,6 +40,16 @@ COMMAND_VERSION=1.2.1
 TLS_VERSION=5.6.1
 RANDOM_VERSION=4.21.2
 KUBERNETES_VERSION=4.34.2
+# The proxy serves no tag of github.com/pulumi/pulumi-kubernetes/provider/v4, only this pseudo-version:
+# the commit of the v4.25.0 release. Its provider is installed under KUBERNETES_VERSION (the SDK asks
+# for that version). It lacks 4.26.0's StatefulSet await fix (pulumi-kubernetes #4094); users' engines
+# download the real 4.34.2. Its go.mod replaces sdk/v4 with ../sdk, which the module zip lacks: the
+# published sdk/v4 v4.22.2 stands in (the newest served one whose pulumi sdk/v3 requirement, 3.153.1,
+# keeps the provider's own pulumi pkg/v3 + sdk/v3 3.215.0: v4.29.0+ raise sdk/v3 past pkg/v3 3.215.0,
+# which then does not compile, and pkg/v3 3.248.0 does not compile with the provider's pkg/gen).
+KUBERNETES_PROVIDER_VERSION=v4.0.0-20260115033456-f47bc2d6f199
+KUBERNETES_UPSTREAM_VERSION=4.25.0
+KUBERNETES_SDK_GO_VERSION=v4.22.2
 # The commit of the pulumi v3.248.0 release (tag pkg/v3.248.0) and the pseudo-version of the
 # untagged language-host module at that commit.
 PULUMI_COMMIT=dc7edd58bc13179f81b80983aab4eb7f74a01b41
@@ -74,13 +87,15 @@ die() {
 }
 gobuild() { nice -n 10 go build -trimpath "$@"; }
 
-declare -A status seconds
+declare -A status seconds notes
+# What a component really is when its name and version do not say it (printed and recorded).
+notes[kubernetes]="provider code pulumi-kubernetes v$KUBERNETES_UPSTREAM_VERSION ($KUBERNETES_PROVIDER_VERSION) as plugin $KUBERNETES_VERSION"
 order=()
 record() { # component status seconds
     order+=("$1")
     status[$1]=$2
     seconds[$1]=$3
-    printf '%s\t%s\t%s\t%s\n' "$(date -u +%FT%TZ)" "$1" "$2" "$3" >>"$cache/build-times.tsv"
+    printf '%s\t%s\t%s\t%s\t%s\n' "$(date -u +%FT%TZ)" "$1" "$2" "$3" "${notes[$1]:-}" >>"$cache/build-times.tsv"
 }
 
 # run_component NAME OUTPUT FUNCTION: skip when OUTPUT exists (warm), else time FUNCTION (cold).
@@ -168,18 +183,24 @@ step_cli() {
 # Hash of the project's own Go sources: their binaries are cached under it.
 own_src_hash() { (cd "$here" && find "$@" -type f | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -c1-12); }
 
-# run_own_component NAME OUTPUT FUNCTION SOURCE_DIR...: run_component for a binary built from the
-# project's own sources: a change to them (another hash) discards the cached output.
-run_own_component() {
-    local name=$1 output=$2 fn=$3 marker
-    shift 3
-    marker="$cache/.src-$name-$(own_src_hash "$@")"
+# run_keyed_component NAME OUTPUT FUNCTION KEY: run_component, but another KEY than the cached
+# output's discards it.
+run_keyed_component() {
+    local name=$1 output=$2 fn=$3 marker="$cache/.src-$1-$4"
     [ -e "$marker" ] || rm -f "$output"
     run_component "$name" "$output" "$fn"
     if [ -e "$output" ]; then
         rm -f "$cache/.src-$name-"*
         touch "$marker"
     fi
+}
+
+# run_own_component NAME OUTPUT FUNCTION SOURCE_DIR...: run_component for a binary built from the
+# project's own sources: a change to them (another hash) discards the cached output.
+run_own_component() {
+    local name=$1 output=$2 fn=$3
+    shift 3
+    run_keyed_component "$name" "$output" "$fn" "$(own_src_hash "$@")"
 }
 
 step_langhost() {
@@ -212,19 +233,20 @@ step_stub() {
     mv "$bin/pulumi-resource-stub.tmp" "$bin/pulumi-resource-stub"
 }
 
-# build_provider NAME VERSION MODULE VERSION_VARIABLE: build pulumi-resource-NAME from a copy of
-# MODULE (local replaces dropped; a shim from scripts/engine/shims/NAME replaces a dropped local
-# shim module) and install it into $PULUMI_HOME.
+# build_provider NAME VERSION MODULE@MODULE_VERSION VERSION_VARIABLE: build pulumi-resource-NAME from
+# a copy of MODULE (local replaces dropped; a shim from scripts/engine/shims/NAME replaces a dropped
+# local shim module) and install it into $PULUMI_HOME as plugin VERSION.
 build_provider() {
     local name=$1 version=$2 module=$3 var=$4 dir="$work/pulumi-$1"
-    log "$name: module $module@v$version"
-    module_copy "$module@v$version" "$dir" || return 1
+    log "$name: module $module"
+    module_copy "$module" "$dir" || return 1
     (
         cd "$dir"
         local dropped
         while read -r dropped; do
             case "$dropped" in
             github.com/pulumi/pulumi/*) go mod edit -require "$dropped@v$PULUMI_VERSION" ;;
+            github.com/pulumi/pulumi-kubernetes/sdk/v4) go mod edit -require "$dropped@$KUBERNETES_SDK_GO_VERSION" ;;
             *)
                 [ -f "$here/shims/$name/go.mod" ] || die "$name replaces $dropped with a local directory that the module zip lacks, and scripts/engine/shims/$name has no replacement"
                 go mod edit -replace "$dropped=$here/shims/$name"
@@ -232,9 +254,12 @@ build_provider() {
             esac
         done <"$dir.dropped"
         go mod download all
+        # The requirements just edited leave go.mod short of indirect ones, which the build adds.
+        export GOFLAGS="$GOFLAGS -mod=mod"
         if [ "$name" = kubernetes ]; then
-            log "kubernetes: generating schema-embed.json"
-            (cd "cmd/pulumi-resource-kubernetes" && go run ./generate.go)
+            # The embedded schema: the module's schema.json with the plugin's version set in it.
+            log "kubernetes: generating schema-embed.json (go run ./generate.go)"
+            (cd "cmd/pulumi-resource-kubernetes" && VERSION=$version nice -n 10 go run ./generate.go)
         fi
         log "$name: compiling ./cmd/pulumi-resource-$name"
         gobuild -ldflags "-s -w -X $var=$version" -o "$cache/providers/pulumi-resource-$name" "./cmd/pulumi-resource-$name"
@@ -245,7 +270,7 @@ build_provider() {
 }
 step_command() {
     if [ "${ENGINE_COMMAND:-local}" = upstream ]; then
-        build_provider command "$COMMAND_VERSION" github.com/pulumi/pulumi-command/provider \
+        build_provider command "$COMMAND_VERSION" "github.com/pulumi/pulumi-command/provider@v$COMMAND_VERSION" \
             github.com/pulumi/pulumi-command/provider/pkg/version.Version
         return
     fi
@@ -297,7 +322,8 @@ build_bridged() {
 step_tls() { build_bridged tls "$TLS_VERSION"; }
 step_random() { build_bridged random "$RANDOM_VERSION"; }
 step_kubernetes() {
-    build_provider kubernetes "$KUBERNETES_VERSION" github.com/pulumi/pulumi-kubernetes/provider/v4 \
+    build_provider kubernetes "$KUBERNETES_VERSION" \
+        "github.com/pulumi/pulumi-kubernetes/provider/v4@$KUBERNETES_PROVIDER_VERSION" \
         github.com/pulumi/pulumi-kubernetes/provider/v4/pkg/version.Version
 }
 
@@ -343,8 +369,9 @@ for c in "${components[@]}"; do
         run_own_component command "$PULUMI_HOME/plugins/resource-command-v$COMMAND_VERSION/pulumi-resource-command" step_command go
         ;;
     kubernetes)
-        log "$step. provider kubernetes v$KUBERNETES_VERSION"
-        run_component kubernetes "$PULUMI_HOME/plugins/resource-kubernetes-v$KUBERNETES_VERSION/pulumi-resource-kubernetes" step_kubernetes
+        log "$step. provider kubernetes v$KUBERNETES_VERSION (${notes[kubernetes]})"
+        run_keyed_component kubernetes "$PULUMI_HOME/plugins/resource-kubernetes-v$KUBERNETES_VERSION/pulumi-resource-kubernetes" \
+            step_kubernetes "$KUBERNETES_PROVIDER_VERSION-$KUBERNETES_SDK_GO_VERSION"
         ;;
     *) die "unknown component $c (cli langhost stub command tls random kubernetes)" ;;
     esac
@@ -354,7 +381,7 @@ done
 log "$step. summary ($cache)"
 failed=0
 for c in "${order[@]}"; do
-    printf '%-11s %5s s  %s\n' "$c" "${seconds[$c]}" "${status[$c]}" >&2
+    printf '%-11s %5s s  %s%s\n' "$c" "${seconds[$c]}" "${status[$c]}" "${notes[$c]:+ (${notes[$c]})}" >&2
     case "${status[$c]}" in failed*) failed=1 ;; esac
 done
 exit "$failed"

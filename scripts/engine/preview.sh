@@ -6,9 +6,10 @@
 #   - HOME is a temporary one with no SSH key, as in a pull request's preview: the vm stacks preview
 #     without it (and say so);
 #   - PULUMI_HOME is a temporary one: each provider plugin built into the engine cache is installed
-#     there; a provider that could not be built is replaced by the preview-only stub
-#     (scripts/engine/go/cmd/pulumi-resource-stub), and the output says so;
-#   - Kubernetes stacks preview with kubernetes:renderYamlToDirectory set on the copy, so a real
+#     there (the Kubernetes provider is built first if missing: pulumi-kubernetes v4.25.0's code as
+#     plugin 4.34.2, see build.sh); a provider that could not be built is replaced by the preview-only
+#     stub (scripts/engine/go/cmd/pulumi-resource-stub), and the output says so;
+#   - Kubernetes stacks preview with kubernetes:renderYamlToDirectory set on the copy, so the real
 #     Kubernetes provider renders YAML instead of contacting a cluster.
 # With PREVIEW_APPLY_LOCAL=1 it then runs a real `pulumi up` of the resources whose providers were
 # really built (tls, random: no hosts or cluster needed) and their parent components, and audits
@@ -22,8 +23,9 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 log() { printf '[preview] %s\n' "$*" >&2; }
 
-log "1. engine (scripts/engine/build.sh cli langhost stub command; cached after the first run)"
+log "1. engine (scripts/engine/build.sh cli langhost stub command kubernetes; cached after the first run)"
 "$here/build.sh" cli langhost stub command
+"$here/build.sh" kubernetes || log "the Kubernetes provider could not be built: the stub stands in for it"
 cache="$("$here/build.sh" --print-cache-dir)"
 bin="$cache/bin"
 

@@ -12,6 +12,7 @@ import * as path from "path";
 import { log } from "../e2e/hosts";
 import { REPO_ROOT, stackFileConfig } from "../mocks";
 import { resourcePolicies, stackPolicies } from "../../policy/rules";
+import { engineCacheDir, VM_ENGINE_COMPONENTS } from "../../scripts/engine/engine-cache";
 import { nameOf, PulumiProject, RunResult } from "./pulumi-cli";
 
 const PACK = "consul-security";
@@ -20,6 +21,12 @@ const PACK_VERSION = (
         version: string;
     }
 ).version;
+const kubernetesSdkVersion = (): string =>
+    (
+        JSON.parse(fs.readFileSync(path.join(REPO_ROOT, "package.json"), "utf8")) as {
+            dependencies: Record<string, string>;
+        }
+    ).dependencies["@pulumi/kubernetes"];
 const RESOURCE_RULES = resourcePolicies.map((p) => p.name).sort();
 const AGENTS = [
     "server-consul-server-1",
@@ -116,9 +123,13 @@ function mandatory(preview: PolicyPreview): PolicyEvent[] {
     return preview.reports.filter((r) => r.enforcementLevel === "mandatory");
 }
 
-/** A project copy with the pack next to the program, as in the repository. */
-async function projectWithPack(stack: string, config: Record<string, string>): Promise<PulumiProject> {
-    const project = await PulumiProject.create(stack, config);
+/** A project copy with the pack next to the program, as in the repository (engine: build.sh components). */
+async function projectWithPack(
+    stack: string,
+    config: Record<string, string>,
+    components = VM_ENGINE_COMPONENTS,
+): Promise<PulumiProject> {
+    const project = await PulumiProject.create(stack, config, components);
     fs.cpSync(path.join(REPO_ROOT, "policy"), path.join(project.dir, "policy"), { recursive: true });
     return project;
 }
@@ -303,10 +314,14 @@ describe("the policy pack, run by the real Pulumi engine (pulumi preview --polic
         }
     });
 
-    it("5. Pulumi.dev.yaml (Kubernetes; provider as in scripts/engine/preview.sh): no violation, every resource rule passes on the agents' ConfigMaps and workloads", async () => {
-        dev = await projectWithPack("dev", stackFileConfig("dev").config);
-        // A real Kubernetes provider renders YAML instead of contacting a cluster (preview.sh);
-        // when it is not built, the preview-only stub stands in and echoes the inputs.
+    it("5. Pulumi.dev.yaml (Kubernetes; the real provider, as in scripts/engine/preview.sh): no violation, every resource rule passes on the agents' ConfigMaps and workloads", async () => {
+        dev = await projectWithPack("dev", stackFileConfig("dev").config, [...VM_ENGINE_COMPONENTS, "kubernetes"]);
+        // The real Kubernetes provider (build.sh kubernetes) renders YAML instead of contacting a
+        // cluster, as in preview.sh; tests/engine/kubernetes-preview.e2e.ts previews against one.
+        const kubernetes = dev.installedPlugin("kubernetes", kubernetesSdkVersion());
+        const stub = path.join(engineCacheDir(), "bin", "pulumi-resource-stub");
+        const digest = (f: string) => crypto.createHash("sha256").update(fs.readFileSync(f)).digest("hex");
+        assert.notStrictEqual(digest(kubernetes), digest(stub), "the preview-only stub stands in for kubernetes");
         const rendered = path.join(path.dirname(dev.dir), "rendered");
         await dev.must(["config", "set", "--stack", "dev", "kubernetes:renderYamlToDirectory", rendered]);
         const preview = await previewWithPack(dev);

@@ -103,10 +103,15 @@ export class PulumiProject {
 
     /**
      * Builds (or reuses) the engine, copies the project, installs the plugins, logs in to a file
-     * backend and creates `stack` with `config` (keys without the `consul:` prefix).
+     * backend and creates `stack` with `config` (keys without the `consul:` prefix). `components`:
+     * what build.sh builds (a plugin it does not build is the preview-only stub, enginePlugins).
      */
-    static async create(stack: string, config: Record<string, string>): Promise<PulumiProject> {
-        const build = await runProcess("bash", [ENGINE_BUILD, ...VM_ENGINE_COMPONENTS], {
+    static async create(
+        stack: string,
+        config: Record<string, string>,
+        components: readonly string[] = VM_ENGINE_COMPONENTS,
+    ): Promise<PulumiProject> {
+        const build = await runProcess("bash", [ENGINE_BUILD, ...components], {
             env: process.env,
             timeoutMs: 90 * 60_000,
         });
@@ -231,6 +236,16 @@ export class PulumiProject {
     /** The state as stored (secrets encrypted) and decrypted. */
     async exportState(showSecrets: boolean): Promise<string> {
         return this.must(["stack", "export", "--stack", this.stack, ...(showSecrets ? ["--show-secrets"] : [])]);
+    }
+
+    /** The binary of resource plugin `name` `version` as installed in this project's PULUMI_HOME. */
+    installedPlugin(name: string, version: string): string {
+        return path.join(
+            this.env.PULUMI_HOME as string,
+            "plugins",
+            `resource-${name}-v${version}`,
+            `pulumi-resource-${name}`,
+        );
     }
 
     /** The project in `dir` (under this one's temporary directory), in this one's backend and PULUMI_HOME. */
