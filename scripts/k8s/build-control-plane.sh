@@ -15,6 +15,9 @@
 #   ${XDG_CACHE_HOME:-$HOME/.cache}/consul-pulumi/etcd-<version>/etcd
 # and skips a build whose cached binary reports the right version. Progress goes to stderr; the two
 # binary paths are the last two lines on stdout (kube-apiserver, then etcd).
+# With --node it also builds what a one-node cluster runs beside them (tests/k8s-real/):
+# kube-controller-manager, kube-scheduler, kubelet and kubectl, in the same kubernetes-<version>
+# directory, and CoreDNS at coredns-<version>/coredns; their paths are printed first.
 #
 # Env: KUBERNETES_VERSION, ETCD_VERSION (defaults pinned below), GO (default /usr/local/go/bin/go),
 #      K8S_GO_JOBS (go build -p, default 2; builds run under nice -n 10).
@@ -27,11 +30,16 @@ KUBERNETES_VERSION="${KUBERNETES_VERSION:-1.34.4}"
 KUBERNETES_VERSION="${KUBERNETES_VERSION#v}"
 ETCD_VERSION="${ETCD_VERSION:-3.6.16}"
 ETCD_VERSION="${ETCD_VERSION#v}"
+# The CoreDNS release kubeadm 1.34 installs.
+COREDNS_VERSION="${COREDNS_VERSION:-1.12.1}"
+COREDNS_VERSION="${COREDNS_VERSION#v}"
 GO="${GO:-/usr/local/go/bin/go}"
 JOBS="${K8S_GO_JOBS:-2}"
 CACHE_ROOT="${XDG_CACHE_HOME:-$HOME/.cache}/consul-pulumi"
-APISERVER="$CACHE_ROOT/kubernetes-$KUBERNETES_VERSION/kube-apiserver"
+K8S_DIR="$CACHE_ROOT/kubernetes-$KUBERNETES_VERSION"
+APISERVER="$K8S_DIR/kube-apiserver"
 ETCD="$CACHE_ROOT/etcd-$ETCD_VERSION/etcd"
+COREDNS="$CACHE_ROOT/coredns-$COREDNS_VERSION/coredns"
 
 log() { printf '[build-control-plane] %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -39,8 +47,19 @@ die() { log "ERROR: $*"; exit 1; }
 # shellcheck source=scripts/e2e/apt.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../e2e/apt.sh"
 
-apiserver_ok() {
-  [[ -x "$APISERVER" ]] && [[ "$("$APISERVER" --version 2>/dev/null)" == "Kubernetes v$KUBERNETES_VERSION" ]]
+# binary_version FILE: "Kubernetes v<release>", as the server binaries' --version says it.
+binary_version() {
+  if [[ "${1##*/}" == kubectl ]]; then
+    "$1" version --client -o json 2>/dev/null | jq -r '"Kubernetes " + .clientVersion.gitVersion'
+  else
+    "$1" --version 2>/dev/null
+  fi
+}
+
+# binary_ok NAME: the cached Kubernetes binary reports this release.
+binary_ok() {
+  local bin="$K8S_DIR/$1"
+  [[ -x "$bin" ]] && [[ "$(binary_version "$bin")" == "Kubernetes v$KUBERNETES_VERSION" ]]
 }
 
 etcd_ok() {
@@ -48,6 +67,23 @@ etcd_ok() {
   local out
   out="$("$ETCD" --version 2>/dev/null)" || return 1
   [[ "${out%%$'\n'*}" == "etcd Version: $ETCD_VERSION" ]]
+}
+
+coredns_ok() {
+  [[ -x "$COREDNS" ]] && [[ "$("$COREDNS" -version 2>/dev/null | head -n 1)" == "CoreDNS-$COREDNS_VERSION" ]]
+}
+
+# CoreDNS's module has no replace directives: go install builds it as released.
+build_coredns() {
+  local tmp="$1" start=$SECONDS
+  log "go install github.com/coredns/coredns@v$COREDNS_VERSION (-p $JOBS, nice -n 10)"
+  GOBIN="$tmp/coredns-bin" GOWORK=off nice -n 10 "$GO" install -p "$JOBS" -trimpath -ldflags "-s -w" \
+    "github.com/coredns/coredns@v$COREDNS_VERSION" 2>&1 | { grep -v '^go: downloading' || true; } >&2
+  mkdir -p "$(dirname "$COREDNS")"
+  mv -f "$tmp/coredns-bin/coredns" "$COREDNS.tmp"
+  mv -f "$COREDNS.tmp" "$COREDNS"
+  coredns_ok || die "built coredns does not report CoreDNS-$COREDNS_VERSION"
+  log "built CoreDNS $COREDNS_VERSION in $((SECONDS - start))s"
 }
 
 # Downloads module@version and copies it to $2 (writable); prints the download's JSON.
@@ -65,14 +101,17 @@ fetch_module() {
 # go build in the current directory (the copied main module); the "go: downloading" lines are
 # filtered out of the progress output.
 go_build() {
-  local out="$1" ldflags="$2" tags="$3" pkg="$4"
-  log "go build $pkg (-p $JOBS, nice -n 10; cold, both binaries take about 6 minutes on 2 cores)"
-  nice -n 10 "$GO" build -p "$JOBS" -mod=mod -trimpath -tags "$tags" -ldflags "$ldflags" -o "$out" "$pkg" 2>&1 |
+  local out="$1" ldflags="$2" tags="$3"
+  shift 3
+  log "go build $* (-p $JOBS, nice -n 10; cold, kube-apiserver and etcd take about 6 minutes on 2 cores)"
+  nice -n 10 "$GO" build -p "$JOBS" -mod=mod -trimpath -tags "$tags" -ldflags "$ldflags" -o "$out" "$@" 2>&1 |
     { grep -v '^go: downloading' || true; } >&2
 }
 
-build_apiserver() {
-  local tmp="$1" start=$SECONDS info edits=() nosumdb=() path
+# build_kubernetes TMP NAME...: the named ./cmd binaries, from one copy of the module, in one go build.
+build_kubernetes() {
+  local tmp="$1" start=$SECONDS info edits=() nosumdb=() path name pkgs=()
+  shift
   info="$(fetch_module "k8s.io/kubernetes@v$KUBERNETES_VERSION" "$tmp/kubernetes")"
   cd "$tmp/kubernetes"
   # Each ./staging/src/k8s.io/X replace (the module zip has no staging/src: those are modules of
@@ -86,18 +125,22 @@ build_apiserver() {
   ((${#edits[@]})) || die "k8s.io/kubernetes@v$KUBERNETES_VERSION has no ./staging replaces to rewrite"
   log "pointing ${#edits[@]} staging replaces at the published modules @$staging"
   "$GO" mod edit "${edits[@]}"
+  for name in "$@"; do pkgs+=("./cmd/$name"); done
+  mkdir -p "$tmp/out"
   # go.sum has no lines for the staging modules (they were local), and the checksum database is
   # not reachable here: those few come from the proxy unverified by it; every other module is
   # still checked against the release's go.sum.
   GONOSUMDB="$(IFS=,; echo "${nosumdb[*]}")" GOWORK=off \
-    go_build "$tmp/kube-apiserver" "$(apiserver_ldflags "$info")" providerless,notest ./cmd/kube-apiserver
-  local got
-  got="$("$tmp/kube-apiserver" --version)"
-  [[ "$got" == "Kubernetes v$KUBERNETES_VERSION" ]] || die "built kube-apiserver reports '$got'"
-  mkdir -p "$(dirname "$APISERVER")"
-  mv -f "$tmp/kube-apiserver" "$APISERVER.tmp"
-  mv -f "$APISERVER.tmp" "$APISERVER"
-  log "built $got in $((SECONDS - start))s"
+    go_build "$tmp/out/" "$(apiserver_ldflags "$info")" providerless,notest "${pkgs[@]}"
+  mkdir -p "$K8S_DIR"
+  for name in "$@"; do
+    local got
+    got="$(binary_version "$tmp/out/$name")"
+    [[ "$got" == "Kubernetes v$KUBERNETES_VERSION" ]] || die "built $name reports '$got'"
+    mv -f "$tmp/out/$name" "$K8S_DIR/$name.tmp"
+    mv -f "$K8S_DIR/$name.tmp" "$K8S_DIR/$name"
+  done
+  log "built $* ($KUBERNETES_VERSION) in $((SECONDS - start))s"
 }
 
 # The version variables hack/lib/version.sh sets, so --version and /version tell the release.
@@ -130,6 +173,13 @@ build_etcd() {
   log "built etcd $ETCD_VERSION in $((SECONDS - start))s"
 }
 
+K8S_BINARIES=(kube-apiserver)
+case "${1:-}" in
+  --node) K8S_BINARIES+=(kube-controller-manager kube-scheduler kubelet kubectl) ;;
+  "") ;;
+  *) die "usage: $0 [--node]" ;;
+esac
+
 main() {
   ensure_apt jq ca-certificates
   [[ -x "$GO" ]] || die "Go toolchain not found at $GO"
@@ -145,10 +195,17 @@ main() {
   # shellcheck disable=SC2064  # expand $tmp now
   trap "chmod -R u+w '$tmp' 2>/dev/null || true; rm -rf '$tmp'" EXIT
 
-  if apiserver_ok; then log "cached: $APISERVER"; else (build_apiserver "$tmp"); fi
+  local name missing=()
+  for name in "${K8S_BINARIES[@]}"; do binary_ok "$name" || missing+=("$name"); done
+  if ((${#missing[@]})); then (build_kubernetes "$tmp" "${missing[@]}"); else log "cached: $K8S_DIR"; fi
   if etcd_ok; then log "cached: $ETCD"; else (build_etcd "$tmp"); fi
-  apiserver_ok || die "$APISERVER is not Kubernetes v$KUBERNETES_VERSION"
+  if [[ "${1:-}" == --node ]]; then
+    if coredns_ok; then log "cached: $COREDNS"; else (build_coredns "$tmp"); fi
+    printf '%s\n' "$COREDNS"
+  fi
+  for name in "${K8S_BINARIES[@]}"; do binary_ok "$name" || die "$K8S_DIR/$name is not Kubernetes v$KUBERNETES_VERSION"; done
   etcd_ok || die "$ETCD is not etcd $ETCD_VERSION"
+  for name in "${K8S_BINARIES[@]:1}"; do printf '%s\n' "$K8S_DIR/$name"; done
   printf '%s\n%s\n' "$APISERVER" "$ETCD"
 }
 
