@@ -22,6 +22,12 @@
 #   hosts.sh info <workdir>            print bridge, subnet and host list
 #
 # Env: HOSTS_BOOT_TIMEOUT (s, default 60), HOSTS_STOP_TIMEOUT (s, default 20).
+#      HOSTS_K8S_NODES ("i j ...", default none): these hosts are Kubernetes nodes, as kind's are
+#      containers (tests/k8s-real/): the k8s-node image (image.sh IMAGE_FLAVOR=k8s-node), all
+#      capabilities and the keyring system calls (runc gives each container a session keyring),
+#      /var/lib/containerd on a plain directory (an overlayfs upper dir cannot be on overlayfs),
+#      /dev/kmsg (kubelet's OOM watcher), and HOSTS_K8S_BIN (required then) read-only at
+#      /opt/k8s/bin. The node remounts its cgroup controllers writable itself.
 # hosts.json: [{"name":"consul-host-1","address":"10.213.X.11","port":22,"user":"root",
 #               "machine":"<nspawn machine name>","veth":"<host-side veth>"}, ...]
 set -euo pipefail
@@ -76,6 +82,51 @@ subnet_in_use() {
 
 host_addr() { printf '%s.%s\n' "$(cat "$1/subnet")" "$((10 + $2))"; }
 
+# node_cgroups MACHINE: "<hierarchy dir>/<this process's cgroup>/k8s-node-MACHINE" for each cgroup
+# hierarchy mounted under /sys/fs/cgroup (v1 controllers, name=systemd, and the v2 one).
+node_cgroups() {
+  local machine="$1" id ctrls rel dir name
+  while IFS=: read -r id ctrls rel; do
+    [[ -n "$id" ]] || continue
+    if [[ -z "$ctrls" ]]; then dir=/sys/fs/cgroup/unified; [[ -d "$dir" ]] || dir=/sys/fs/cgroup
+    else
+      name="${ctrls#name=}"
+      dir="/sys/fs/cgroup/$name"
+      [[ -d "$dir" ]] || dir="/sys/fs/cgroup/${ctrls%%,*}"
+    fi
+    [[ -d "$dir" ]] && printf '%s\n' "$dir${rel%/}/k8s-node-$machine"
+  done </proc/self/cgroup
+}
+
+# enter_node_cgroup HOST_DIR MACHINE: moves this (sub)shell into a new cgroup in every hierarchy,
+# listed in HOST_DIR/cgroups for remove_node_cgroups.
+enter_node_cgroup() {
+  local cg
+  node_cgroups "$2" >>"$1/cgroups"
+  while IFS= read -r cg; do
+    mkdir -p "$cg"
+    # A new cpuset cgroup has no CPUs or memory nodes, and takes no process, until given its parent's.
+    if [[ -f "$cg/cpuset.cpus" ]]; then
+      cat "${cg%/*}/cpuset.cpus" >"$cg/cpuset.cpus"
+      cat "${cg%/*}/cpuset.mems" >"$cg/cpuset.mems"
+    fi
+    printf '%s\n' "$BASHPID" >"$cg/cgroup.procs"
+  done < <(node_cgroups "$2")
+}
+
+# remove_node_cgroups HOST_DIR: once the node is gone, its cgroups, deepest first (the kubelet's
+# kubepods tree stays behind, empty, when the node's processes are killed).
+remove_node_cgroups() {
+  local cg
+  [[ -f "$1/cgroups" ]] || return 0
+  while IFS= read -r cg; do
+    [[ -d "$cg" ]] || continue
+    find "$cg" -depth -type d -exec rmdir {} + 2>/dev/null || true
+    [[ -d "$cg" ]] && log "WARNING: could not remove cgroup $cg"
+  done <"$1/cgroups"
+  return 0
+}
+
 # Boots host i's container on its (mounted) overlay root: at `up`, and again after power-off.
 start_host() {
   local wd="$1" i="$2" hd br
@@ -83,11 +134,20 @@ start_host() {
   br="$(cat "$wd/bridge")"
   # setsid + all fds redirected: the container outlives this shell and holds none of
   # the caller's pipes (a test runner waiting for EOF would otherwise hang).
-  setsid systemd-nspawn -D "$hd/root" --boot --register=no --keep-unit \
-    --network-bridge="$br" --machine="$(machine_name "$wd" "$i")" --hostname="consul-host-$i" \
-    --kill-signal=SIGRTMIN+3 --console=read-only --resolv-conf=off --timezone=off \
-    --link-journal=no --setenv=SYSTEMD_COLORS=0 \
-    </dev/null >>"$hd/console.log" 2>&1 9>&- &
+  local node_args=()
+  if [[ -f "$hd/k8s-bin" ]]; then
+    node_args=(--capability=all --system-call-filter=@keyring --bind="$hd/containerd:/var/lib/containerd"
+      --bind=/dev/kmsg --bind-ro="$(cat "$hd/k8s-bin"):/opt/k8s/bin")
+  fi
+  (
+    # A node's kubelet makes its pods' cgroups at the root of the node's cgroup namespace: that
+    # root is a cgroup of its own (removed at stop_host), not this machine's.
+    [[ -f "$hd/k8s-bin" ]] && enter_node_cgroup "$hd" "$(machine_name "$wd" "$i")"
+    exec setsid systemd-nspawn -D "$hd/root" --boot --register=no --keep-unit "${node_args[@]}" \
+      --network-bridge="$br" --machine="$(machine_name "$wd" "$i")" --hostname="consul-host-$i" \
+      --kill-signal=SIGRTMIN+3 --console=read-only --resolv-conf=off --timezone=off \
+      --link-journal=no --setenv=SYSTEMD_COLORS=0
+  ) </dev/null >>"$hd/console.log" 2>&1 9>&- &
   printf '%s\n' "$!" >"$hd/pid"
 }
 
@@ -113,9 +173,14 @@ cmd_up() {
   # shellcheck disable=SC2064
   trap "up_exit '$wd'" EXIT
 
-  local image
+  local image node_image="" k8s_nodes=" ${HOSTS_K8S_NODES:-} "
   image="$("$SCRIPT_DIR/image.sh" | tail -n1)"
   [[ -d "$image" ]] || die "image.sh gave no image"
+  if [[ -n "${HOSTS_K8S_NODES:-}" ]]; then
+    [[ -d "${HOSTS_K8S_BIN:-}" ]] || die "HOSTS_K8S_NODES needs HOSTS_K8S_BIN, the directory of the Kubernetes binaries"
+    node_image="$(IMAGE_FLAVOR=k8s-node "$SCRIPT_DIR/image.sh" | tail -n1)"
+    [[ -d "$node_image" ]] || die "image.sh gave no k8s-node image"
+  fi
 
   local br
   br="$(bridge_name "$wd")"
@@ -155,7 +220,13 @@ cmd_up() {
     machine="$(machine_name "$wd" "$i")"
     addr="$prefix.$((10 + i))"
     mkdir -p "$hd/upper" "$hd/work" "$root"
-    mount -t overlay overlay -o "lowerdir=$image,upperdir=$hd/upper,workdir=$hd/work" "$root"
+    local lower="$image"
+    if [[ "$k8s_nodes" == *" $i "* ]]; then
+      lower="$node_image"
+      mkdir -p "$hd/containerd"
+      realpath "$HOSTS_K8S_BIN" >"$hd/k8s-bin"
+    fi
+    mount -t overlay overlay -o "lowerdir=$lower,upperdir=$hd/upper,workdir=$hd/work" "$root"
     printf '%s\n' "$root" >"$hd/mount"
 
     printf 'consul-host-%s\n' "$i" >"$root/etc/hostname"
@@ -285,6 +356,7 @@ stop_host() {
       sleep 0.2
     done
   fi
+  remove_node_cgroups "$hd"
 }
 
 cmd_down() {

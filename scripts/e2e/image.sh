@@ -24,6 +24,13 @@ SUITE=bookworm
 # DNS suite (dns.e2e.ts, the dnsForwarder); less/iputils
 # are deliberately left out to keep it small.
 PACKAGES=systemd,systemd-sysv,dbus,openssh-server,iproute2,ca-certificates,curl,unzip,procps,rclone,dnsutils,systemd-resolved
+# IMAGE_FLAVOR=k8s-node: also what a one-node Kubernetes runs (tests/k8s-real/): the container
+# runtime and CNI plugins from Debian, and the tools kubelet calls (iptables, mount, conntrack).
+case "${IMAGE_FLAVOR:-}" in
+  "") ;;
+  k8s-node) PACKAGES+=,containerd,runc,containernetworking-plugins,iptables,conntrack,mount,util-linux,kmod,jq ;;
+  *) printf '[image] ERROR: IMAGE_FLAVOR must be empty or k8s-node, not %s\n' "$IMAGE_FLAVOR" >&2; exit 2 ;;
+esac
 # Bump when the in-image tweaks below change, to force a rebuild.
 TWEAKS_VERSION=3
 

@@ -78,6 +78,9 @@ export interface HostsOptions {
      * cached (the e2e suites build it first); a suite that may build it cold needs more.
      */
     readonly upTimeoutMs?: number;
+    /** Hosts (1-based) that are Kubernetes nodes (hosts.sh HOSTS_K8S_NODES), with the binaries in `k8sBin`. */
+    readonly k8sNodes?: readonly number[];
+    readonly k8sBin?: string;
 }
 
 /** n nspawn hosts from hosts.sh; `down()` must run in an after() hook. */
@@ -95,7 +98,11 @@ export class Hosts {
         const wd = path.join(tmp, "hosts");
         const h = new Hosts(wd);
         try {
-            await runScript("hosts.sh", ["up", wd, String(n)], options.upTimeoutMs ?? 5 * 60_000);
+            const nodes = options.k8sNodes ?? [];
+            const env: Record<string, string> = nodes.length
+                ? { HOSTS_K8S_NODES: nodes.join(" "), HOSTS_K8S_BIN: options.k8sBin ?? "" }
+                : {};
+            await runScript("hosts.sh", ["up", wd, String(n)], options.upTimeoutMs ?? 5 * 60_000, env);
         } catch (err) {
             await h.down();
             throw err;
