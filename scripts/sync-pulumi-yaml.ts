@@ -7,6 +7,7 @@ import * as fs from "fs";
 import * as path from "path";
 import * as yaml from "js-yaml";
 import { configSchema } from "../components/config/schema";
+import { KUBERNETES_PROVIDER_SETTINGS } from "../components/kubernetes/base";
 
 export const PULUMI_YAML = path.join(__dirname, "..", "Pulumi.yaml");
 export const README = path.join(__dirname, "..", "README.md");
@@ -15,6 +16,8 @@ const END = "<!-- config-reference:end -->";
 
 export function schemaAsProjectConfig(): Record<string, unknown> {
     const out: Record<string, unknown> = {};
+    // The default Kubernetes provider's settings (an explicit one gets them as arguments).
+    for (const [key, value] of Object.entries(KUBERNETES_PROVIDER_SETTINGS)) out[`kubernetes:${key}`] = { value };
     for (const [key, spec] of Object.entries(configSchema)) {
         const entry: Record<string, unknown> = { type: spec.type, description: spec.description };
         if (spec.type === "array") entry.items = { type: "string" };

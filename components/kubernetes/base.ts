@@ -8,12 +8,22 @@ import { clientNamespaceLabels, FILES, labels, serverNamespaceLabels } from "./m
 import { CA_CONFIGMAP_NAME } from "../agent";
 
 /**
+ * What every Kubernetes provider of this program must be told, the default one through Pulumi.yaml
+ * (scripts/sync-pulumi-yaml.ts writes these there as `kubernetes:` project config). Without them the
+ * provider replaces a ConfigMap or Secret whose data changes, and as their names are fixed it
+ * deletes them first, and with them the StatefulSet and DaemonSet that mount them: a logLevel
+ * change would delete every server at once (found by tests/k8s-real on a real cluster). Mutable,
+ * they are updated in place, and the pods roll by their config checksum, one at a time.
+ */
+export const KUBERNETES_PROVIDER_SETTINGS = { enableConfigMapMutable: true, enableSecretMutable: true } as const;
+
+/**
  * Provider arguments from config, or undefined for the ambient kubeconfig and context (then no
  * explicit provider is created and the default one applies, as `kubectl` would behave).
  */
 export function kubernetesProviderArgs(kube: KubernetesSettings): k8s.ProviderArgs | undefined {
     if (!kube.kubeconfig && !kube.context) return undefined;
-    const args: { kubeconfig?: string; context?: string } = {};
+    const args: k8s.ProviderArgs & { kubeconfig?: string; context?: string } = { ...KUBERNETES_PROVIDER_SETTINGS };
     // The provider accepts a path or the file's content; a path keeps credentials out of the state.
     if (kube.kubeconfig) {
         args.kubeconfig = expandHome(kube.kubeconfig);
@@ -49,9 +59,15 @@ export class KubernetesBase extends pulumi.ComponentResource {
 
         // Each namespace with its Pod Security labels (namespaces.ts); with k8sCreateNamespace false
         // they must exist, and their labels are the operator's.
-        const namespace = (resourceName: string, nsName: string, labels: Record<string, string>) => {
+        // `retain`: deleting a namespace deletes every claim in it, whatever the StatefulSet's PVC
+        // retention says; so with pvcRetentionWhenDeleted Retain, destroy leaves the servers' one.
+        const namespace = (resourceName: string, nsName: string, labels: Record<string, string>, retain = false) => {
             if (!kube.createNamespace) return { name: pulumi.output(nsName), dependsOn: [] };
-            const ns = new k8s.core.v1.Namespace(resourceName, { metadata: { name: nsName, labels } }, resourceOpts);
+            const ns = new k8s.core.v1.Namespace(
+                resourceName,
+                { metadata: { name: nsName, labels } },
+                { ...resourceOpts, retainOnDelete: retain },
+            );
             return { name: ns.metadata.name, dependsOn: [ns] };
         };
         // The CA is public: agents, the ACL Job and applications verify Consul's HTTPS with it.
@@ -65,7 +81,12 @@ export class KubernetesBase extends pulumi.ComponentResource {
                 { ...resourceOpts, dependsOn },
             );
 
-        const servers = namespace(`${name}-namespace`, kube.namespace, serverNamespaceLabels());
+        const servers = namespace(
+            `${name}-namespace`,
+            kube.namespace,
+            serverNamespaceLabels(),
+            kube.pvcRetentionWhenDeleted === "Retain",
+        );
         this.namespace = servers.name;
         this.caConfigMapName = caMap(`${name}-ca`, this.namespace, servers.dependsOn).metadata.name;
         if (kube.clientsEnabled) {

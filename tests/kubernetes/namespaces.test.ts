@@ -43,6 +43,22 @@ function placement(r: EvaluatedStack): Record<string, string> {
 const namespaces = (r: EvaluatedStack) =>
     Object.fromEntries(r.mocks.ofType(T.namespace).map((n) => [(n.inputs as Json).metadata.name, n.inputs.metadata]));
 
+describe("destroy and the servers' namespace", () => {
+    // Deleting a namespace deletes every claim in it: the StatefulSet's PVC retention alone cannot keep them.
+    const retained = async (pvcRetentionWhenDeleted: string) => {
+        const r = await evaluateProgram({ ...dev(), pvcRetentionWhenDeleted }, { stack: "dev" });
+        return Object.fromEntries(
+            r.mocks.ofType(T.namespace).map((n) => [(n.inputs as Json).metadata.name, n.retainOnDelete ?? false]),
+        );
+    };
+    it("pvcRetentionWhenDeleted Retain: destroy leaves the servers' namespace (and so its claims); the clients' goes", async () => {
+        assert.deepStrictEqual(await retained("Retain"), { consul: true, "consul-clients": false });
+    });
+    it("pvcRetentionWhenDeleted Delete: destroy deletes both", async () => {
+        assert.deepStrictEqual(await retained("Delete"), { consul: false, "consul-clients": false });
+    });
+});
+
 describe("Namespaces and Pod Security labels", () => {
     it("the levels are pinned to the Kubernetes minor the API server suite runs", () => {
         assert.strictEqual(POD_SECURITY_VERSION, "v1.34");
