@@ -29,6 +29,8 @@ export interface ClientStartOptions {
     readonly addressConfigFile: string;
     /** The hostPath data dir, which the init container handed to the consul user. */
     readonly dataDir: string;
+    /** The secret config fragment, whose `encrypt` is the gossip key. */
+    readonly secretConfigFile: string;
 }
 
 /**
@@ -71,6 +73,22 @@ export function clientStartScript(options: ClientStartOptions): string {
         '    sans="$sans,\\"$POD_IP\\""',
         "fi",
         `printf '{"auto_encrypt":{"ip_san":[%s]}}\\n' "$sans" >${shellQuote(options.addressConfigFile)}`,
+        // The data dir outlives the DaemonSet (a destroy and a new install on the same node): its
+        // persisted keyring, which Consul loads instead of `encrypt`, may lack this install's key,
+        // and the agent could join no one. The configured key goes first (the primary), the others
+        // stay (a rotation's). jq reads the key from the file: it is in no argument and not printed.
+        `keyring=${shellQuote(`${options.dataDir}/serf/local.keyring`)}`,
+        'if [ -f "$keyring" ]; then',
+        "    umask 077",
+        "    # shellcheck disable=SC2016 # $k is jq's",
+        `    jq -s '.[0].encrypt as $k | if ($k == null) or (.[1] | index($k)) then empty else [$k] + .[1] end' ${shellQuote(options.secretConfigFile)} "$keyring" >"$keyring.new"`,
+        '    if [ -s "$keyring.new" ]; then',
+        '        mv "$keyring.new" "$keyring"',
+        '        echo "the persisted gossip keyring lacked the configured key: it is now the primary key" >&2',
+        "    else",
+        '        rm -f "$keyring.new"',
+        "    fi",
+        "fi",
         "exec consul agent \\",
         ...files,
         '    -node="$NODE_NAME" \\',

@@ -398,6 +398,7 @@ describe("container scripts", () => {
             configFiles: ["/consul/config/client.json", "/consul/secret/secret.json"],
             addressConfigFile: "/consul/extra/addresses.json",
             dataDir: "/consul/data",
+            secretConfigFile: "/consul/secret/secret.json",
         }),
         "data dir owner": dataDirOwnerScript("/consul/data", 100, 1000),
         "leader probe": leaderProbeScript(8501, "/consul/ca/ca.crt"),
@@ -445,6 +446,7 @@ describe("container scripts", () => {
                 configFiles: ["/c/client.json", "/c/secret.json"],
                 addressConfigFile: path.join(dir, "addresses.json"),
                 dataDir: path.join(dir, "data"),
+                secretConfigFile: path.join(dir, "secret.json"),
             });
             return spawnSync("sh", ["-ec", script], {
                 encoding: "utf8",
@@ -481,6 +483,45 @@ describe("container scripts", () => {
             assert.strictEqual(run({ HOST_IP: "10.0.0.5", POD_IP: "10.0.0.5", NODE_NAME: "n" }).status, 0);
             assert.deepStrictEqual(JSON.parse(fs.readFileSync(path.join(dir, "addresses.json"), "utf8")), {
                 auto_encrypt: { ip_san: ["10.0.0.5"] },
+            });
+        });
+
+        describe("a keyring persisted in the data dir by an earlier install", () => {
+            const [key, old1, old2] = ["bmV3LWtleS0wMTIzNDU2Nzg5MDEyMzQ1Njc4OTAxMjM0NQ==", "b2xkMQ==", "b2xkMg=="];
+            const keyring = () => path.join(dir, "data", "serf", "local.keyring");
+            const env = { HOST_IP: "10.0.0.5", POD_IP: "10.0.0.5", NODE_NAME: "n" };
+            beforeEach(() => {
+                fs.writeFileSync(path.join(dir, "secret.json"), JSON.stringify({ encrypt: key, acl: { tokens: {} } }));
+                fs.mkdirSync(path.dirname(keyring()), { recursive: true });
+            });
+            afterEach(() => fs.rmSync(path.join(dir, "data", "serf"), { recursive: true, force: true }));
+
+            it("lacking this install's gossip key: gets it first (the primary), keeps the others, root-only, says so without the key", () => {
+                fs.writeFileSync(keyring(), JSON.stringify([old1, old2]), { mode: 0o600 });
+                const out = run(env);
+                assert.strictEqual(out.status, 0, out.stderr);
+                assert.deepStrictEqual(JSON.parse(fs.readFileSync(keyring(), "utf8")), [key, old1, old2]);
+                assert.strictEqual(fs.statSync(keyring()).mode & 0o777, 0o600);
+                assert.strictEqual(
+                    out.stderr,
+                    "the persisted gossip keyring lacked the configured key: it is now the primary key\n",
+                );
+                assert.ok(!out.stdout.includes(key) && !out.stderr.includes(key));
+            });
+
+            it("holding it (a restart, or mid-rotation): left as it is", () => {
+                const ring = JSON.stringify([old1, key]);
+                fs.writeFileSync(keyring(), ring, { mode: 0o600 });
+                const out = run(env);
+                assert.strictEqual(out.status, 0, out.stderr);
+                assert.strictEqual(fs.readFileSync(keyring(), "utf8"), ring);
+                assert.ok(!fs.existsSync(`${keyring()}.new`));
+            });
+
+            it("none yet (a first start): none written, the agent takes the key from its config", () => {
+                const out = run(env);
+                assert.strictEqual(out.status, 0, out.stderr);
+                assert.ok(!fs.existsSync(keyring()) && !fs.existsSync(`${keyring()}.new`));
             });
         });
 

@@ -81,6 +81,7 @@ export function clientDaemonSetSpec(
                         configFiles: agentConfigFiles(FILES.clientConfig),
                         addressConfigFile: `${MOUNTS.extra}/${FILES.addressConfig}`,
                         dataDir: MOUNTS.data,
+                        secretConfigFile: `${MOUNTS.secretConfig}/${FILES.secretConfig}`,
                     }),
                 ],
                 env: [
