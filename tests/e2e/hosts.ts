@@ -193,14 +193,19 @@ export class Hosts {
         );
     }
 
-    /** The ssh arguments that run `command` on host i (1-based) as root. */
-    private sshArgs(i: number, command: string): string[] {
+    /** The ssh arguments up to the remote command, for host i (1-based) as root. */
+    sshOptions(i: number): string[] {
         const host = this.hosts[i - 1];
         return [
             ...["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"],
             ...["-o", "BatchMode=yes", "-o", "ConnectTimeout=5", "-o", "IdentitiesOnly=yes", "-o", "ControlPath=none"],
-            ...["-i", this.sshKeyPath, `root@${host.address}`, "--", command],
+            ...["-i", this.sshKeyPath, `root@${host.address}`, "--"],
         ];
+    }
+
+    /** The ssh arguments that run `command` on host i (1-based) as root. */
+    private sshArgs(i: number, command: string): string[] {
+        return [...this.sshOptions(i), command];
     }
 
     /** Runs a command on host i (1-based) as root; never throws on a non-zero exit. */
