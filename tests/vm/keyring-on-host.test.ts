@@ -127,6 +127,17 @@ describe("gossip keyring on a fake host", function () {
                     };
                 }),
             );
+        const FINISHED =
+            "s1 keyring-finish: one gossip key, primary on every member (LAN 5 members, WAN 3 members); 1 old key(s) removed\n";
+        /** Consul's answers once the new key is used (set "used"), and once the old one is removed ("removed"). */
+        const usedThenRemoved = (opts: { token: string }) => {
+            host.respond("/v1/operator/keyring", pools({ [oldKey]: [3, 5], [key]: [3, 5] }, key), {
+                ...opts,
+                set: "used",
+            });
+            host.respondWith("/v1/operator/keyring", "switch_to removed", { ...opts, method: "DELETE", set: "used" });
+            host.respond("/v1/operator/keyring", pools({ [key]: [3, 5] }, key), { ...opts, set: "removed" });
+        };
         /** A server with our CA and the management token, its agent answering with a leader. */
         const server = () => {
             write(host.paths.caFile, material.caCertPem);
@@ -204,18 +215,10 @@ describe("gossip keyring on a fake host", function () {
             const opts = { token: managementToken };
             host.respond("/v1/operator/keyring", pools({ [oldKey]: [3, 5], [key]: [3, 5] }, oldKey), opts);
             host.respondWith("/v1/operator/keyring", "switch_to used", { ...opts, method: "PUT" });
-            host.respond("/v1/operator/keyring", pools({ [oldKey]: [3, 5], [key]: [3, 5] }, key), {
-                ...opts,
-                set: "used",
-            });
-            host.respondWith("/v1/operator/keyring", "switch_to removed", { ...opts, method: "DELETE" });
-            host.respond("/v1/operator/keyring", pools({ [key]: [3, 5] }, key), { ...opts, set: "removed" });
+            usedThenRemoved(opts);
             const run = host.run(script("finish"), key);
             ok(run);
-            assert.strictEqual(
-                run.stdout,
-                "s1 keyring-finish: one gossip key, primary on every member (LAN 5 members, WAN 3 members); 1 old key(s) removed\n",
-            );
+            assert.strictEqual(run.stdout, FINISHED);
             assert.deepStrictEqual(
                 run.requests.filter((r) => r.method !== "GET").map((r) => [r.method, r.body]),
                 [
@@ -233,18 +236,10 @@ describe("gossip keyring on a fake host", function () {
             host.respond("/v1/operator/keyring", pools({ [oldKey]: [3, 5], [key]: [3, 5] }, oldKey), opts);
             host.respondWith("/v1/operator/keyring", `switch_to answered; ${partial}`, { ...opts, method: "PUT" });
             host.respondWith("/v1/operator/keyring", "switch_to used", { ...opts, method: "PUT", set: "answered" });
-            host.respond("/v1/operator/keyring", pools({ [oldKey]: [3, 5], [key]: [3, 5] }, key), {
-                ...opts,
-                set: "used",
-            });
-            host.respondWith("/v1/operator/keyring", "switch_to removed", { ...opts, method: "DELETE", set: "used" });
-            host.respond("/v1/operator/keyring", pools({ [key]: [3, 5] }, key), { ...opts, set: "removed" });
+            usedThenRemoved(opts);
             const run = host.run(script("finish"), key);
             ok(run);
-            assert.strictEqual(
-                run.stdout,
-                "s1 keyring-finish: one gossip key, primary on every member (LAN 5 members, WAN 3 members); 1 old key(s) removed\n",
-            );
+            assert.strictEqual(run.stdout, FINISHED);
             assert.deepStrictEqual(
                 run.requests.filter((r) => r.method !== "GET").map((r) => r.method),
                 ["PUT", "PUT", "DELETE"],
