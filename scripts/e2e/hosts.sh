@@ -149,6 +149,13 @@ start_host() {
       --link-journal=no --setenv=SYSTEMD_COLORS=0
   ) </dev/null >>"$hd/console.log" 2>&1 9>&- &
   printf '%s\n' "$!" >"$hd/pid"
+  # The subshell becomes nspawn at its exec (after a node's cgroup set-up): the boot wait that
+  # follows tells a host whose nspawn exited by that process, so wait (bounded) until it is one.
+  local t
+  for ((t = 0; t < 50; t++)); do
+    is_our_nspawn "$!" "$hd/root" && break
+    sleep 0.1
+  done
 }
 
 cmd_up() {
