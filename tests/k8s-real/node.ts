@@ -106,7 +106,13 @@ export class KubeNode {
     ): Promise<KubeNode> {
         const host = hosts.hosts[index - 1];
         const node = new KubeNode(hosts, index, host.name, host.address, kubectl, workDir);
-        await node.setUp(images);
+        try {
+            await node.setUp(images);
+        } catch (err) {
+            // The caller never gets the node to restore: put the kernel settings back here.
+            node.restore();
+            throw err;
+        }
         return node;
     }
 
@@ -153,12 +159,10 @@ export class KubeNode {
             );
         }
         await this.waitReady(180_000);
-        // Enough for 5 servers twice over (a scale-up, and a reinstall after a destroy that kept its claims).
+        // The scenarios install 3 servers three times (the dev stack, the upgrade's stack, a reinstall
+        // after destroy), and a Retain policy keeps each claim's volume: 12 leave room for a scale to 5.
         const volumes = localVolumes(this.name, 12);
-        await this.hosts.run(
-            this.index,
-            `mkdir -p ${volumes.map((v) => `${LOCAL_VOLUME_DIR}/${(v as { metadata: { name: string } }).metadata.name}`).join(" ")}`,
-        );
+        await this.hosts.run(this.index, `mkdir -p ${volumes.map((v) => v.spec.local.path).join(" ")}`);
         await this.apply([...CLUSTER_OBJECTS, ...volumes]);
         log(`node ${this.name} Ready in ${((Date.now() - started) / 1000).toFixed(1)} s`);
     }
@@ -220,7 +224,7 @@ const LOCAL_STORAGE_CLASS = "standard";
 const LOCAL_VOLUME_DIR = "/var/lib/local-volumes";
 
 /** `count` local PersistentVolumes of 1 Gi on the node, each a directory of its own. */
-function localVolumes(nodeName: string, count: number): object[] {
+function localVolumes(nodeName: string, count: number): { spec: { local: { path: string } } }[] {
     return Array.from({ length: count }, (_, k) => ({
         apiVersion: "v1",
         kind: "PersistentVolume",
