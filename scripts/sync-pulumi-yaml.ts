@@ -7,7 +7,7 @@ import * as fs from "fs";
 import * as path from "path";
 import * as yaml from "js-yaml";
 import { configSchema } from "../components/config/schema";
-import { KUBERNETES_PROVIDER_SETTINGS } from "../components/kubernetes/base";
+import { KUBERNETES_PROVIDER_SETTINGS } from "../components/config/kubernetes-provider";
 
 export const PULUMI_YAML = path.join(__dirname, "..", "Pulumi.yaml");
 export const README = path.join(__dirname, "..", "README.md");

@@ -8,5 +8,6 @@ export { parseHost } from "./ssh";
 export { MIN_CONSUL_VERSION } from "./common";
 export { parseQuantity } from "./kubernetes";
 export { parseSettings } from "./parse";
+export { KUBERNETES_PROVIDER_SETTINGS } from "./kubernetes-provider";
 export { loadSettings } from "./load";
 export { DEVELOPMENT_STACKS, isDevelopmentStack } from "./stack-kind";

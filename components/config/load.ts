@@ -10,12 +10,15 @@ export function loadSettings(): Settings {
     const project = pulumi.getProject();
     const prefix = `${project}:`;
     const raw: Record<string, string> = {};
+    const kubernetesProvider: Record<string, string> = {};
     for (const [fullKey, value] of Object.entries(pulumi.runtime.allConfig())) {
         if (fullKey.startsWith(prefix)) raw[fullKey.slice(prefix.length)] = value;
+        if (fullKey.startsWith("kubernetes:")) kubernetesProvider[fullKey.slice("kubernetes:".length)] = value;
     }
     const settings = parseSettings(raw, project, pulumi.getStack(), {
         preview: pulumi.runtime.isDryRun(),
         secretKeys: secretConfigKeys(prefix, Object.keys(raw)),
+        kubernetesProvider,
     });
     for (const note of settings.notes) void pulumi.log.info(note);
     return settings;

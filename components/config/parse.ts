@@ -11,6 +11,7 @@ import { readAcl, readTls } from "./security";
 import { readAppTokens } from "./app-tokens";
 import { readFederation } from "./federation";
 import { ConfigError, Settings, TOPOLOGIES } from "./types";
+import { checkKubernetesProvider } from "./kubernetes-provider";
 import { readSnapshots } from "./snapshot";
 import { readVm } from "./vm";
 
@@ -22,7 +23,12 @@ export function parseSettings(
     raw: Record<string, string>,
     project: string,
     stack: string,
-    context: { preview?: boolean; secretKeys?: ReadonlySet<string> } = {},
+    context: {
+        preview?: boolean;
+        secretKeys?: ReadonlySet<string>;
+        /** The stack's `kubernetes:` provider config (key without prefix → string), checked on Kubernetes. */
+        kubernetesProvider?: Readonly<Record<string, string>>;
+    } = {},
 ): Settings {
     const r = createReader(raw, project, context.secretKeys ?? new Set());
     const { problems, key } = r;
@@ -58,6 +64,7 @@ export function parseSettings(
           })
         : undefined;
 
+    if (usesKubernetes) checkKubernetesProvider(problems, context.kubernetesProvider ?? {});
     const dns = readDns(r, topology, acl, common.ports);
     const { serverCount } = common;
     const serverCountValid = problems.list.every((p) => !p.startsWith(`${key("serverCount")} `));

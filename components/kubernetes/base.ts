@@ -3,19 +3,11 @@
 
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { expandHome, KubernetesSettings } from "../config";
+import { expandHome, KUBERNETES_PROVIDER_SETTINGS, KubernetesSettings } from "../config";
+
+export { KUBERNETES_PROVIDER_SETTINGS };
 import { clientNamespaceLabels, FILES, labels, serverNamespaceLabels } from "./manifests";
 import { CA_CONFIGMAP_NAME } from "../agent";
-
-/**
- * What every Kubernetes provider of this program must be told, the default one through Pulumi.yaml
- * (scripts/sync-pulumi-yaml.ts writes these there as `kubernetes:` project config). Without them the
- * provider replaces a ConfigMap or Secret whose data changes, and as their names are fixed it
- * deletes them first, and with them the StatefulSet and DaemonSet that mount them: a logLevel
- * change would delete every server at once (found by tests/k8s-real on a real cluster). Mutable,
- * they are updated in place, and the pods roll by their config checksum, one at a time.
- */
-export const KUBERNETES_PROVIDER_SETTINGS = { enableConfigMapMutable: true, enableSecretMutable: true } as const;
 
 /**
  * Provider arguments from config, or undefined for the ambient kubeconfig and context (then no
