@@ -5,7 +5,7 @@
 import * as assert from "assert";
 import { ConfigError, parseSettings } from "../../components/config";
 
-function problemsOf(topology: string, kubernetesProvider: Record<string, string>): string[] {
+function problemsOf(topology: string, kubernetesProvider: Record<string, string>): readonly string[] {
     try {
         parseSettings({ topology }, "consul", "dev", { kubernetesProvider });
     } catch (err) {
