@@ -8,9 +8,9 @@ import * as path from "path";
 import { CA_CONFIGMAP_NAME } from "../../components/agent";
 import { FILES } from "../../components/kubernetes/manifests/common";
 import { KubeNode } from "./node";
+import { sleep } from "./workloads";
 
 const NODE_DIR = "/var/tmp/leader-poll";
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export interface LeaderSeries {
     /** Unix ms of the first round in which a server named a leader (undefined: never). */

@@ -163,7 +163,7 @@ export class KubeNode {
         // after destroy), and a Retain policy keeps each claim's volume: 12 leave room for a scale to 5.
         const volumes = localVolumes(this.name, 12);
         await this.hosts.run(this.index, `mkdir -p ${volumes.map((v) => v.spec.local.path).join(" ")}`);
-        await this.apply([...CLUSTER_OBJECTS, ...volumes]);
+        this.apply([...CLUSTER_OBJECTS, ...volumes]);
         log(`node ${this.name} Ready in ${((Date.now() - started) / 1000).toFixed(1)} s`);
     }
 
@@ -180,10 +180,9 @@ export class KubeNode {
         return run.stdout;
     }
 
-    apply(manifests: readonly object[]): Promise<string> {
-        return Promise.resolve(
-            this.kubectl(["apply", "-f", "-"], JSON.stringify({ apiVersion: "v1", kind: "List", items: manifests })),
-        );
+    /** kubectl apply of these objects as one List. */
+    apply(manifests: readonly object[]): string {
+        return this.kubectl(["apply", "-f", "-"], JSON.stringify({ apiVersion: "v1", kind: "List", items: manifests }));
     }
 
     private async waitReady(timeoutMs: number): Promise<void> {

@@ -9,7 +9,7 @@ export interface Pod {
     status: { phase: string; conditions?: { type: string; status: string }[] };
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+export const sleep = (ms: number): Promise<unknown> => new Promise((r) => setTimeout(r, ms));
 
 export const seconds = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
 
