@@ -24,7 +24,7 @@ if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
     echo "The tests need these packages: ${missing[*]}. Install them (e.g. sudo apt-get install ${missing[*]}) and run again." >&2
     exit 1
 fi
-echo "Installing ${missing[*]} for the tests" >&2
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq >/dev/null
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+log() { echo "$*" >&2; }
+# shellcheck source=scripts/e2e/apt.sh
+source "$(dirname "${BASH_SOURCE[0]}")/e2e/apt.sh"
+ensure_apt "${missing[@]}"

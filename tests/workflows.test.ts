@@ -142,7 +142,7 @@ function secretPairs(...workflows: Workflow[]): string[] {
 // The README must say what GitHub runs and what only .ci/run runs.
 const README_GITHUB_SENTENCE =
     "GitHub Actions runs `npm test`'s checks only (type-check, lint, unit suite), none of the real-host " +
-    "suites (`test:k8s`, `test:e2e`, `test:k8s-pods`, `test:engine`): they need root, systemd-nspawn and " +
+    "suites (`test:k8s`, `test:e2e`, `test:engine`, `test:k8s-real`): they need root, systemd-nspawn and " +
     "long builds, and only `.ci/run` (`npm ci` + `npm run test:all`, on a root machine) runs them.";
 const README_FALSE_CLAIMS = [/on `main`, the full test command/, /is what CI runs/, /no leaderless poll/];
 const oneLine = (text: string) => text.replace(/\s+/g, " ");

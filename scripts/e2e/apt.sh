@@ -1,18 +1,25 @@
 # shellcheck shell=bash
 # Sourced by the e2e scripts: installs the Debian packages a script needs when they are missing
-# (needs root; runs `apt-get update` only when an install fails on a stale package list).
+# (needs root; runs `apt-get update` only when an install fails on a stale package list). Under one
+# machine-wide lock, so scripts running side by side (scripts/test-all.sh's prebuild beside the
+# suites) never meet on dpkg's lock; the check is repeated once the lock is held.
 # Expects the sourcing script to define log().
 
+APT_LOCK_FILE=/run/consul-pulumi-apt.lock
+
 ensure_apt() {
-  local missing=() pkg
-  for pkg in "$@"; do
-    [[ "$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null)" == "install ok installed" ]] || missing+=("$pkg")
-  done
-  ((${#missing[@]} == 0)) && return 0
-  log "installing apt packages: ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  if ! apt-get install -y --no-install-recommends "${missing[@]}" >&2; then
-    apt-get update >&2
-    apt-get install -y --no-install-recommends "${missing[@]}" >&2
-  fi
+  (
+    flock 7
+    local absent=() pkg
+    for pkg in "$@"; do
+      [[ "$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null)" == "install ok installed" ]] || absent+=("$pkg")
+    done
+    ((${#absent[@]} == 0)) && exit 0
+    log "installing apt packages: ${absent[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    if ! apt-get install -y --no-install-recommends "${absent[@]}" >&2; then
+      apt-get update >&2
+      apt-get install -y --no-install-recommends "${absent[@]}" >&2
+    fi
+  ) 7>"$APT_LOCK_FILE"
 }

@@ -1,6 +1,6 @@
 // The one wrapper over scripts/e2e/hosts.sh (systemd-nspawn hosts on a private bridge) and the
 // runner for the other scripts/e2e scripts, shared by the replay suite (./infra.ts re-exports it),
-// the engine suite (../engine) and the pod tests (../k8s-pods/hosts.ts): boot, run commands as
+// the engine suite (../engine) and the real Kubernetes node (../k8s-real): boot, run commands as
 // root over SSH, cut and restore a host's network, power a host off and on, swap its host key,
 // copy files into its root, tear down. Everything talks only to the bridge hosts.sh created, and
 // every wait is bounded.

@@ -37,12 +37,12 @@ import {
     ScenarioWatch,
     writeBulk,
 } from "./kv-checks";
-import { brokenRelease, BROKEN_VERSION, TAMPERED_VERSION, tamperedReleases } from "./releases";
+import { brokenRelease, BROKEN_VERSION, PREVIOUS_VERSION, TAMPERED_VERSION, tamperedReleases } from "./releases";
 import { assertNoFailures, Deployed, deployReplay, ReplayMocks } from "./replay";
 
 const HOST_COUNT = 6;
 const CLIENT = 6;
-const OLD_VERSION = "1.16.2";
+const OLD_VERSION = PREVIOUS_VERSION;
 
 const figures = new Figures();
 const figure = (line: string) => figures.add(line);

@@ -8,6 +8,12 @@ import * as os from "os";
 import * as path from "path";
 import { signWithTestKey } from "./release-signing";
 
+/**
+ * The release before the default one (components/config/schema.ts): where the upgrade scenarios start,
+ * on VMs and on Kubernetes. scripts/prebuild.sh reads it from this line to build it ahead of them.
+ */
+export const PREVIOUS_VERSION = "1.16.2";
+
 export const BROKEN_VERSION = "1.16.9";
 
 /** A mirror directory with consul_<BROKEN_VERSION>_linux_amd64.zip and its SHA256SUMS. */

@@ -11,6 +11,7 @@ import * as os from "os";
 import * as path from "path";
 import { CLIENT_NAME } from "../../components/agent/names";
 import { Hosts } from "../e2e/hosts";
+import { PREVIOUS_VERSION } from "../e2e/releases";
 import { projectDefaults, stackFileConfig } from "../mocks";
 import { engineCacheDir, VM_ENGINE_COMPONENTS } from "../../scripts/engine/engine-cache";
 import { PulumiProject } from "../engine/pulumi-cli";
@@ -34,7 +35,7 @@ const STATEFULSET = "consul-server";
 const KEYS = 1000;
 /** The upgrade's versions (scenario 9): the stack's default, and the release before it. */
 const NEW_VERSION = CONFIG.consulVersion;
-const OLD_VERSION = "1.16.2";
+const OLD_VERSION = PREVIOUS_VERSION;
 
 function figure(line: string): void {
     log(`FIGURE k8s-real: ${line}`);

@@ -8,14 +8,16 @@ import * as childProcess from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+import { DEFAULT_CONSUL_VERSION } from "../../components/config/schema";
 import { leaderProbeScript } from "../../components/kubernetes/scripts";
+import { PREVIOUS_VERSION } from "../e2e/releases";
 import { REPO_ROOT } from "../mocks";
 
 const CACHE_ROOT = path.join(
     process.env.XDG_CACHE_HOME ?? path.join(process.env.HOME ?? "/root", ".cache"),
     "consul-pulumi",
 );
-const VERSIONS = ["1.16.2", "1.16.3"];
+const VERSIONS = [PREVIOUS_VERSION, DEFAULT_CONSUL_VERSION];
 const PAUSE = "registry.k8s.io/pause:3.10";
 const consulImage = (version: string) => `docker.io/hashicorp/consul:${version}`;
 

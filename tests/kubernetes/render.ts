@@ -1,9 +1,6 @@
 // The Kubernetes objects a mocked program run registered, as the manifests `kubectl apply` would
 // get: apiVersion and kind from the resource type token, metadata and the rest from the inputs.
 
-import * as fs from "fs";
-import * as path from "path";
-import * as yaml from "js-yaml";
 import { EvaluatedStack, RecordedResource } from "../mocks";
 
 export interface Manifest {
@@ -41,18 +38,4 @@ function manifestOf(resource: RecordedResource): Manifest | undefined {
 /** Every Kubernetes object of the run, in registration order. */
 export function manifestsOf(result: EvaluatedStack): Manifest[] {
     return result.mocks.resources.map(manifestOf).filter((m): m is Manifest => m !== undefined);
-}
-
-export function toYaml(object: Record<string, unknown>): string {
-    return yaml.dump(object, { noRefs: true, lineWidth: -1, sortKeys: false });
-}
-
-/** Writes one YAML file per object into dir (created), named <prefix>-<resource name>.yaml. */
-export function writeManifests(dir: string, prefix: string, manifests: readonly Manifest[]): string[] {
-    fs.mkdirSync(dir, { recursive: true });
-    return manifests.map((m) => {
-        const file = path.join(dir, `${prefix}-${m.resourceName}.yaml`);
-        fs.writeFileSync(file, toYaml(m.object));
-        return file;
-    });
 }

@@ -139,7 +139,7 @@ describe(`The rendered manifests on a real kube-apiserver ${SERVER_KUBERNETES_VE
             /^StatefulSet in version "v1" cannot be handled as a StatefulSet: quantities must match the regular expression/,
         );
 
-        // Go validation, which kubectl-validate's schema check does not run.
+        // Go validation, which a schema check alone does not run.
         const mount = await paths.dryRunCreate(
             broken((o) => {
                 o.spec.template.spec.containers[0].volumeMounts[0].name = "no-such-volume";

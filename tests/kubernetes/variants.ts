@@ -1,5 +1,5 @@
 // The dev stack and its variants whose Kubernetes objects the validation suites check
-// (validate.test.ts with kubectl-validate, server-validate.test.ts against a real API server).
+// (references.test.ts between the objects, server-validate.test.ts against a real API server).
 
 import { evaluateProgram, stackFileConfig, withOperatorHome } from "../mocks";
 import { withPinnedKeys } from "../vm/fixtures";
