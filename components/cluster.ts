@@ -11,7 +11,14 @@ import {
     serverTlsName,
 } from "./agent";
 import { Host, Settings } from "./config";
-import { clientHttpsNames, ConsulAclAgentToken, ConsulClients, ConsulServers, KubernetesBase } from "./kubernetes";
+import {
+    clientHttpsNames,
+    ConsulAclAgentToken,
+    ConsulClients,
+    ConsulServerCount,
+    ConsulServers,
+    KubernetesBase,
+} from "./kubernetes";
 import { PATHS, VmCluster } from "./vm";
 import { prometheusScrapeConfig, renderScrapeConfig } from "./metrics";
 
@@ -245,6 +252,15 @@ export class ConsulCluster extends pulumi.ComponentResource {
                     agentToken: this.aclTokens.agentToken,
                 },
                 { parent: this, dependsOn: [base, ...(servers ? [servers] : []), ...vmServers] },
+            );
+        }
+        if (servers) {
+            // After the StatefulSet (and the ACL Job, whose Secret it reads): MinQuorum and Raft's
+            // voters follow the count (manifests/server-count-job.ts).
+            new ConsulServerCount(
+                `${name}-server-count`,
+                { ...common, caConfigMapName: base.caConfigMapName, aclSecretName: aclJob?.secretName },
+                { parent: this, dependsOn: [servers, ...(aclJob ? [aclJob] : [])] },
             );
         }
         if (kube.clientsEnabled) {

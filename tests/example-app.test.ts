@@ -3,6 +3,7 @@
 // outputs are the ones the Consul program exports for the dev (kubernetes) and prod (vm) stacks.
 
 import * as assert from "assert";
+import * as fs from "fs";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import {
@@ -16,6 +17,7 @@ import {
 import { ConsulMocks, evaluateProgram, REPO_ROOT, stackFileConfig, valueOf, withOperatorHome } from "./mocks";
 import { FILES } from "../components/kubernetes/manifests";
 import { CA_CONFIGMAP_NAME } from "../components/agent/names";
+import { DEFAULT_CONSUL_VERSION } from "../components/config/schema";
 
 const APP_PROJECT = "consul-example-app";
 const APP_DIR = path.join(REPO_ROOT, "examples", "app");
@@ -141,7 +143,20 @@ describe("app-stack helper and example", () => {
                 { name: "consul-ca", mountPath: "/etc/consul-ca", readOnly: true },
             ]);
             const names = (container.env as { name: string }[]).map((e) => e.name);
-            assert.deepStrictEqual(names, ["HOST_IP", "CONSUL_HTTP_ADDR", "CONSUL_CACERT", "CONSUL_TLS_SERVER_NAME"]);
+            assert.deepStrictEqual(names, [
+                "HOST_IP",
+                "CONSUL_HTTP_ADDR",
+                "CONSUL_CACERT",
+                "CONSUL_TLS_SERVER_NAME",
+                "POD_NAME",
+            ]);
+            // The script shellcheck checks is the one the container runs.
+            assert.deepStrictEqual(container.command, [
+                "/bin/sh",
+                "-c",
+                fs.readFileSync(path.join(REPO_ROOT, "examples/app/start.sh"), "utf8"),
+            ]);
+            assert.strictEqual(container.image, `hashicorp/consul:${DEFAULT_CONSUL_VERSION}`);
             assert.strictEqual(exports.consulHttpAddr, "https://$(HOST_IP):8501");
         });
 

@@ -18,6 +18,8 @@ export interface ConsulAclAgentTokenArgs {
 
 export class ConsulAclAgentToken extends pulumi.ComponentResource {
     public readonly job: k8s.batch.v1.Job;
+    /** The Secret with the token header files (the server-count Job reads the management one). */
+    public readonly secretName: pulumi.Output<string>;
 
     constructor(name: string, args: ConsulAclAgentTokenArgs, opts?: pulumi.ComponentResourceOptions) {
         super("consul:k8s:ConsulAclAgentToken", name, {}, opts);
@@ -41,6 +43,7 @@ export class ConsulAclAgentToken extends pulumi.ComponentResource {
             },
             o,
         );
+        this.secretName = secret.metadata.name;
         const policy = new k8s.core.v1.ConfigMap(
             `${name}-policy`,
             { metadata: meta("consul-acl-agent-policy"), data: { [FILES.agentPolicy]: agentPolicyBody() } },

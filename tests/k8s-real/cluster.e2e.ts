@@ -16,6 +16,7 @@ import { projectDefaults, stackFileConfig } from "../mocks";
 import { engineCacheDir, VM_ENGINE_COMPONENTS } from "../../scripts/engine/engine-cache";
 import { PulumiProject } from "../engine/pulumi-cli";
 import { LeaderPoll } from "./leader-poll";
+import { appPodScenario, removeApp } from "./app";
 import { scaleOutAndIn } from "./scale";
 import { stagedUpgrade } from "./upgrade";
 import { consulIn, column, isReady, podsIn, seconds, waitFor } from "./workloads";
@@ -125,6 +126,19 @@ describe("Kubernetes for real: pulumi up --stack dev on a one-node Kubernetes bu
             jobs.length >= 1 && jobs.every((j) => j.status.succeeded === 1),
             JSON.stringify(jobs.map((j) => [j.metadata.name, j.status])),
         );
+    });
+
+    it("2. an app pod from examples/app (app/'s kubernetesConsulAccess): its node-local agent over verified TLS with its token, a service and a key", async () => {
+        const scenario = {
+            consulProject: project!,
+            namespace: NAMESPACE,
+            serverPod: `${STATEFULSET}-0`,
+            managementToken: token,
+            agentNode: node!.name,
+        };
+        const { app, figure: line } = await appPodScenario(node!, scenario);
+        figure(line);
+        await removeApp(node!, app, scenario);
     });
 
     it("3. a second pulumi up changes nothing", async () => {

@@ -26,9 +26,10 @@ function voters(node: KubeNode, o: ScaleOptions): string[] {
 }
 
 /**
- * Scales out to `to` and back to `from`: after each `pulumi up` every server pod is Ready and Raft
- * has exactly those servers as voters (the departing ones removed, not left voting while dead); a
- * leader is known throughout. Returns the FIGURE line.
+ * Scales out to `to` and back to `from`: when each `pulumi up` returns, Raft has exactly the count's
+ * servers as voters (the departing ones removed, not left voting while dead) and autopilot's
+ * MinQuorum is the count; every server pod is Ready, the PDB expects the count, and a leader is known
+ * throughout. Returns the FIGURE line.
  */
 export async function scaleOutAndIn(node: KubeNode, project: PulumiProject, o: ScaleOptions): Promise<string> {
     const names = (n: number) => Array.from({ length: n }, (_, k) => `${o.statefulSet}-${k}`);
@@ -39,17 +40,16 @@ export async function scaleOutAndIn(node: KubeNode, project: PulumiProject, o: S
         await project.must(["config", "set", "--stack", project.stack, "consul:serverCount", String(count)]);
         const t0 = Date.now();
         const run = await project.update("up");
+        const upMs = Date.now() - t0;
         assert.strictEqual(run.code, 0, `serverCount ${count}: ${run.output.slice(-4000)}`);
+        // The server-count Job ran in that `pulumi up`, after the StatefulSet: when it returns,
+        // Raft's voters are the count's pods already, and autopilot's MinQuorum is the count.
+        assert.deepStrictEqual(voters(node, o), names(count), "Raft's voters when pulumi up returned");
         await waitFor(`${count} server pods, all Ready`, () => {
             const pods = servers();
             return pods.length === count && pods.every(isReady);
         });
         const ready = Date.now() - t0;
-        await waitFor(
-            `Raft's voters to be ${names(count).join(", ")}`,
-            () => voters(node, o).join() === names(count).join(),
-            180_000,
-        );
         const pdb = JSON.parse(node.kubectl(["get", "pdb", "-n", o.namespace, "-o", "json"])) as {
             items: { spec: { maxUnavailable?: number }; status: { expectedPods?: number } }[];
         };
@@ -65,9 +65,9 @@ export async function scaleOutAndIn(node: KubeNode, project: PulumiProject, o: S
             o.token,
             "consul operator autopilot get-config",
         );
-        const minQuorum = /MinQuorum\s*=\s*(\d+)/.exec(autopilot)?.[1] ?? "?";
+        assert.strictEqual(/MinQuorum\s*=\s*(\d+)/.exec(autopilot)?.[1], String(count), autopilot);
         figures.push(
-            `to ${count}: pods Ready ${seconds(ready)}, Raft's voters ${seconds(Date.now() - t0)}, autopilot MinQuorum ${minQuorum}`,
+            `to ${count}: pulumi up ${seconds(upMs)} (voters and MinQuorum ${count} when it returned), pods Ready ${seconds(ready)}`,
         );
     }
     const series = await poll.stop();

@@ -67,7 +67,7 @@ export const SKIP_AWAIT_ANNOTATION = "pulumi.com/skipAwait";
 /** How the Kubernetes provider deletes an object (and its dependents) before it reports the delete done. */
 export const DELETION_PROPAGATION_ANNOTATION = "pulumi.com/deletionPropagationPolicy";
 
-export type Component = "server" | "client" | "acl-init";
+export type Component = "server" | "client" | "acl-init" | "server-count";
 
 export function selectorLabels(component: Component): Record<string, string> {
     return { "app.kubernetes.io/name": "consul", "app.kubernetes.io/component": component };

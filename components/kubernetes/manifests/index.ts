@@ -9,3 +9,4 @@ export * from "./servers";
 export * from "./clients";
 export * from "./acl-job";
 export * from "./namespaces";
+export * from "./server-count-job";
