@@ -49,4 +49,5 @@ step "engine and providers" env ENGINE_GO_JOBS=2 bash "$here/engine/build.sh"
 step "kubernetes node binaries, coredns" bash "$here/k8s/build-control-plane.sh" --node
 step "k8s-node image" env IMAGE_FLAVOR=k8s-node bash "$here/e2e/image.sh"
 step "container images" bash "$here/k8s/images.sh" "$current" "$previous"
+step "chromium" bash "$here/k8s/chromium.sh"
 exit "$failed"

@@ -2,7 +2,8 @@
 // kubeconfig), with the real CLI and the real Kubernetes provider (scripts/engine/build.sh) against
 // a real one-node Kubernetes 1.34 (node.ts): the API server admits the objects, the scheduler
 // places the pods, the kubelet runs them in containerd, the Consul agents form a cluster. Then
-// the operator's changes on it (issue 14's scenarios 3, 4, 5 and 10).
+// an app pod, the UI in a browser and the operator's changes on it (issue 14's scenarios 2–7, 9
+// and 10).
 // Run with `npm run test:k8s-real`; needs root.
 
 import * as assert from "assert";
@@ -12,13 +13,14 @@ import * as path from "path";
 import { CLIENT_NAME } from "../../components/agent/names";
 import { Hosts } from "../e2e/hosts";
 import { PREVIOUS_VERSION } from "../e2e/releases";
-import { projectDefaults, stackFileConfig } from "../mocks";
+import { projectDefaults, REPO_ROOT, stackFileConfig } from "../mocks";
 import { engineCacheDir, VM_ENGINE_COMPONENTS } from "../../scripts/engine/engine-cache";
 import { PulumiProject } from "../engine/pulumi-cli";
 import { LeaderPoll } from "./leader-poll";
 import { appPodScenario, removeApp } from "./app";
 import { scaleOutAndIn } from "./scale";
 import { stagedUpgrade } from "./upgrade";
+import { uiScenario } from "./ui";
 import { consulIn, column, isReady, podsIn, seconds, waitFor } from "./workloads";
 import { imageArchives, KubeNode, log, nodeBinaries } from "./node";
 
@@ -177,6 +179,19 @@ describe("Kubernetes for real: pulumi up --stack dev on a one-node Kubernetes bu
                 .join("\n"),
         );
         log(`node IDs kept: ${[...before].map(([n, id]) => `${n} ${id.slice(0, 8)}`).join(", ")}`);
+    });
+
+    it("7. the UI in Chromium through the consul-ui Service, our CA trusted: a token login, the servers on the Nodes page", async () => {
+        figure(
+            await uiScenario(node!, {
+                namespace: NAMESPACE,
+                datacenter: CONFIG.datacenter,
+                servers: Array.from({ length: SERVERS }, (_, k) => `${STATEFULSET}-${k}`),
+                managementToken: token,
+                workDir: work,
+                outDir: path.join(REPO_ROOT, "test-output", "k8s-real"),
+            }),
+        );
     });
 
     it(`4. a rolling config change (logLevel): one server at a time, no leaderless gap over 2 s, ${KEYS} keys kept`, async () => {

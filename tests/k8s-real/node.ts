@@ -90,7 +90,7 @@ export class KubeNode {
         readonly index: number,
         readonly name: string,
         readonly address: string,
-        private readonly kubectlBin: string,
+        readonly kubectlBin: string,
         readonly workDir: string,
     ) {
         this.kubeconfigPath = path.join(workDir, "admin.kubeconfig");

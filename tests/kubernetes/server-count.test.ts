@@ -2,7 +2,6 @@
 // /bin/sh with real jq against a curl that answers as Consul's HTTP API does (its documented
 // /v1/operator/autopilot/configuration and /health bodies). On the real cluster: test:k8s-real's
 // scenario 6.
-/* eslint-disable @typescript-eslint/no-unsafe-argument, @typescript-eslint/no-unsafe-call, @typescript-eslint/no-unsafe-member-access -- manifests are read as loose JSON */
 
 import * as assert from "assert";
 import { spawnSync } from "child_process";
@@ -15,6 +14,7 @@ import { readShellFile } from "../../components/vm";
 import { scriptHeader } from "../../components/shell";
 import { evaluateProgram, REPO_ROOT, stackFileConfig, withOperatorHome } from "../mocks";
 import { withPinnedKeys } from "../vm/fixtures";
+import { Json } from "./helpers";
 
 const dev = () => stackFileConfig("dev").config;
 const JOB = "kubernetes:batch/v1:Job";
@@ -100,7 +100,7 @@ describe("the server-count Job (autopilot MinQuorum and Raft's voters follow con
         const r = await evaluateProgram(dev(), { stack: "dev" });
         const [job] = r.mocks.resources.filter((x) => x.type === JOB && x.name.includes("server-count"));
         assert.ok(job, "no server-count Job");
-        const spec = (job.inputs.spec as any).template.spec;
+        const spec = (job.inputs.spec as Json).template.spec;
         assert.deepStrictEqual(spec.volumes[1].secret.items, [
             { key: FILES.managementHeader, path: FILES.managementHeader },
         ]);

@@ -133,7 +133,6 @@ export function uiServiceSpec(settings: WorkloadSettings): k8s.types.input.core.
     };
 }
 
-/** One server at a time may be evicted; none when there is only one. */
 /**
  * The StatefulSet's own annotations. A staged rollout (updatePartition above 0) never reaches
  * currentRevision == updateRevision, which the provider's StatefulSet wait requires (its await
@@ -147,6 +146,7 @@ export function serverStatefulSetAnnotations(
     return kube.updatePartition > 0 ? { [SKIP_AWAIT_ANNOTATION]: "true" } : {};
 }
 
+/** One server at a time may be evicted; none when there is only one. */
 export function serverPdbSpec(serverCount: number): k8s.types.input.policy.v1.PodDisruptionBudgetSpec {
     return { maxUnavailable: serverCount === 1 ? 0 : 1, selector: { matchLabels: selectorLabels("server") } };
 }
