@@ -8,7 +8,8 @@ export const kubernetesKeys = {
     k8sNamespace: {
         type: "string",
         default: "consul",
-        description: "Namespace of the servers, the ACL and server-count Jobs and their objects; Pod Security enforces restricted there.",
+        description:
+            "Namespace of the servers, the ACL and server-count Jobs and their objects; Pod Security enforces restricted there.",
     },
     k8sClientNamespace: {
         type: "string",

@@ -113,7 +113,10 @@ describe("the server-count Job (autopilot MinQuorum and Raft's voters follow con
         const component = r.mocks.resources.find((x) => x.type === "consul:k8s:ConsulServerCount");
         assert.ok(component);
         const deps = component.dependencies.map((urn) => urn.split("::").pop() ?? "");
-        assert.ok(deps.includes("consul-servers-statefulset") && deps.includes("consul-acl-agent-token-job"), deps.join(", "));
+        assert.ok(
+            deps.includes("consul-servers-statefulset") && deps.includes("consul-acl-agent-token-job"),
+            deps.join(", "),
+        );
     });
 
     it("has no Job in the hybrid topology (no StatefulSet)", async () => {
