@@ -340,12 +340,16 @@ for pair in "pulumi=$PULUMI_VERSION" "command=$COMMAND_VERSION" "tls=$TLS_VERSIO
         die "package.json has @pulumi/${pair%%=*} $npm_version, this script builds ${pair#*=}: update both together"
 done
 mkdir -p "$bin" "$work" "$PULUMI_HOME" "$cache/providers"
-exec 9>"$cache/.lock"
-flock 9 # one build per cache directory at a time
 export PATH="$bin:$PATH"
 
 step=2
 for c in "${components[@]}"; do
+    # One build of a component at a time per cache directory. The Kubernetes provider (its own work
+    # dir, the longest build) has a lock of its own, so a caller that needs only the others does not
+    # wait for it; the others share work dirs (tls and random their bridge sources), hence one lock.
+    # Reopening fd 9 drops the lock the previous component held.
+    exec 9>"$cache/.lock-$([ "$c" = kubernetes ] && echo kubernetes || echo engine)"
+    flock 9
     case "$c" in
     cli) log "$step. Pulumi CLI v$PULUMI_VERSION" && run_component cli "$bin/pulumi" step_cli ;;
     langhost)
