@@ -15,7 +15,7 @@ const config = new pulumi.Config();
 const consulStack = new pulumi.StackReference(config.require("consulStack"));
 const namespace = config.get("namespace") ?? "apps";
 const tokenSecret = config.get("tokenSecret") ?? "";
-const image = config.get("image") ?? `hashicorp/consul:${DEFAULT_CONSUL_VERSION}`;
+const image = config.get("image") || `hashicorp/consul:${DEFAULT_CONSUL_VERSION}`;
 
 const consul = kubernetesConsulAccess(consulStack);
 const startScript = fs.readFileSync(path.join(__dirname, "start.sh"), "utf8");

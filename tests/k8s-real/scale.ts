@@ -5,7 +5,7 @@ import * as assert from "assert";
 import { PulumiProject } from "../engine/pulumi-cli";
 import { LeaderPoll } from "./leader-poll";
 import { KubeNode } from "./node";
-import { column, consulIn, isReady, podsIn, seconds, waitFor } from "./workloads";
+import { column, consulIn, isReady, seconds, statefulSetPods, waitFor } from "./workloads";
 
 export interface ScaleOptions {
     readonly namespace: string;
@@ -33,7 +33,7 @@ function voters(node: KubeNode, o: ScaleOptions): string[] {
  */
 export async function scaleOutAndIn(node: KubeNode, project: PulumiProject, o: ScaleOptions): Promise<string> {
     const names = (n: number) => Array.from({ length: n }, (_, k) => `${o.statefulSet}-${k}`);
-    const servers = () => podsIn(node, o.namespace).filter((p) => p.metadata.name.startsWith(`${o.statefulSet}-`));
+    const servers = () => statefulSetPods(node, o.namespace, o.statefulSet);
     const poll = LeaderPoll.start(node, o.namespace, o.statefulSet, o.to, o.httpsPort, o.serverTlsName);
     const figures: string[] = [];
     for (const count of [o.to, o.from]) {

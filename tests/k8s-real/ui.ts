@@ -110,22 +110,31 @@ export async function uiScenario(node: KubeNode, s: UiScenario): Promise<string>
             const started = Date.now();
             const response = await page.goto(url);
             assert.strictEqual(response?.status(), 200);
-            // With ACLs on and no token the UI lists nothing and offers to log in.
-            await page
-                .getByRole("button", { name: /log in/i })
-                .first()
-                .click();
-            await page
-                .getByLabel(/token|secretid/i)
-                .first()
-                .fill(s.managementToken);
-            await page
-                .getByRole("button", { name: /^log in$/i })
-                .last()
-                .click();
-            for (const server of s.servers) await page.getByText(server, { exact: true }).first().waitFor();
-            const loadedMs = Date.now() - started;
             fs.mkdirSync(s.outDir, { recursive: true });
+            try {
+                // With ACLs on and no token the UI lists nothing and offers to log in.
+                await page
+                    .getByRole("button", { name: /log in/i })
+                    .first()
+                    .click();
+                // As a user does: the token, then Enter (the form's own submit).
+                const secret = page.getByLabel(/token|secretid/i).first();
+                await secret.fill(s.managementToken);
+                await secret.press("Enter");
+                // Logged in (the header offers to log out); then the Nodes page afresh, with the token.
+                await page
+                    .getByRole("button", { name: /log ?out/i })
+                    .first()
+                    .waitFor();
+                await page.goto(url);
+                for (const server of s.servers) await page.getByText(server, { exact: true }).first().waitFor();
+            } catch (err) {
+                // What the browser showed, for whoever reads the failure.
+                await page.screenshot({ path: path.join(s.outDir, "consul-ui-failed.png"), fullPage: true });
+                const text = await page.locator("body").innerText();
+                throw new Error(`${String(err)}\nthe page (${page.url()}) showed:\n${text.slice(0, 3000)}`);
+            }
+            const loadedMs = Date.now() - started;
             const screenshot = path.join(s.outDir, "consul-ui-nodes.png");
             await page.screenshot({ path: screenshot, fullPage: true });
             assert.ok(!(await page.content()).includes(s.managementToken), "the page shows the token");

@@ -5,7 +5,7 @@ import * as assert from "assert";
 import { PulumiProject } from "../engine/pulumi-cli";
 import { LeaderPoll } from "./leader-poll";
 import { KubeNode } from "./node";
-import { column, consulIn, isReady, podsIn, seconds, waitFor } from "./workloads";
+import { column, consulIn, isReady, seconds, statefulSetPods, waitFor } from "./workloads";
 
 export interface UpgradeOptions {
     /** The stack config it starts from (Pulumi.dev.yaml's). */
@@ -39,7 +39,7 @@ export async function stagedUpgrade(node: KubeNode, project: PulumiProject, o: U
     await upgrade.must(["config", "set", "--stack", stack, "kubernetes:kubeconfig", node.kubeconfigPath]);
     const set = (key: string, value: string) =>
         upgrade.must(["config", "set", "--stack", stack, `consul:${key}`, value]);
-    const servers = () => podsIn(node, o.namespace).filter((p) => p.metadata.name.startsWith(o.statefulSet));
+    const servers = () => statefulSetPods(node, o.namespace, o.statefulSet);
     const allReady = () => servers().length === o.servers && servers().every(isReady);
     const images = () =>
         Object.fromEntries(servers().map((p) => [p.metadata.name, p.spec.containers[0].image.replace(/^.*:/, "")]));

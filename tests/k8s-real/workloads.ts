@@ -17,6 +17,12 @@ export function podsIn(node: KubeNode, ns: string): Pod[] {
     return (JSON.parse(node.kubectl(["get", "pods", "-n", ns, "-o", "json"])) as { items: Pod[] }).items;
 }
 
+/** The StatefulSet's pods (`<name>-<ordinal>`), not the Jobs' that share the prefix (consul-server-count-…). */
+export function statefulSetPods(node: KubeNode, ns: string, statefulSet: string): Pod[] {
+    const ordinal = new RegExp(`^${statefulSet}-\\d+$`);
+    return podsIn(node, ns).filter((p) => ordinal.test(p.metadata.name));
+}
+
 export function isReady(p: Pod): boolean {
     return p.status.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false;
 }
