@@ -98,7 +98,7 @@ describe("Kubernetes for real: pulumi up --stack dev on a one-node Kubernetes bu
         if (work) fs.rmSync(work, { recursive: true, force: true });
     });
 
-    it("1. pulumi up --stack dev: the server pods and the client pod Ready, a leader, every member, the ACL Job complete", async () => {
+    it("1. pulumi up --stack dev: the server pods and the client pod Ready, a leader, every member, the ACL and server-count Jobs complete", async () => {
         const poll = startPoll();
         const started = Date.now();
         const up = await project!.update("up");
@@ -124,8 +124,12 @@ describe("Kubernetes for real: pulumi up --stack dev on a one-node Kubernetes bu
                 items: { metadata: { name: string }; status: { succeeded?: number } }[];
             }
         ).items;
-        assert.ok(
-            jobs.length >= 1 && jobs.every((j) => j.status.succeeded === 1),
+        assert.deepStrictEqual(
+            jobs.map((j) => [j.metadata.name, j.status.succeeded]).sort(),
+            [
+                ["consul-acl-agent-token", 1],
+                ["consul-server-count", 1],
+            ],
             JSON.stringify(jobs.map((j) => [j.metadata.name, j.status])),
         );
     });
