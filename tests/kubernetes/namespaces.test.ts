@@ -85,7 +85,7 @@ describe("Namespaces and Pod Security labels", () => {
             );
         });
 
-        it("servers, the ACL Job and their objects in consul; the client agents and theirs in consul-clients", () => {
+        it("servers, the ACL and server-count Jobs and their objects in consul; the client agents and theirs in consul-clients", () => {
             assert.deepStrictEqual(placement(r), {
                 "ConfigMap/consul-ca": "consul",
                 "ConfigMap/consul-ca@consul-clients": "consul-clients",
@@ -99,6 +99,7 @@ describe("Namespaces and Pod Security labels", () => {
                 "Secret/consul-acl-init": "consul",
                 "ConfigMap/consul-acl-agent-policy": "consul",
                 "Job/consul-acl-agent-token": "consul",
+                "Job/consul-server-count": "consul",
                 "ConfigMap/consul-client-config": "consul-clients",
                 "Secret/consul-client-secret-config": "consul-clients",
                 "Secret/consul-client-https": "consul-clients",

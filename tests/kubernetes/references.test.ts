@@ -102,7 +102,15 @@ describe("references between the rendered manifests (volumes, ConfigMaps, Secret
             assert.ok(kinds("dev").has(kind), `dev renders no ${kind}`);
         for (const kind of ["DaemonSet", "Job"]) assert.ok(kinds("dev").has(kind) && kinds("hybrid").has(kind), kind);
         assert.ok(!kinds("hybrid").has("StatefulSet"));
-        assert.ok(!kinds("acl-off").has("Job"), "ACLs off still renders the ACL Job");
+        const jobs = (variant: string) =>
+            rendered[variant]
+                .filter((m) => m.object.kind === "Job")
+                .map((m) => String((m.object.metadata as Json).name))
+                .sort();
+        // ACLs off: no ACL Job; hybrid: no server-count Job (its servers are VMs).
+        assert.deepStrictEqual(jobs("dev"), ["consul-acl-agent-token", "consul-server-count"]);
+        assert.deepStrictEqual(jobs("acl-off"), ["consul-server-count"]);
+        assert.deepStrictEqual(jobs("hybrid"), ["consul-acl-agent-token"]);
     });
 
     it("every volume mount and ConfigMap/Secret volume refers to something rendered", () => {
