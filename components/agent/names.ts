@@ -6,6 +6,8 @@ import { Settings } from "../config";
 export const SERVER_NAME = "consul-server";
 export const CLIENT_NAME = "consul-client";
 export const UI_SERVICE_NAME = "consul-ui";
+/** The Job that makes MinQuorum and Raft's voters follow the server count (kubernetes topology). */
+export const SERVER_COUNT_JOB_NAME = "consul-server-count";
 export const CLUSTER_DOMAIN = "cluster.local";
 /** ConfigMap holding the cluster CA certificate (public) for agents, Jobs and applications. */
 export const CA_CONFIGMAP_NAME = "consul-ca";

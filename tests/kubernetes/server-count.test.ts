@@ -28,7 +28,9 @@ n=$(($(cat "$STUB/$key.count" 2>/dev/null || echo 0) + 1))
 echo "$n" >"$STUB/$key.count"
 body=""
 case " $* " in *" -X PUT "*) body=$(cat) ;; esac
-printf '%s %s %s\\n' "$key" "$url" "$body" >>"$STUB/calls"
+header=no-token
+case " $* " in *" -H @"*) header=token ;; esac
+printf '%s %s %s %s\\n' "$key" "$header" "$url" "$body" >>"$STUB/calls"
 file="$STUB/$key.$n"
 [ -f "$file" ] || file=$(ls "$STUB/$key".[0-9]* | sort -t. -k2 -n | tail -n 1)
 cat "$file"
@@ -41,7 +43,12 @@ interface Stub {
     readonly health: object[];
 }
 
-function runScript(count: number, stub: Stub, waitSeconds = 4): { status: number; out: string; calls: string[] } {
+function runScript(
+    count: number,
+    stub: Stub,
+    waitSeconds = 4,
+    headerFile = "/consul/acl/management-token.header",
+): { status: number; out: string; calls: string[] } {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "server-count-"));
     try {
         fs.mkdirSync(path.join(dir, "bin"));
@@ -59,7 +66,7 @@ function runScript(count: number, stub: Stub, waitSeconds = 4): { status: number
                 STATEFULSET: SERVER_NAME,
                 CONSUL_ADDRS: "https://consul-server.consul.svc:8501",
                 CA_FILE: "/consul/ca/ca.crt",
-                HEADER_FILE: "/consul/acl/management-token.header",
+                HEADER_FILE: headerFile,
                 WAIT_SECONDS: waitSeconds,
             }) + readShellFile(path.join(REPO_ROOT, "components/kubernetes/scripts/server-count.sh"));
         const r = spawnSync("/bin/sh", ["-c", script], {
@@ -147,7 +154,12 @@ describe("the server-count Job (autopilot MinQuorum and Raft's voters follow con
         const put = run.calls.find((c) => c.includes("cas="));
         assert.ok(put, run.calls.join("\n"));
         assert.match(put, /configuration\?cas=17 /);
-        assert.strictEqual(JSON.parse(put.slice(put.indexOf("{"))).MinQuorum, 5);
+        // What was read, written back with only MinQuorum changed.
+        assert.deepStrictEqual(JSON.parse(put.slice(put.indexOf("{"))), { ...configuration(3), MinQuorum: 5 });
+        assert.ok(
+            run.calls.every((c) => c.split(" ")[1] === "token"),
+            run.calls.join("\n"),
+        );
         assert.match(run.out, /autopilot MinQuorum 3 -> 5/);
         assert.match(run.out, /Raft: consul-server-0:voter:healthy .* consul-server-4:voter:healthy/);
         assert.strictEqual(run.calls.filter((c) => c.startsWith("v1_operator_autopilot_health")).length, 2);
@@ -164,6 +176,32 @@ describe("the server-count Job (autopilot MinQuorum and Raft's voters follow con
         assert.strictEqual(run.status, 0, run.out);
         assert.ok(!run.calls.some((c) => c.includes("cas=")), run.calls.join("\n"));
         assert.match(run.out, /MinQuorum is 3 already/);
+        assert.strictEqual(run.calls.filter((c) => c.startsWith("v1_operator_autopilot_health")).length, 2);
+    });
+
+    it("ACLs off: no token header on any call, and no ACL volume in the Job", async () => {
+        const run = runScript(
+            3,
+            { configuration: configuration(3), health: [health(server(0), server(1), server(2))] },
+            4,
+            "",
+        );
+        assert.strictEqual(run.status, 0, run.out);
+        assert.ok(
+            run.calls.length >= 3 && run.calls.every((c) => c.split(" ")[1] === "no-token"),
+            run.calls.join("\n"),
+        );
+        const r = await evaluateProgram({ ...dev(), aclEnabled: "false" }, { stack: "dev" });
+        const [job] = r.mocks.resources.filter((x) => x.type === JOB && x.name.includes("server-count"));
+        const spec = (job.inputs.spec as Json).template.spec as {
+            volumes: { name: string }[];
+            containers: { command: string[] }[];
+        };
+        assert.deepStrictEqual(
+            spec.volumes.map((v) => v.name),
+            ["ca"],
+        );
+        assert.match(spec.containers[0].command[2], /^readonly HEADER_FILE=''$/m);
     });
 
     it("fails at its deadline naming Raft's servers when a departing one is never pruned", () => {

@@ -1,6 +1,6 @@
 // The Job that makes autopilot's MinQuorum follow consul:serverCount and waits until Raft's voters
 // are the StatefulSet's pods (scripts/server-count.sh). It runs after the StatefulSet in every
-// `pulumi up` whose count differs from the last one: its spec carries the count.
+// `pulumi up` that changes its spec, which carries the count (and the image and the addresses).
 
 import * as path from "path";
 import * as k8s from "@pulumi/kubernetes";
@@ -13,7 +13,12 @@ import { FILES, labels, MOUNTS, WorkloadSettings } from "./common";
 import { containerSecurityContext, podSecurityContext } from "./pod";
 
 /** How long the Job waits for a leader and then for Raft to match the count, per attempt. */
-export const SERVER_COUNT_WAIT_SECONDS = 300;
+export const SERVER_COUNT_WAIT_SECONDS = 240;
+/**
+ * The whole Job's limit, both attempts: under the Kubernetes provider's 10 minutes for a Job, so a
+ * Job that cannot finish fails `pulumi up` with its own reason rather than the provider's timeout.
+ */
+export const SERVER_COUNT_DEADLINE_SECONDS = 540;
 
 export interface ServerCountJobNames {
     readonly caConfigMap: pulumi.Input<string>;
@@ -43,7 +48,9 @@ export function serverCountJobSpec(
 ): k8s.types.input.batch.v1.JobSpec {
     const acl = names.aclSecret !== undefined;
     return {
-        backoffLimit: 2,
+        // One retry (a pod evicted or a node restarted); the script itself waits out slow servers.
+        backoffLimit: 1,
+        activeDeadlineSeconds: SERVER_COUNT_DEADLINE_SECONDS,
         template: {
             metadata: { labels: labels("server-count") },
             spec: {

@@ -14,7 +14,9 @@
 readonly COUNT STATEFULSET CONSUL_ADDRS CA_FILE HEADER_FILE WAIT_SECONDS
 set -eu
 
-# api PATH [curl options...]: a call to the leader-known server; fails on an HTTP error.
+# api PATH [curl options...]: a call to $server, an address that answered with a leader (behind a
+# Service name, each call may reach another server; they forward these to the leader); fails on an
+# HTTP error.
 api() {
     path=$1
     shift
