@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs the Debian tools the tests call (openssl, ssh-keygen, shellcheck, systemd-analyze; gpg, gpgv
-# and unzip for the release-download runs) when they are missing, so `npm cit` is the whole set-up on
+# Installs the Debian tools the tests call (openssl, ssh-keygen, shellcheck, systemd-analyze, jq for the
+# server-count Job's script; gpg, gpgv and unzip for the release-download runs) when they are missing, so `npm cit` is the whole set-up on
 # a fresh machine. Needs root for apt-get; otherwise it names what to install.
 set -euo pipefail
 
@@ -12,6 +12,7 @@ declare -A package_of=(
     [gpg]=gnupg
     [gpgv]=gpgv
     [unzip]=unzip
+    [jq]=jq
 )
 
 missing=()

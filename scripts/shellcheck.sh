@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs shellcheck on every *.sh file in the repository that git tracks or would track (new files
-# count, ignored ones do not): scripts/** and the VM host scripts' parts in components/vm/scripts/.
+# count, ignored ones do not): scripts/**, the VM host scripts' parts in components/vm/scripts/, the
+# Kubernetes Jobs' scripts in components/kubernetes/scripts/ and examples/app/start.sh.
 # Each file names its shell by its shebang or a `# shellcheck shell=` line; a file shellcheck cannot
 # check (no shell named, or not sh/bash) fails here rather than being skipped. Sources are followed
 # (-x) from the repository root, as the `# shellcheck source=` lines expect. The VM script parts

@@ -26,12 +26,23 @@ log() { printf '[build-prometheus] %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
 want="prometheus, version 2.${VERSION#v0.}"
-if [[ -x "$BIN" ]] && [[ "$("$BIN" --version 2>&1 | head -n 1)" == "$want"* ]]; then
+cached() { [[ -x "$BIN" ]] && [[ "$("$BIN" --version 2>&1 | head -n 1)" == "$want"* ]]; }
+if cached; then
+    printf '%s\n' "$BIN"
+    exit 0
+fi
+mkdir -p "$CACHE_ROOT"
+# One build at a time (the prebuild beside the suite); a second caller waits and finds it cached.
+exec 9>"$CACHE_ROOT/.prometheus-$VERSION.lock"
+if ! flock -n 9; then
+    log "waiting for the build of Prometheus $VERSION in progress"
+    flock 9
+fi
+if cached; then
     printf '%s\n' "$BIN"
     exit 0
 fi
 [[ -x "$GO" ]] || GO="$(command -v go)" || die "Go is needed (on PATH or at /usr/local/go/bin/go)"
-mkdir -p "$CACHE_ROOT"
 work="$(mktemp -d "$CACHE_ROOT/.prometheus-build.XXXXXX")"
 trap 'chmod -R u+w "$work" 2>/dev/null; rm -rf "$work"' EXIT
 log "fetching github.com/prometheus/prometheus@$VERSION from the Go module proxy"

@@ -349,7 +349,7 @@ for c in "${components[@]}"; do
     # wait for it; the others share work dirs (tls and random their bridge sources), hence one lock.
     # Reopening fd 9 drops the lock the previous component held.
     exec 9>"$cache/.lock-$([ "$c" = kubernetes ] && echo kubernetes || echo engine)"
-    flock 9
+    flock -n 9 || { log "waiting for another build of $c (or of its group) in this cache" && flock 9; }
     case "$c" in
     cli) log "$step. Pulumi CLI v$PULUMI_VERSION" && run_component cli "$bin/pulumi" step_cli ;;
     langhost)
