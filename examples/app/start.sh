@@ -13,7 +13,8 @@ trap 'consul services deregister -id="$id"; exit 0' TERM INT
 consul kv put "$key" "started $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 echo "kv $key: $(consul kv get "$key")"
 while true; do
-    consul catalog services
+    # A failed listing (its agent restarting) is logged, not fatal: the app keeps running.
+    consul catalog services || echo "catalog: the agent did not answer" >&2
     sleep 30 &
     wait $!
 done

@@ -125,11 +125,14 @@ export function serverHeadlessServiceSpec(ports: Ports): k8s.types.input.core.v1
     };
 }
 
+/** The consul-ui Service's port, the HTTPS default, in front of the servers' HTTPS port. */
+export const UI_SERVICE_PORT = 443;
+
 export function uiServiceSpec(settings: WorkloadSettings): k8s.types.input.core.v1.ServiceSpec {
     return {
         type: settings.kubernetes.uiServiceType,
         selector: selectorLabels("server"),
-        ports: [{ name: "https", port: 443, targetPort: settings.ports.https, protocol: "TCP" }],
+        ports: [{ name: "https", port: UI_SERVICE_PORT, targetPort: settings.ports.https, protocol: "TCP" }],
     };
 }
 
