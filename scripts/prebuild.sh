@@ -4,7 +4,9 @@
 # locks and caches: a suite that reaches a build while this runs it waits for the lock and then finds
 # it cached; a build this has not reached, or that failed here, the suite runs itself. So this only
 # moves work earlier; it decides nothing. scripts/test-all.sh starts it beside the suites at the
-# lowest CPU priority, which gives it the cores while the real-host suites wait on their hosts.
+# lowest CPU priority, which gives it the cores while the real-host suites wait on their hosts. (A
+# suite that waits for a build this holds waits at that priority: when the suites keep both cores
+# busy, longer than building it itself would take.)
 #
 # Prints one line per step (seconds, exit status) and exits 1 if any step failed.
 # Usage: scripts/prebuild.sh
