@@ -1,9 +1,10 @@
-// Scenario 2 of issue 14: examples/app, as its README deploys it, on the real node. The app's
-// namespace listed in the Consul stack (its consul-ca ConfigMap), a token with examples/app/policy.hcl
-// in a Secret, and the app stack's own `pulumi up` with a StackReference to the dev stack, in the
-// same file backend. Its pod reaches the node-local agent at https://$(HOST_IP):8501 with the mounted
-// CA and the server name, registers itself and writes and reads its key; the same calls without the
-// server name or without the token are refused with the TLS and ACL errors that prove both are used.
+// Scenario 2 of issue 14 (and the pod of scenario 8): examples/app, as its README deploys it, on the
+// real node. The app's namespace listed in the Consul stack (its consul-ca ConfigMap, our CA), a token
+// with examples/app/policy.hcl in a Secret, and the app stack's own `pulumi up` with a StackReference
+// to the Consul stack, in the same file backend. Its pod reaches the node-local agent at
+// https://$(HOST_IP):<https port> with the mounted CA and the server name, registers itself and writes
+// and reads its key; the same calls without the server name, the CA or the token, or outside its key
+// prefix, are refused with the TLS and ACL errors that prove each is used.
 
 import * as assert from "assert";
 import * as fs from "fs";
@@ -12,7 +13,7 @@ import { REPO_ROOT } from "../mocks";
 import { anotherProject } from "../engine/app-project";
 import { PulumiProject } from "../engine/pulumi-cli";
 import { KubeNode } from "./node";
-import { consulIn, isReady, podsIn, seconds, waitFor } from "./workloads";
+import { isReady, podsIn, seconds, waitFor } from "./workloads";
 
 const APP_ENTRIES = ["package.json", "tsconfig.json", "tsconfig.pulumi.json", "app", "components", "examples/app"];
 const APP_NAMESPACE = "apps";
@@ -21,18 +22,17 @@ const SERVICE = "consul-example-app";
 
 export interface AppScenario {
     readonly consulProject: PulumiProject;
-    /** The Consul stack's servers' namespace and the server pod to run `consul` in. */
-    readonly namespace: string;
-    readonly serverPod: string;
-    readonly managementToken: string;
+    /** The Consul stack the app's StackReference reads (`organization/consul/<stack>`). */
+    readonly stack: string;
+    /** Runs a `consul` CLI command with the management token, where the servers answer it. */
+    readonly admin: (command: string, stdin?: string) => Promise<string>;
     /** The client agents' node name on this node (the catalog node the app registers on). */
     readonly agentNode: string;
 }
 
 /** Runs the scenario; returns the app stack (destroy it before the Consul stack) and a figure line. */
 export async function appPodScenario(node: KubeNode, s: AppScenario): Promise<{ app: PulumiProject; figure: string }> {
-    const consul = (command: string, stdin = "") =>
-        consulIn(node, s.namespace, s.serverPod, s.managementToken, command, stdin);
+    const consul = s.admin;
     node.apply([
         {
             apiVersion: "v1",
@@ -44,7 +44,7 @@ export async function appPodScenario(node: KubeNode, s: AppScenario): Promise<{ 
         "config",
         "set",
         "--stack",
-        "dev",
+        s.stack,
         "--path",
         "consul:k8sAppNamespaces[0]",
         APP_NAMESPACE,
@@ -53,16 +53,18 @@ export async function appPodScenario(node: KubeNode, s: AppScenario): Promise<{ 
     assert.strictEqual(listed.code, 0, listed.output.slice(-4000));
     const caOf = (ns: string) =>
         node.kubectl(["get", "configmap", "consul-ca", "-n", ns, "-o", "jsonpath={.data.ca\\.crt}"]);
-    assert.strictEqual(caOf(APP_NAMESPACE), caOf(s.namespace));
+    assert.strictEqual(caOf(APP_NAMESPACE).trim(), String((await s.consulProject.outputs()).caCertPem).trim());
 
     const policy = fs.readFileSync(path.join(REPO_ROOT, "examples/app/policy.hcl"), "utf8");
-    consul(`consul acl policy create -name ${SERVICE} -rules - >/dev/null`, policy);
-    const created = JSON.parse(consul(`consul acl token create -policy-name ${SERVICE} -format json`)) as {
+    await consul(`consul acl policy create -name ${SERVICE} -rules - >/dev/null`, policy);
+    const created = JSON.parse(await consul(`consul acl token create -policy-name ${SERVICE} -format json`)) as {
         SecretID: string;
     };
-    // Through stdin, as the README's --from-file keeps it out of every argument.
+    // `kubectl create` from stdin: the token in no argument, and in no last-applied annotation (which
+    // `kubectl apply` would copy a stringData value into).
+    node.kubectl(["delete", "secret", "-n", APP_NAMESPACE, TOKEN_SECRET, "--ignore-not-found"]);
     node.kubectl(
-        ["apply", "-f", "-"],
+        ["create", "-f", "-"],
         JSON.stringify({
             apiVersion: "v1",
             kind: "Secret",
@@ -71,8 +73,8 @@ export async function appPodScenario(node: KubeNode, s: AppScenario): Promise<{ 
         }),
     );
 
-    const app = await anotherProject(s.consulProject, "app-k8s-tree", APP_ENTRIES, "examples/app", "dev", {
-        consulStack: "organization/consul/dev",
+    const app = await anotherProject(s.consulProject, `app-k8s-${s.stack}`, APP_ENTRIES, "examples/app", "dev", {
+        consulStack: `organization/consul/${s.stack}`,
         namespace: APP_NAMESPACE,
         tokenSecret: TOKEN_SECRET,
     });
@@ -91,9 +93,9 @@ export async function appPodScenario(node: KubeNode, s: AppScenario): Promise<{ 
     assert.match(logs(), new RegExp(`^kv ${key}: started \\d{4}-\\d\\d-\\d\\dT`, "m"));
 
     // What the app wrote is in the cluster: its instance on this node's agent, its key.
-    const nodes = consul(`consul catalog nodes -service=${SERVICE}`);
+    const nodes = await consul(`consul catalog nodes -service=${SERVICE}`);
     assert.match(nodes, new RegExp(`^${s.agentNode}\\s`, "m"), nodes);
-    assert.match(consul(`consul kv get ${key}`), /^started /);
+    assert.match(await consul(`consul kv get ${key}`), /^started /);
 
     // The env the helper gave it, resolved by the kubelet, and what each part of it does.
     const inApp = (command: string) => {
@@ -111,7 +113,8 @@ export async function appPodScenario(node: KubeNode, s: AppScenario): Promise<{ 
         status: { hostIP: string };
     };
     const serverName = String((await s.consulProject.outputs()).consulTlsServerName);
-    assert.strictEqual(env, `https://${status.hostIP}:8501 ${serverName} /etc/consul-ca/ca.crt`);
+    const httpsPort = Number(/:(\d+)$/.exec(String((await s.consulProject.outputs()).consulHttpAddr))?.[1]);
+    assert.strictEqual(env, `https://${status.hostIP}:${httpsPort} ${serverName} /etc/consul-ca/ca.crt`);
     assert.strictEqual(inApp(`consul kv get ${key}`).ok, true);
     const noServerName = inApp(`CONSUL_TLS_SERVER_NAME= consul kv get ${key}`);
     assert.ok(!noServerName.ok, "the node IP verified as the agent's name");
@@ -132,15 +135,16 @@ export async function appPodScenario(node: KubeNode, s: AppScenario): Promise<{ 
     };
 }
 
-/** Destroys the app stack: the pod deregisters (start.sh's TERM trap), the namespace is the test's. */
-export async function removeApp(node: KubeNode, app: PulumiProject, s: AppScenario): Promise<void> {
+/**
+ * Destroys the app stack and removes it: the pod deregisters (start.sh's TERM trap); the namespace is
+ * the test's.
+ */
+export async function removeApp(app: PulumiProject, s: AppScenario): Promise<void> {
     const down = await app.update("destroy");
     assert.strictEqual(down.code, 0, down.output.slice(-4000));
+    await app.must(["stack", "rm", app.stack, "--yes"]);
     await waitFor(
         "the app's instance deregistered",
-        () =>
-            !consulIn(node, s.namespace, s.serverPod, s.managementToken, "consul catalog services")
-                .split("\n")
-                .includes(SERVICE),
+        async () => !(await s.admin("consul catalog services")).split("\n").includes(SERVICE),
     );
 }

@@ -3,15 +3,17 @@
 // a real one-node Kubernetes 1.34 (node.ts): the API server admits the objects, the scheduler
 // places the pods, the kubelet runs them in containerd, the Consul agents form a cluster. Then
 // an app pod, the UI in a browser and the operator's changes on it (issue 14's scenarios 2–7, 9
-// and 10).
+// and 10), and last the hybrid topology: VM servers on nspawn hosts, the DaemonSet on the node (8).
 // Run with `npm run test:k8s-real`; needs root.
 
 import * as assert from "assert";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { CLIENT_NAME } from "../../components/agent/names";
+import { CLIENT_NAME, SERVER_COUNT_JOB_NAME } from "../../components/agent/names";
 import { Hosts } from "../e2e/hosts";
+import { ensureArtifacts, ensureConsulRelease, Mirror } from "../e2e/infra";
+import { testReleaseKey } from "../e2e/release-signing";
 import { PREVIOUS_VERSION } from "../e2e/releases";
 import { projectDefaults, REPO_ROOT, stackFileConfig } from "../mocks";
 import { engineCacheDir, VM_ENGINE_COMPONENTS } from "../../scripts/engine/engine-cache";
@@ -21,7 +23,8 @@ import { appPodScenario, removeApp } from "./app";
 import { scaleOutAndIn } from "./scale";
 import { stagedUpgrade } from "./upgrade";
 import { uiScenario } from "./ui";
-import { consulIn, column, isReady, podsIn, seconds, waitFor } from "./workloads";
+import { hybridScenario } from "./hybrid";
+import { consulIn, column, isReady, podsIn, seconds, statefulSetPods, waitFor } from "./workloads";
 import { imageArchives, KubeNode, log, nodeBinaries } from "./node";
 
 const DEV = stackFileConfig("dev").config;
@@ -39,6 +42,8 @@ const KEYS = 1000;
 /** The upgrade's versions (scenario 9): the stack's default, and the release before it. */
 const NEW_VERSION = CONFIG.consulVersion;
 const OLD_VERSION = PREVIOUS_VERSION;
+/** Host 1 is the Kubernetes node; these are the hybrid stack's VM servers (scenario 8). */
+const HYBRID_SERVERS = [2, 3, 4];
 
 function figure(line: string): void {
     log(`FIGURE k8s-real: ${line}`);
@@ -50,12 +55,13 @@ describe("Kubernetes for real: pulumi up --stack dev on a one-node Kubernetes bu
     let hosts: Hosts | undefined;
     let node: KubeNode | undefined;
     let project: PulumiProject | undefined;
+    let mirror: Mirror | undefined;
+    let release: { mirrorUrl: string; consulVersion: string } | undefined;
     let token = "";
 
     const pods = (ns: string) => podsIn(node!, ns);
-    /** The agents' pods (not the Jobs'). */
-    const agentPods = () =>
-        [...pods(NAMESPACE), ...pods(CLIENT_NAMESPACE)].filter((p) => p.status.phase !== "Succeeded");
+    /** The agents' pods: the StatefulSet's and the DaemonSet's (not the Jobs', done or failed). */
+    const agentPods = () => [...statefulSetPods(node!, NAMESPACE, STATEFULSET), ...pods(CLIENT_NAMESPACE)];
     const allReady = () => {
         const agents = agentPods();
         return agents.length === SERVERS + 1 && agents.every(isReady);
@@ -79,19 +85,27 @@ describe("Kubernetes for real: pulumi up --stack dev on a one-node Kubernetes bu
         work = fs.mkdtempSync(path.join(os.tmpdir(), "consul-k8s-real-"));
         const bins = nodeBinaries(path.join(work, "bin"));
         const images = imageArchives([NEW_VERSION, OLD_VERSION]);
+        // Before the CLI's environment is taken: the hybrid's VM servers check their release's
+        // signature against the suite's key (the mirror signs with it).
+        testReleaseKey();
         project = await PulumiProject.create("dev", DEV, [...VM_ENGINE_COMPONENTS, "kubernetes"]);
         log(`engine ${engineCacheDir()}`);
-        hosts = await Hosts.up(1, {
+        hosts = await Hosts.up(1 + HYBRID_SERVERS.length, {
             tmpPrefix: "consul-k8s-real-",
             k8sNodes: [1],
             k8sBin: bins.dir,
             upTimeoutMs: 10 * 60_000,
         });
+        // The hybrid's VM servers (scenario 8) download the release of the client image they run with.
+        mirror = await Mirror.start(await ensureArtifacts(), hosts.bridgeAddr);
+        mirror.addRelease(NEW_VERSION, await ensureConsulRelease(NEW_VERSION));
+        release = { mirrorUrl: mirror.url, consulVersion: NEW_VERSION };
         node = await KubeNode.start(hosts, 1, bins.kubectl, images, work);
         await project.must(["config", "set", "--stack", "dev", "kubernetes:kubeconfig", node.kubeconfigPath]);
     });
 
     after(async () => {
+        mirror?.stop();
         project?.dispose();
         node?.restore();
         await hosts?.down();
@@ -128,7 +142,7 @@ describe("Kubernetes for real: pulumi up --stack dev on a one-node Kubernetes bu
             jobs.map((j) => [j.metadata.name, j.status.succeeded]).sort(),
             [
                 ["consul-acl-agent-token", 1],
-                ["consul-server-count", 1],
+                [SERVER_COUNT_JOB_NAME, 1],
             ],
             JSON.stringify(jobs.map((j) => [j.metadata.name, j.status])),
         );
@@ -137,14 +151,13 @@ describe("Kubernetes for real: pulumi up --stack dev on a one-node Kubernetes bu
     it("2. an app pod from examples/app (app/'s kubernetesConsulAccess): its node-local agent over verified TLS with its token, a service and a key", async () => {
         const scenario = {
             consulProject: project!,
-            namespace: NAMESPACE,
-            serverPod: `${STATEFULSET}-0`,
-            managementToken: token,
+            stack: "dev",
+            admin: (command: string, stdin = "") => Promise.resolve(consul(`${STATEFULSET}-0`, command, stdin)),
             agentNode: node!.name,
         };
         const { app, figure: line } = await appPodScenario(node!, scenario);
         figure(line);
-        await removeApp(node!, app, scenario);
+        await removeApp(app, scenario);
     });
 
     it("3. a second pulumi up changes nothing", async () => {
@@ -314,6 +327,18 @@ describe("Kubernetes for real: pulumi up --stack dev on a one-node Kubernetes bu
         assert.deepStrictEqual(
             ours(NAMESPACE).sort(),
             Array.from({ length: SERVERS }, (_, k) => `persistentvolumeclaim/data-${STATEFULSET}-${k}`).sort(),
+        );
+    });
+
+    // After 10: the dev stack's DaemonSet is gone, so the node's ports are free for the hybrid's.
+    it("8. hybrid: VM servers on nspawn hosts over SSH, the client DaemonSet on the node joining them across the bridge; members, leader and KV from a pod", async () => {
+        figure(
+            await hybridScenario(node!, project!, {
+                hosts: hosts!,
+                servers: HYBRID_SERVERS,
+                release: release!,
+                namespace: `${NAMESPACE}-hybrid`,
+            }),
         );
     });
 });

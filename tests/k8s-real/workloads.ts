@@ -28,17 +28,17 @@ export function isReady(p: Pod): boolean {
 }
 
 /** Polls `ok` every second; fails naming `what` after the timeout. */
-export async function waitFor(what: string, ok: () => boolean, timeoutMs = 300_000): Promise<void> {
+export async function waitFor(what: string, ok: () => boolean | Promise<boolean>, timeoutMs = 300_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
-    while (!ok()) {
+    while (!(await ok())) {
         if (Date.now() > deadline) assert.fail(`timed out after ${timeoutMs / 1000} s waiting for ${what}`);
         await sleep(1000);
     }
 }
 
 /**
- * A shell command in a server pod's consul container, the management token on its stdin (never in
- * an argument), `stdin` after it.
+ * A shell command in an agent pod's consul container (a server's or a client's), the management
+ * token on its stdin (never in an argument), `stdin` after it.
  */
 export function consulIn(node: KubeNode, ns: string, pod: string, token: string, command: string, stdin = ""): string {
     return node.kubectl(
