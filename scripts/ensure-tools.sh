@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs the Debian tools the tests call (openssl, ssh-keygen, shellcheck, systemd-analyze, jq for the
-# server-count Job's script; gpg, gpgv and unzip for the release-download runs) when they are missing, so `npm cit` is the whole set-up on
-# a fresh machine. Needs root for apt-get; otherwise it names what to install.
+# Installs the Debian tools the tests call (openssl, ssh-keygen, shellcheck, systemd-analyze, jq for
+# the server-count Job's script; gpg, gpgv and unzip for the release-download runs) when they are
+# missing, so `npm cit` is the whole set-up on a fresh machine. Needs root for apt-get; otherwise it
+# names what to install.
 set -euo pipefail
 
 declare -A package_of=(
